@@ -1,0 +1,374 @@
+"""Coordinate frames: heliocentric <-> Galactocentric, sky bases, Magellanic Stream.
+
+All functions are pure JAX, broadcast over leading axes and are differentiable.
+
+Conventions
+-----------
+* Angles are **radians**; positions kpc; velocities km/s; proper motions mas/yr.
+* Heliocentric Cartesian vectors use Galactic axes: +x towards (l, b) = (0, 0),
+  +y towards l = 90 deg, +z towards the north Galactic pole.
+* The Galactocentric frame is right-handed: +x from the Sun towards the Galactic
+  centre, +y in the direction of Galactic rotation at the Sun, +z towards the NGP.
+  The Sun sits at negative x.
+* Spherical velocity components (``spherical_velocity``): colatitude ``theta`` is
+  measured from +z, so **v_theta > 0 points south** (towards increasing theta), and
+  ``phi = atan2(y, x)`` so **v_phi > 0 is retrograde** (the Sun has v_phi < 0).
+  Li et al. (2025) flip both signs; use ``flip_li=True`` to get theirs.
+* Proper motions are (mu_l*, mu_b) with mu_l* = mu_l cos b.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from .constants import K_PM
+
+__all__ = [
+    "SolarParameters",
+    "galactic_to_cartesian",
+    "cartesian_to_galactic",
+    "sky_basis",
+    "heliocentric_to_galactocentric",
+    "galactocentric_to_heliocentric",
+    "observables_to_galactocentric",
+    "galactocentric_to_observables",
+    "velocity_to_observables",
+    "observables_to_velocity",
+    "spherical_basis",
+    "spherical_velocity",
+    "galactic_to_magellanic",
+    "magellanic_to_galactic",
+    "MS_ROTATION",
+    "proper_motion_covariance",
+    "tangential_velocity_covariance",
+    "apex_vector",
+    "Observables",
+]
+
+
+class SolarParameters(eqx.Module):
+    """Position and velocity of the Sun relative to the Galactic centre.
+
+    Attributes
+    ----------
+    galcen_distance : float
+        Sun - Galactic-centre distance d (kpc).
+    z_sun : float
+        Height of the Sun above the Galactic mid-plane (kpc).
+    v_sun : Array, shape (3,)
+        Solar velocity in the Galactocentric frame (km/s).
+    tilt : bool (static)
+        If True (default) the frame follows ``astropy.coordinates.Galactocentric``:
+        the heliocentric vector is translated by d along the Galactic centre
+        direction and then rotated about y by asin(z_sun / d), so the Sun ends at
+        (-sqrt(d^2 - z_sun^2), 0, z_sun). If False (the reflexcalc / PP21 reference
+        convention) the transformation is a pure translation, with the Sun at
+        (-d, 0, z_sun).
+
+    The default values are those of Chandra et al. (2025): d = 8.122 kpc,
+    z_sun = 20.8 pc, v_sun = (12.9, 245.6, 7.78) km/s, tilted.
+    """
+
+    galcen_distance: Array = eqx.field(converter=jnp.asarray, default=8.122)
+    z_sun: Array = eqx.field(converter=jnp.asarray, default=0.0208)
+    v_sun: Array = eqx.field(converter=jnp.asarray, default=(12.9, 245.6, 7.78))
+    tilt: bool = eqx.field(static=True, default=True)
+
+    @classmethod
+    def chandra(cls) -> "SolarParameters":
+        """Chandra et al. (2025) / DESIGN defaults (astropy-like tilted frame)."""
+        return cls()
+
+    @classmethod
+    def reference(cls) -> "SolarParameters":
+        """The reflexcalc (YPP24) / PP21 likelihood code: Sun at (-8.3, 0, 0.02) kpc,
+        v_sun = (11.1, 244.24, 7.25) km/s, no tilt."""
+        return cls(8.3, 0.02, (11.1, 244.24, 7.25), tilt=False)
+
+    @classmethod
+    def brooks(cls) -> "SolarParameters":
+        """Brooks et al. (2025, 2026): d = 8.3 kpc, v_sun = (11.1, 244.24, 7.24) km/s."""
+        return cls(8.3, 0.0208, (11.1, 244.24, 7.24), tilt=True)
+
+    @property
+    def rotation(self) -> Array:
+        """Rotation (3, 3) applied after the translation (identity when untilted)."""
+        if not self.tilt:
+            return jnp.eye(3, dtype=jnp.result_type(self.z_sun, float))
+        s = self.z_sun / self.galcen_distance
+        c = jnp.sqrt(1.0 - s * s)
+        zero, one = jnp.zeros_like(s), jnp.ones_like(s)
+        return jnp.array([[c, zero, s], [zero, one, zero], [-s, zero, c]])
+
+    @property
+    def position(self) -> Array:
+        """Galactocentric position of the Sun (kpc), shape (3,)."""
+        d, z = self.galcen_distance, self.z_sun
+        if not self.tilt:
+            return jnp.stack([-d, jnp.zeros_like(d), z])
+        return jnp.stack([-jnp.sqrt(d * d - z * z), jnp.zeros_like(d), z])
+
+
+def galactic_to_cartesian(l: ArrayLike, b: ArrayLike, d: ArrayLike = 1.0) -> Array:
+    """Heliocentric Cartesian vector (..., 3) in kpc from Galactic (l, b) [rad] and distance d [kpc]."""
+    l, b, d = jnp.asarray(l), jnp.asarray(b), jnp.asarray(d)
+    cb = jnp.cos(b)
+    return jnp.stack([d * cb * jnp.cos(l), d * cb * jnp.sin(l), d * jnp.sin(b)], axis=-1)
+
+
+def cartesian_to_galactic(xyz: ArrayLike) -> tuple[Array, Array, Array]:
+    """Inverse of :func:`galactic_to_cartesian`: returns (l in (-pi, pi], b, d) for xyz (..., 3)."""
+    xyz = jnp.asarray(xyz)
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    R = jnp.hypot(x, y)
+    return jnp.arctan2(y, x), jnp.arctan2(z, R), jnp.sqrt(R * R + z * z)
+
+
+def sky_basis(l: ArrayLike, b: ArrayLike) -> tuple[Array, Array, Array]:
+    """Unit vectors (e_los, e_l, e_b), each (..., 3), at Galactic (l, b) [rad].
+
+    e_l points towards increasing l and e_b towards increasing b (north).
+    """
+    l, b = jnp.asarray(l), jnp.asarray(b)
+    cl, sl, cb, sb = jnp.cos(l), jnp.sin(l), jnp.cos(b), jnp.sin(b)
+    e_los = jnp.stack([cb * cl, cb * sl, sb], axis=-1)
+    e_l = jnp.stack([-sl, cl, jnp.zeros_like(cl)], axis=-1)
+    e_b = jnp.stack([-sb * cl, -sb * sl, cb], axis=-1)
+    return e_los, e_l, e_b
+
+
+def heliocentric_to_galactocentric(
+    xyz: ArrayLike, v_xyz: ArrayLike | None = None, solar: SolarParameters | None = None
+) -> tuple[Array, Array | None]:
+    """Heliocentric Cartesian (Galactic axes) to Galactocentric.
+
+    Parameters
+    ----------
+    xyz : (..., 3) heliocentric position, kpc.
+    v_xyz : (..., 3) heliocentric velocity relative to the Sun, km/s, or None.
+    solar : solar parameters (default :class:`SolarParameters`).
+
+    Returns
+    -------
+    (r_gal, v_gal): (..., 3) kpc and (..., 3) km/s (``None`` if ``v_xyz`` is None).
+    """
+    solar = SolarParameters() if solar is None else solar
+    xyz = jnp.asarray(xyz)
+    R = solar.rotation
+    if solar.tilt:
+        shifted = xyz - jnp.stack([solar.galcen_distance, 0.0 * solar.galcen_distance, 0.0 * solar.galcen_distance])
+        r_gal = shifted @ R.T
+    else:
+        r_gal = xyz + solar.position
+    if v_xyz is None:
+        return r_gal, None
+    v_gal = jnp.asarray(v_xyz) @ R.T + solar.v_sun
+    return r_gal, v_gal
+
+
+def galactocentric_to_heliocentric(
+    r_gal: ArrayLike, v_gal: ArrayLike | None = None, solar: SolarParameters | None = None
+) -> tuple[Array, Array | None]:
+    """Inverse of :func:`heliocentric_to_galactocentric` (same units and shapes)."""
+    solar = SolarParameters() if solar is None else solar
+    r_gal = jnp.asarray(r_gal)
+    R = solar.rotation
+    if solar.tilt:
+        xyz = r_gal @ R + jnp.stack([solar.galcen_distance, 0.0 * solar.galcen_distance, 0.0 * solar.galcen_distance])
+    else:
+        xyz = r_gal - solar.position
+    if v_gal is None:
+        return xyz, None
+    v_xyz = (jnp.asarray(v_gal) - solar.v_sun) @ R
+    return xyz, v_xyz
+
+
+class Observables(NamedTuple):
+    """Heliocentric observables: l, b [rad], d [kpc], v_los [km/s], pm_l* and pm_b [mas/yr]."""
+
+    l: Array
+    b: Array
+    d: Array
+    v_los: Array
+    pm_l: Array
+    pm_b: Array
+
+
+def velocity_to_observables(
+    v_xyz: ArrayLike, l: ArrayLike, b: ArrayLike, d: ArrayLike, k: float = K_PM
+) -> tuple[Array, Array, Array]:
+    """Project heliocentric Cartesian velocity (..., 3) [km/s] onto (v_los [km/s], mu_l* , mu_b [mas/yr])."""
+    v_xyz = jnp.asarray(v_xyz)
+    e_los, e_l, e_b = sky_basis(l, b)
+    kd = k * jnp.asarray(d)
+    return (
+        jnp.sum(v_xyz * e_los, -1),
+        jnp.sum(v_xyz * e_l, -1) / kd,
+        jnp.sum(v_xyz * e_b, -1) / kd,
+    )
+
+
+def observables_to_velocity(
+    l: ArrayLike, b: ArrayLike, d: ArrayLike, v_los: ArrayLike, pm_l: ArrayLike, pm_b: ArrayLike, k: float = K_PM
+) -> Array:
+    """Heliocentric Cartesian velocity (..., 3) [km/s] from the observables (inverse of the above)."""
+    e_los, e_l, e_b = sky_basis(l, b)
+    kd = k * jnp.asarray(d)
+    return (
+        jnp.asarray(v_los)[..., None] * e_los
+        + (kd * jnp.asarray(pm_l))[..., None] * e_l
+        + (kd * jnp.asarray(pm_b))[..., None] * e_b
+    )
+
+
+def observables_to_galactocentric(
+    l: ArrayLike,
+    b: ArrayLike,
+    d: ArrayLike,
+    v_los: ArrayLike,
+    pm_l: ArrayLike,
+    pm_b: ArrayLike,
+    solar: SolarParameters | None = None,
+    k: float = K_PM,
+) -> tuple[Array, Array]:
+    """Galactocentric position (..., 3) [kpc] and velocity (..., 3) [km/s] from heliocentric observables."""
+    xyz = galactic_to_cartesian(l, b, d)
+    v = observables_to_velocity(l, b, d, v_los, pm_l, pm_b, k)
+    return heliocentric_to_galactocentric(xyz, v, solar)
+
+
+def galactocentric_to_observables(
+    r_gal: ArrayLike, v_gal: ArrayLike, solar: SolarParameters | None = None, k: float = K_PM
+) -> Observables:
+    """Heliocentric observables of Galactocentric phase-space points (l in (-pi, pi])."""
+    xyz, v = galactocentric_to_heliocentric(r_gal, v_gal, solar)
+    l, b, d = cartesian_to_galactic(xyz)
+    v_los, pm_l, pm_b = velocity_to_observables(v, l, b, d, k)
+    return Observables(l, b, d, v_los, pm_l, pm_b)
+
+
+def spherical_basis(r_gal: ArrayLike) -> tuple[Array, Array, Array]:
+    """Galactocentric spherical unit vectors (e_r, e_theta, e_phi), each (..., 3).
+
+    theta is the colatitude from +z (e_theta points south), phi = atan2(y, x).
+    """
+    r_gal = jnp.asarray(r_gal)
+    x, y, z = r_gal[..., 0], r_gal[..., 1], r_gal[..., 2]
+    R = jnp.hypot(x, y)
+    r = jnp.sqrt(R * R + z * z)
+    phi = jnp.arctan2(y, x)
+    ct, st = z / r, R / r
+    cp, sp = jnp.cos(phi), jnp.sin(phi)
+    e_r = jnp.stack([st * cp, st * sp, ct], -1)
+    e_theta = jnp.stack([ct * cp, ct * sp, -st], -1)
+    e_phi = jnp.stack([-sp, cp, jnp.zeros_like(cp)], -1)
+    return e_r, e_theta, e_phi
+
+
+def spherical_velocity(r_gal: ArrayLike, v_gal: ArrayLike, flip_li: bool = False) -> tuple[Array, Array, Array]:
+    """Galactocentric spherical velocity components (v_r, v_theta, v_phi) in km/s, each (...,).
+
+    Signs as in the module docstring (v_theta > 0 southwards, v_phi > 0 retrograde).
+    ``flip_li=True`` returns Li et al.'s convention (v_theta > 0 northwards,
+    v_phi > 0 prograde... i.e. both signs flipped).
+    """
+    v_gal = jnp.asarray(v_gal)
+    e_r, e_t, e_p = spherical_basis(r_gal)
+    v_r = jnp.sum(v_gal * e_r, -1)
+    v_t = jnp.sum(v_gal * e_t, -1)
+    v_p = jnp.sum(v_gal * e_p, -1)
+    if flip_li:
+        return v_r, -v_t, -v_p
+    return v_r, v_t, v_p
+
+
+def _rot(angle: float, axis: int) -> "list[list[float]]":
+    """Passive rotation matrix about a coordinate axis (astropy's ``rotation_matrix`` convention)."""
+    c, s = math.cos(angle), math.sin(angle)
+    if axis == 2:  # z
+        return [[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]
+    if axis == 1:  # y
+        return [[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]]
+    raise ValueError(axis)
+
+
+def _matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+
+
+def _ms_rotation() -> "list[list[float]]":
+    """Galactic -> Magellanic Stream (Nidever et al. 2008) rotation matrix.
+
+    The MS pole is at Galactic (l, b) = (188.5, -7.5) deg; the longitude origin
+    L_MS = 0 is placed at the LMC-centred point (l, b) = (280.47, -32.75) deg. The
+    third Euler angle is solved here from that origin, not hard-coded.
+    """
+    lp, bp = 188.5 * math.pi / 180, -7.5 * math.pi / 180
+    m = _matmul(_rot(math.pi / 2 - bp, 1), _rot(lp, 2))
+    l0, b0 = 280.47 * math.pi / 180, -32.75 * math.pi / 180
+    v = [math.cos(b0) * math.cos(l0), math.cos(b0) * math.sin(l0), math.sin(b0)]
+    w = [sum(m[i][k] * v[k] for k in range(3)) for i in range(3)]
+    psi = math.atan2(w[1], w[0])
+    return _matmul(_rot(psi, 2), m)
+
+
+#: Galactic -> Magellanic Stream rotation matrix (3, 3), as a nested tuple of floats.
+MS_ROTATION: tuple[tuple[float, ...], ...] = tuple(tuple(row) for row in _ms_rotation())
+
+
+def galactic_to_magellanic(l: ArrayLike, b: ArrayLike) -> tuple[Array, Array]:
+    """Galactic (l, b) [rad] to Magellanic Stream (L_MS in (-pi, pi], B_MS) [rad]."""
+    v = galactic_to_cartesian(l, b) @ jnp.asarray(MS_ROTATION).T
+    L, B, _ = cartesian_to_galactic(v)
+    return L, B
+
+
+def magellanic_to_galactic(L: ArrayLike, B: ArrayLike) -> tuple[Array, Array]:
+    """Magellanic Stream (L_MS, B_MS) [rad] to Galactic (l in (-pi, pi], b) [rad]."""
+    v = galactic_to_cartesian(L, B) @ jnp.asarray(MS_ROTATION)
+    l, b, _ = cartesian_to_galactic(v)
+    return l, b
+
+
+def apex_vector(lon: ArrayLike, sin_lat: ArrayLike) -> Array:
+    """Unit vector (..., 3) towards (lon, lat) given lon [rad] and sin(lat).
+
+    Uses cos(lat) = sqrt(1 - sin^2) with a safe gradient at the poles.
+    """
+    lon, s = jnp.asarray(lon), jnp.asarray(sin_lat)
+    c2 = 1.0 - s * s
+    safe = jnp.where(c2 > 0, c2, 1.0)
+    c = jnp.where(c2 > 0, jnp.sqrt(safe), 0.0)
+    return jnp.stack([c * jnp.cos(lon), c * jnp.sin(lon), s], axis=-1)
+
+
+def proper_motion_covariance(pm_l_err: ArrayLike, pm_b_err: ArrayLike, rho: ArrayLike = 0.0) -> Array:
+    """2x2 covariance (..., 2, 2) of (mu_l*, mu_b) from their 1-sigma errors and correlation rho."""
+    el, eb, rho = jnp.asarray(pm_l_err), jnp.asarray(pm_b_err), jnp.asarray(rho)
+    off = rho * el * eb
+    return jnp.stack([jnp.stack([el * el, off], -1), jnp.stack([off, eb * eb], -1)], -2)
+
+
+def tangential_velocity_covariance(
+    d: ArrayLike, d_err: ArrayLike, pm: ArrayLike, pm_cov: ArrayLike, k: float = K_PM
+) -> Array:
+    """Covariance (..., 2, 2) [km^2/s^2] of v_t = k d mu, to first order in the errors.
+
+    C_vt = k^2 (d^2 C_mu + sigma_d^2 mu mu^T): the distance error is fully
+    correlated between the two components.
+
+    Parameters
+    ----------
+    d, d_err : (...,) distance and its 1-sigma error, kpc.
+    pm : (..., 2) proper motion (mu_l*, mu_b), mas/yr.
+    pm_cov : (..., 2, 2) proper-motion covariance, (mas/yr)^2.
+    """
+    d, d_err, pm = jnp.asarray(d), jnp.asarray(d_err), jnp.asarray(pm)
+    outer = pm[..., :, None] * pm[..., None, :]
+    return k**2 * (d[..., None, None] ** 2 * jnp.asarray(pm_cov) + d_err[..., None, None] ** 2 * outer)
