@@ -1,0 +1,83 @@
+"""Shared helpers for the benchmark scripts: device naming, timing, result files.
+
+Every benchmark script exposes ``run(quick: bool = False) -> list[dict]`` and, when run
+as a script, writes ``benchmarks/results/<name>_<device-slug>.json`` through
+:func:`write_results`. ``jaxhalo bench`` collects them and renders the Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def device_name() -> str:
+    """Human-readable name of the default JAX device, with the CPU model and core count on CPU."""
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        cpu = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        return f"CPU: {cpu} ({os.cpu_count()} cores)"
+    return f"{dev.platform.upper()}: {getattr(dev, 'device_kind', str(dev))}"
+
+
+def device_slug() -> str:
+    """Short file-name-safe device tag: 'cpu' or the GPU kind, e.g. 'nvidia-h100'."""
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        return f"cpu{os.cpu_count()}"
+    return re.sub(r"[^a-z0-9]+", "-", getattr(dev, "device_kind", dev.platform).lower()).strip("-")
+
+
+def block(x: Any) -> Any:
+    """Block until every array in a pytree is computed."""
+    return jax.block_until_ready(x)
+
+
+def timeit(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.2) -> dict:
+    """Time ``fn()`` (already compiled): first call separately, then the best of ``repeats``.
+
+    Returns {'first_s', 'best_s', 'median_s', 'n'}.
+    """
+    t0 = time.perf_counter()
+    block(fn())
+    first = time.perf_counter() - t0
+    times = []
+    t_start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - t_start) < min_time and len(times) < 100:
+        t0 = time.perf_counter()
+        block(fn())
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"first_s": first, "best_s": times[0], "median_s": times[len(times) // 2], "n": len(times)}
+
+
+def write_results(name: str, records: list[dict], meta: dict | None = None) -> Path:
+    """Write benchmark records to ``benchmarks/results/<name>_<device>.json`` and return the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}_{device_slug()}.json"
+    payload = {
+        "benchmark": name,
+        "device": device_name(),
+        "jax_version": jax.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "meta": meta or {},
+        "records": records,
+    }
+    out.write_text(json.dumps(payload, indent=2, default=float))
+    return out
