@@ -12,6 +12,8 @@ import pytest
 from jaxhalo import frames
 from jaxhalo.constants import K_PM
 
+from astropy_reference import astropy_galactocentric as _astropy_frame
+
 RNG = np.random.default_rng(42)
 N = 200
 
@@ -24,26 +26,6 @@ def _random_stars(n=N):
     pml = RNG.normal(0, 3, n)
     pmb = RNG.normal(0, 3, n)
     return l, b, d, vlos, pml, pmb
-
-
-def _astropy_frame(solar: frames.SolarParameters) -> coord.Galactocentric:
-    """astropy Galactocentric with axes aligned to Galactic (l, b) = (0, 0) and the NGP.
-
-    astropy's default galcen_coord is Sgr A*, which is not at (l, b) = (0, 0); we
-    put it there and solve the roll angle that makes +z the NGP exactly.
-    """
-    gc = coord.Galactic(l=0 * u.deg, b=0 * u.deg).transform_to(coord.ICRS())
-    kw = dict(
-        galcen_coord=gc,
-        galcen_distance=float(solar.galcen_distance) * u.kpc,
-        z_sun=float(solar.z_sun) * u.kpc,
-        galcen_v_sun=coord.CartesianDifferential(np.asarray(solar.v_sun) * u.km / u.s),
-    )
-    probe = coord.Galactocentric(roll=0 * u.rad, **{**kw, "z_sun": 0 * u.kpc})
-    ngp = coord.SkyCoord(l=0 * u.deg, b=90 * u.deg, distance=1 * u.kpc, frame="galactic").transform_to(probe)
-    v = ngp.cartesian.xyz.to_value(u.kpc) + np.array([float(solar.galcen_distance), 0, 0])
-    roll = np.arctan2(v[1], v[2])
-    return coord.Galactocentric(roll=roll * u.rad, **kw)
 
 
 @pytest.mark.parametrize("solar", [frames.SolarParameters(), frames.SolarParameters.brooks()])

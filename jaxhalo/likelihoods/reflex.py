@@ -1,0 +1,398 @@
+"""The reflex-motion ("travel velocity") model and likelihood.
+
+Implements ``shared/REFLEX_MODEL.md`` (Petersen & Penarrubia 2021; Yaaqib, Petersen &
+Penarrubia 2024) and the continuity extension of Chandra et al. (2025).
+
+Mean Galactocentric velocity of the halo at a star's position r (eq. 1 of Chandra et al.):
+
+    <v>(r) = -v_travel + <v_r> e_r + <v_phi> e_phi + <v_theta> e_theta,
+
+where v_travel = V n_hat is the velocity of the inner Galaxy relative to the distant
+halo (the stars see the *reflex* -V n_hat). The mean is projected onto the heliocentric
+observables (v_los, mu_l*, mu_b); intrinsic dispersions (sigma_los, sigma_l, sigma_b)
+are added in the heliocentric observable frame; the distance error enters the
+proper-motion covariance to first order through the *observed* proper motion
+(REFLEX_MODEL.md §5).
+
+Sign conventions follow :mod:`jaxhalo.frames`: v_phi > 0 is retrograde, v_theta > 0 is
+southwards. Angles are radians; velocities km/s; proper motions mas/yr; distances kpc.
+
+Everything that does not depend on the model parameters (sky bases, solar-motion
+projections, error covariances) is computed once in :class:`ReflexData`; a likelihood
+call is then a handful of fused array operations over stars.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ..catalog import StarCatalog
+from ..constants import K_PM, K_PM_REFERENCE
+from ..frames import (
+    MS_ROTATION,
+    SolarParameters,
+    apex_vector,
+    galactic_to_cartesian,
+    heliocentric_to_galactocentric,
+    sky_basis,
+    spherical_basis,
+)
+
+__all__ = [
+    "ReflexData",
+    "ReflexModel",
+    "reflex_log_likelihood",
+    "reflex_mean_observables",
+    "PARAMETERS",
+]
+
+ApexKind = Literal["galactic", "ms", "cartesian"]
+FormKind = Literal["constant", "continuity"]
+
+#: The nine physical parameters of the constant model, by apex parameterisation.
+#: Angles in rad, velocities and dispersions in km/s.
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "galactic": ("v_travel", "apex_l", "apex_sinb", "vr", "vphi", "vtheta", "sigma_los", "sigma_l", "sigma_b"),
+    "ms": ("v_travel", "apex_L", "apex_sinB", "vr", "vphi", "vtheta", "sigma_los", "sigma_l", "sigma_b"),
+    "cartesian": ("v_x", "v_y", "v_z", "vr", "vphi", "vtheta", "sigma_los", "sigma_l", "sigma_b"),
+}
+
+
+class ReflexData(eqx.Module):
+    """Parameter-independent per-star geometry and data for the reflex likelihood.
+
+    All arrays have leading dimension N (stars). Build with :meth:`from_catalog`
+    or :meth:`from_arrays`.
+
+    Attributes
+    ----------
+    r_gal : (N,) Galactocentric radius used by the continuity model (kpc).
+    proj : (N, 3, 3) rows map a Galactocentric velocity (km/s) to the model
+        observables (v_los [km/s], mu_l* [mas/yr], mu_b [mas/yr]).
+    basis_proj : (N, 3, 3) ``proj`` applied to (e_r, e_phi, e_theta): column j is
+        the observable response to a unit mean velocity along spherical axis j.
+    sun_obs : (N, 3) projection of the solar velocity, subtracted from the model.
+    obs : (N, 3) observed (v_los, mu_l*, mu_b).
+    var_los : (N,) v_los error variance (km/s)^2.
+    pm_cov : (N, 2, 2) proper-motion error covariance incl. distance-error term.
+    inv_f2 : (N,) 1 / (k d)^2, converting tangential dispersions to PM variances.
+    weight : (N,) 1 for stars that count, 0 for padding / clipped stars.
+    """
+
+    r_gal: Array
+    proj: Array
+    basis_proj: Array
+    sun_obs: Array
+    obs: Array
+    var_los: Array
+    pm_cov: Array
+    inv_f2: Array
+    weight: Array
+
+    @property
+    def n_stars(self) -> int:
+        return int(self.r_gal.shape[0])
+
+    @classmethod
+    def from_arrays(
+        cls,
+        l: np.ndarray,
+        b: np.ndarray,
+        distance: np.ndarray,
+        distance_err: np.ndarray,
+        v_los: np.ndarray,
+        v_los_err: np.ndarray,
+        pm_l: np.ndarray,
+        pm_b: np.ndarray,
+        pm_l_err: np.ndarray,
+        pm_b_err: np.ndarray,
+        pm_corr: np.ndarray | float = 0.0,
+        *,
+        xyz: np.ndarray | None = None,
+        solar: SolarParameters | None = None,
+        k: float = K_PM,
+        distance_quirk: bool = False,
+        weight: np.ndarray | None = None,
+    ) -> "ReflexData":
+        """Precompute the geometry from per-star arrays (angles in rad; shapes (N,)).
+
+        Parameters
+        ----------
+        xyz : optional (N, 3) catalogue Galactocentric positions (kpc). When given,
+            the model uses them (as the reference code does): the heliocentric
+            vector, l, b and D are recomputed as ``xyz - solar.position`` in an
+            untilted frame. When None, positions follow from (l, b, distance).
+        solar : solar parameters (default :class:`SolarParameters`).
+        k : km/s per kpc mas/yr (4.74057 in the reference code).
+        distance_quirk : reproduce the reference code's D' = sqrt(D^2 + l^2 + theta^2)
+            in the model proper motions (REFLEX_MODEL.md §4.3); False gives D' = D.
+        weight : optional (N,) 0/1 weights (default all 1).
+        """
+        solar = SolarParameters() if solar is None else solar
+        d = jnp.asarray(distance, float)
+        if xyz is not None:
+            r = jnp.asarray(xyz, float)
+            h = r - solar.position  # reference code: pure translation
+            rot = solar.rotation if solar.tilt else jnp.eye(3)
+            if solar.tilt:
+                # express the heliocentric vector with heliocentric (Galactic) axes
+                h = h @ rot
+            D = jnp.linalg.norm(h, axis=-1)
+            ll = jnp.arctan2(h[:, 1], h[:, 0])
+            bb = jnp.arcsin(h[:, 2] / D)
+        else:
+            ll, bb, D = jnp.asarray(l, float), jnp.asarray(b, float), d
+            r, _ = heliocentric_to_galactocentric(galactic_to_cartesian(ll, bb, D), None, solar)
+            rot = solar.rotation
+        e_los, e_l, e_b = sky_basis(ll, bb)
+        if distance_quirk:
+            Dp = jnp.sqrt(D**2 + ll**2 + (jnp.pi / 2 - bb) ** 2)
+        else:
+            Dp = D
+        kD = k * Dp
+        # Heliocentric basis vectors expressed in Galactocentric axes (rotation R of the frame).
+        rows = jnp.stack([e_los, e_l / kD[:, None], e_b / kD[:, None]], axis=1)  # (N, 3, 3)
+        proj = rows @ jnp.asarray(rot).T
+        e_r, e_theta, e_phi = spherical_basis(r)
+        basis = jnp.stack([e_r, e_phi, e_theta], axis=-1)  # (N, 3, 3) columns
+        basis_proj = proj @ basis
+        sun_obs = proj @ jnp.asarray(solar.v_sun)
+        obs = jnp.stack([jnp.asarray(v_los, float), jnp.asarray(pm_l, float), jnp.asarray(pm_b, float)], -1)
+        ed = jnp.asarray(distance_err, float)
+        el, eb = jnp.asarray(pm_l_err, float), jnp.asarray(pm_b_err, float)
+        rho = jnp.broadcast_to(jnp.asarray(pm_corr, float), d.shape)
+        ml, mb = obs[:, 1], obs[:, 2]
+        c11 = el**2 + ed**2 * ml**2 / d**2
+        c22 = eb**2 + ed**2 * mb**2 / d**2
+        c12 = rho * el * eb
+        pm_cov = jnp.stack([jnp.stack([c11, c12], -1), jnp.stack([c12, c22], -1)], -2)
+        w = jnp.ones_like(d) if weight is None else jnp.asarray(weight, float)
+        return cls(
+            r_gal=jnp.linalg.norm(r, axis=-1),
+            proj=proj,
+            basis_proj=basis_proj,
+            sun_obs=sun_obs,
+            obs=obs,
+            var_los=jnp.asarray(v_los_err, float) ** 2,
+            pm_cov=pm_cov,
+            inv_f2=1.0 / (k * d) ** 2,
+            weight=w,
+        )
+
+    @classmethod
+    def from_catalog(
+        cls,
+        cat: StarCatalog,
+        *,
+        solar: SolarParameters | None = None,
+        k: float | None = None,
+        reference: bool = False,
+        distance_quirk: bool | None = None,
+        use_catalog_xyz: bool | None = None,
+    ) -> "ReflexData":
+        """Build from a :class:`~jaxhalo.catalog.StarCatalog`.
+
+        ``reference=True`` switches every default to the reflexcalc reference code:
+        ``SolarParameters.reference()``, k = 4.74057, the catalogue's Cartesian
+        positions, and the D' quirk. Each can still be overridden individually.
+        """
+        if reference:
+            solar = SolarParameters.reference() if solar is None else solar
+            k = K_PM_REFERENCE if k is None else k
+            distance_quirk = True if distance_quirk is None else distance_quirk
+            use_catalog_xyz = True if use_catalog_xyz is None else use_catalog_xyz
+        k = K_PM if k is None else k
+        use_xyz = bool(use_catalog_xyz) and cat.xyz is not None
+        if use_catalog_xyz and cat.xyz is None:
+            raise ValueError("use_catalog_xyz=True but the catalogue has no Galactocentric positions (xyz)")
+        return cls.from_arrays(
+            cat.l, cat.b, cat.distance, cat.distance_err, cat.v_los, cat.v_los_err,
+            cat.pm_l, cat.pm_b, cat.pm_l_err, cat.pm_b_err, cat.pm_corr,
+            xyz=cat.xyz if use_xyz else None, solar=solar, k=k,
+            distance_quirk=bool(distance_quirk), weight=None,
+        )
+
+    def with_weight(self, weight: Array) -> "ReflexData":
+        """Same data with new (N,) star weights (e.g. a clipping mask)."""
+        return eqx.tree_at(lambda d: d.weight, self, jnp.asarray(weight, float))
+
+
+def reflex_mean_observables(
+    data: ReflexData, travel: Array, vr: Array, vphi: Array, vtheta: Array
+) -> Array:
+    """Model mean observables (N, 3): (v_los [km/s], mu_l* [mas/yr], mu_b [mas/yr]).
+
+    Parameters
+    ----------
+    travel : (3,) or (N, 3) travel velocity vector V n_hat (km/s), Galactocentric axes.
+    vr, vphi, vtheta : scalars or (N,) bulk spherical velocities (km/s).
+    """
+    travel = jnp.broadcast_to(travel, data.obs.shape)
+    sph = jnp.stack(jnp.broadcast_arrays(vr, vphi, vtheta, data.r_gal)[:3], -1)
+    return (
+        -jnp.einsum("nij,nj->ni", data.proj, travel)
+        + jnp.einsum("nij,nj->ni", data.basis_proj, sph)
+        - data.sun_obs
+    )
+
+
+def reflex_log_likelihood(
+    data: ReflexData,
+    travel: Array,
+    vr: Array,
+    vphi: Array,
+    vtheta: Array,
+    sigma_los: Array,
+    sigma_l: Array,
+    sigma_b: Array,
+) -> Array:
+    """Per-star log-likelihood (N,) of the reflex model (REFLEX_MODEL.md §5), times ``data.weight``.
+
+    Parameters are scalars or per-star arrays (N,) (the continuity model evaluates
+    them at each star's r_gal); ``travel`` is (3,) or (N, 3) in km/s; dispersions
+    in km/s (tangential ones are converted to proper-motion variances with the
+    catalogue distance).
+    """
+    mean = reflex_mean_observables(data, travel, vr, vphi, vtheta)
+    resid = data.obs - mean
+    S2 = data.var_los + sigma_los**2
+    ll_v = -0.5 * (jnp.log(2 * jnp.pi * S2) + resid[:, 0] ** 2 / S2)
+    a = data.pm_cov[:, 0, 0] + sigma_l**2 * data.inv_f2
+    c = data.pm_cov[:, 1, 1] + sigma_b**2 * data.inv_f2
+    bc = data.pm_cov[:, 0, 1]
+    det = a * c - bc * bc
+    dl, db = resid[:, 1], resid[:, 2]
+    quad = (c * dl * dl - 2 * bc * dl * db + a * db * db) / det
+    ll_pm = -0.5 * (jnp.log((2 * jnp.pi) ** 2 * det) + quad)
+    return data.weight * (ll_v + ll_pm)
+
+
+def reflex_chi2(
+    data: ReflexData, travel, vr, vphi, vtheta, sigma_los, sigma_l, sigma_b
+) -> Array:
+    """Per-star chi^2 (N,) of the three observables under the full model covariance (3 dof)."""
+    mean = reflex_mean_observables(data, travel, vr, vphi, vtheta)
+    resid = data.obs - mean
+    S2 = data.var_los + sigma_los**2
+    a = data.pm_cov[:, 0, 0] + sigma_l**2 * data.inv_f2
+    c = data.pm_cov[:, 1, 1] + sigma_b**2 * data.inv_f2
+    bc = data.pm_cov[:, 0, 1]
+    det = a * c - bc * bc
+    dl, db = resid[:, 1], resid[:, 2]
+    return resid[:, 0] ** 2 / S2 + (c * dl * dl - 2 * bc * dl * db + a * db * db) / det
+
+
+def _travel_vector(apex: str, p: Mapping[str, Array]) -> Array:
+    """Travel velocity (..., 3) in km/s from one apex parameterisation."""
+    if apex == "cartesian":
+        return jnp.stack(jnp.broadcast_arrays(p["v_x"], p["v_y"], p["v_z"]), -1)
+    if apex == "galactic":
+        n = apex_vector(p["apex_l"], p["apex_sinb"])
+    elif apex == "ms":
+        n = apex_vector(p["apex_L"], p["apex_sinB"]) @ jnp.asarray(MS_ROTATION)
+    else:
+        raise ValueError(f"unknown apex parameterisation {apex!r}; use 'galactic', 'ms' or 'cartesian'")
+    return jnp.asarray(p["v_travel"])[..., None] * n
+
+
+class ReflexModel(eqx.Module):
+    """A reflex-motion model specification: radial form and apex parameterisation.
+
+    Attributes
+    ----------
+    form : 'constant' (9 parameters) or 'continuity' (18: each parameter at the two
+        anchor radii, linear in r_gal between and beyond, Chandra et al. 2025).
+    apex : 'galactic' (V, l, sin b), 'ms' (V, L_MS, sin B_MS; Nidever et al. 2008
+        Magellanic Stream frame) or 'cartesian' (v_x, v_y, v_z; Brooks et al.).
+    anchors : the two anchor radii (kpc) of the continuity model (default 40, 120).
+    interpolate : continuity model only. 'angles' (default, as Chandra et al.: V and
+        the two apex coordinates each linear in r) or 'vector' (the Cartesian travel
+        vector linear in r, no wrap at all). Mean velocities are always linear.
+    log_dispersion : continuity model only. If True (default; Chandra et al. §5:
+        "the continuity model assumed a linear trend of the log-dispersion") log sigma
+        is linear in r; else sigma itself.
+    """
+
+    form: str = eqx.field(static=True, default="constant")
+    apex: str = eqx.field(static=True, default="galactic")
+    anchors: tuple[float, float] = eqx.field(static=True, default=(40.0, 120.0))
+    interpolate: str = eqx.field(static=True, default="angles")
+    log_dispersion: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        if self.form not in ("constant", "continuity"):
+            raise ValueError(f"form must be 'constant' or 'continuity', got {self.form!r}")
+        if self.apex not in PARAMETERS:
+            raise ValueError(f"apex must be one of {sorted(PARAMETERS)}, got {self.apex!r}")
+        if self.interpolate not in ("angles", "vector"):
+            raise ValueError(f"interpolate must be 'angles' or 'vector', got {self.interpolate!r}")
+        if not self.anchors[1] > self.anchors[0]:
+            raise ValueError(f"anchors must be increasing radii, got {self.anchors}")
+
+    @property
+    def base_names(self) -> tuple[str, ...]:
+        """The nine base parameter names of this apex parameterisation."""
+        return PARAMETERS[self.apex]
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        return tuple(f"_{a:g}" for a in self.anchors)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """All parameter names (9 or 18), in order."""
+        if self.form == "constant":
+            return self.base_names
+        return tuple(n + s for s in self.suffixes for n in self.base_names)
+
+    def at_radius(self, params: Mapping[str, Array], r: Array) -> dict[str, Array]:
+        """The nine base parameters evaluated at radius r (kpc; scalar or (N,)).
+
+        For the constant model this returns the parameters unchanged (broadcast).
+        """
+        if self.form == "constant":
+            return {n: jnp.asarray(params[n]) for n in self.base_names}
+        r0, r1 = self.anchors
+        t = (jnp.asarray(r) - r0) / (r1 - r0)
+        s0, s1 = self.suffixes
+        out = {}
+        for n in self.base_names:
+            a, b = jnp.asarray(params[n + s0]), jnp.asarray(params[n + s1])
+            if n.startswith("sigma") and self.log_dispersion:
+                out[n] = jnp.exp(jnp.log(a) + (jnp.log(b) - jnp.log(a)) * t)
+            else:
+                out[n] = a + (b - a) * t
+        return out
+
+    def travel_at_radius(self, params: Mapping[str, Array], r: Array) -> Array:
+        """Travel velocity vector (..., 3) in km/s (Galactocentric axes) at radius r (kpc)."""
+        if self.form == "continuity" and self.interpolate == "vector" and self.apex != "cartesian":
+            r0, r1 = self.anchors
+            t = (jnp.asarray(r) - r0) / (r1 - r0)
+            s0, s1 = self.suffixes
+            v0 = _travel_vector(self.apex, {n: params[n + s0] for n in self.base_names[:3]})
+            v1 = _travel_vector(self.apex, {n: params[n + s1] for n in self.base_names[:3]})
+            return v0 + (v1 - v0) * jnp.asarray(t)[..., None]
+        return _travel_vector(self.apex, self.at_radius(params, r))
+
+    def _star_params(self, params: Mapping[str, Array], data: ReflexData):
+        p = self.at_radius(params, data.r_gal)
+        travel = self.travel_at_radius(params, data.r_gal)
+        return travel, p["vr"], p["vphi"], p["vtheta"], p["sigma_los"], p["sigma_l"], p["sigma_b"]
+
+    def log_likelihood_per_star(self, params: Mapping[str, Array], data: ReflexData) -> Array:
+        """Per-star log-likelihood (N,) for a dict of parameters (see :attr:`param_names`)."""
+        return reflex_log_likelihood(data, *self._star_params(params, data))
+
+    def log_likelihood(self, params: Mapping[str, Array], data: ReflexData) -> Array:
+        """Total log-likelihood (scalar)."""
+        return jnp.sum(self.log_likelihood_per_star(params, data))
+
+    def chi2_per_star(self, params: Mapping[str, Array], data: ReflexData) -> Array:
+        """Per-star chi^2 (N,) with 3 degrees of freedom, for outlier clipping."""
+        return reflex_chi2(data, *self._star_params(params, data))
