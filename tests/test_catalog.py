@@ -542,3 +542,17 @@ def test_chandra_selection_chains_reports():
     q, _ = C.cut_quality(cat)
     w, _ = C.cut_r_gal(q, 40, 160)
     np.testing.assert_array_equal(out.distance, w.distance)
+
+
+def test_qtable_input_and_catalog_xyz_requirements():
+    from astropy.table import QTable
+
+    data = _random_table()
+    qt = QTable({k: (v * u.deg if k in ("l", "b") else v) for k, v in data.items()})
+    qt["distance"] = qt["distance"] * u.kpc
+    cat = C.read_catalog(qt)
+    _assert_catalogs_equal(C.read_catalog(data), cat, rtol=1e-15)
+    with pytest.raises(CatalogError, match="column 'xyz' is absent"):
+        cat.r_gal(use_catalog_xyz=True)
+    with pytest.raises(CatalogError, match="'vxyz'"):
+        C.cut_sgr_angular_momentum(cat, source="catalog")
