@@ -572,7 +572,7 @@ _PEER_CORE = ("x", "y", "z", "vx", "vy", "vz", "l", "b", "distance", "v_los", "p
 _PEER_DESCR = {i: n for i, n in enumerate(_PEER_CORE)}
 
 
-def _from_peer_matrix(data: np.ndarray, extras: Mapping[str, np.ndarray], rho: np.ndarray | None,
+def _from_peer_matrix(data: np.ndarray, extras: Mapping[str, np.ndarray], rho_index: int | None,
                       where: str) -> StarCatalog:
     """Build a StarCatalog from an (N, >=16) array in the peer column order (l, b in degrees)."""
     deg = math.pi / 180.0
@@ -587,10 +587,10 @@ def _from_peer_matrix(data: np.ndarray, extras: Mapping[str, np.ndarray], rho: n
         "pm_b": data[:, 11],
         "pm_l_err": data[:, 14],
         "pm_b_err": data[:, 15],
-        "pm_corr": np.zeros(data.shape[0]) if rho is None else rho,
+        "pm_corr": np.zeros(data.shape[0]) if rho_index is None else data[:, rho_index],
     }
     src = {n: f"{where} {i}" for i, n in _PEER_DESCR.items()}
-    src["pm_corr"] = f"{where} 16/22 (correlation)"
+    src["pm_corr"] = "none (set to 0)" if rho_index is None else f"{where} {rho_index}"
     extra = {"vxyz": np.ascontiguousarray(data[:, 3:6]), **extras}
     xyz = np.ascontiguousarray(data[:, 0:3])
     validate_arrays(values, xyz, extra, source_names=src)
@@ -615,7 +615,7 @@ def read_peer_transposed(path: str | os.PathLike) -> StarCatalog:
     extras: dict[str, np.ndarray] = {}
     if nq == 20:
         extras = {"sgr_lambda": np.deg2rad(data[:, 17]), "sgr_beta": np.deg2rad(data[:, 18]), "feh": data[:, 19]}
-    return _from_peer_matrix(data, extras, data[:, 16], "layout-T row")
+    return _from_peer_matrix(data, extras, 16, "layout-T row")
 
 
 #: Header field (as written in the PP21 files) -> (extra name, file unit of an angle or None).
@@ -699,13 +699,13 @@ def read_peer_header(
         names = [""] * 16 + [_header_field_name(n) for n in extra_names]
     if len(names) != ncol:
         raise CatalogError(f"{os.fspath(path)}: header names {len(names)} columns but the rows have {ncol}")
-    rho = None
+    rho_index = None
     extras: dict[str, np.ndarray] = {}
     for j in range(16, ncol):
         key = names[j]
         target, angle_unit = _PEER_HEADER_EXTRAS.get(key, (key.replace(" ", "_").replace("?", ""), None))
         if target == "pm_corr":
-            rho = data[:, j]
+            rho_index = j
         elif target == "name":
             with open(path) as fh:
                 lines = [ln.split() for ln in fh.read().splitlines()[skip:] if ln.strip()]
@@ -714,7 +714,7 @@ def read_peer_header(
             extras[target] = np.deg2rad(data[:, j])
         else:
             extras[target] = data[:, j]
-    return _from_peer_matrix(data, extras, rho, "layout-H column")
+    return _from_peer_matrix(data, extras, rho_index, "layout-H column")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -556,3 +556,21 @@ def test_qtable_input_and_catalog_xyz_requirements():
         cat.r_gal(use_catalog_xyz=True)
     with pytest.raises(CatalogError, match="'vxyz'"):
         C.cut_sgr_angular_momentum(cat, source="catalog")
+
+
+def test_layout_t_synthetic_round_trip_and_bad_rho(tmp_path):
+    cat = _catalog(n=30, seed=21)
+    rows = np.vstack([cat.xyz.T, cat.extra["vxyz"].T, np.rad2deg(cat.l), np.rad2deg(cat.b), cat.distance,
+                      cat.v_los, cat.pm_l, cat.pm_b, cat.distance_err, cat.v_los_err, cat.pm_l_err, cat.pm_b_err,
+                      cat.pm_corr])
+    path = tmp_path / "t.txt"
+    np.savetxt(path, rows, fmt="%.17g")
+    back = C.read_peer_transposed(path)
+    np.testing.assert_allclose(back.b, cat.b, rtol=1e-14)
+    np.testing.assert_array_equal(back.pm_corr, cat.pm_corr)
+    np.testing.assert_array_equal(back.extra["vxyz"], cat.extra["vxyz"])
+    rows[16, [4, 7]] = [1.0, -1.0]
+    np.savetxt(path, rows, fmt="%.17g")
+    with pytest.raises(CatalogError, match=r"'pm_corr' \(input column 'layout-T row 16'\) has \|rho\| >= 1 "
+                                           r"in 2 row\(s\) \[4, 7\]"):
+        C.read_peer_transposed(path)
