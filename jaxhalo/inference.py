@@ -123,7 +123,7 @@ def fit_map(
     priors: PriorSet = PriorSet(),
     key: Array | None = None,
     n_starts: int = 8,
-    n_steps: int = 400,
+    n_steps: int = 200,
 ) -> dict[str, Array]:
     """Maximum-likelihood (= MAP under flat priors, no Jacobian) parameters by optax L-BFGS.
 
@@ -152,7 +152,9 @@ def fit_map(
 @functools.lru_cache(maxsize=32)
 def _map_solver(spec: ReflexModel, priors: PriorSet, n_steps: int) -> Callable:
     """A jitted, vmapped L-BFGS run of ``n_steps`` from a batch of unconstrained starts."""
-    opt = optax.lbfgs()
+    # Backtracking (Armijo) line search: converges as well as the default zoom search
+    # here and compiles about 5x faster, which dominates the time to first result.
+    opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
 
     def neg_log_like(u, data):
         kw = dict(data=data, spec=spec, priors=priors)
@@ -308,6 +310,10 @@ def physical_parameters(spec: ReflexModel, samples: Mapping[str, Array]) -> dict
     return out
 
 
+_physical_jit = jax.jit(physical_parameters, static_argnums=0)
+_derived_jit = jax.jit(derived_quantities, static_argnums=(0, 2))
+
+
 def _loglike_per_star_samples(spec: ReflexModel, data: ReflexData, samples: Mapping[str, Array]) -> Array:
     """Per-star log-likelihood for every sample: (chains, draws, N)."""
     names = spec.param_names
@@ -422,8 +428,9 @@ def _report_names(spec: ReflexModel, radii) -> list[str]:
 def samples_to_inference_data(mcmc: MCMC | None, spec: ReflexModel, data: ReflexData, samples, radii) -> az.InferenceData:
     """Build InferenceData: posterior (raw + physical + derived), sample_stats, per-star log_likelihood."""
     post = {k: np.asarray(v) for k, v in samples.items()}
-    post.update({k: np.asarray(v) for k, v in physical_parameters(spec, samples).items()})
-    post.update({k: np.asarray(v) for k, v in derived_quantities(spec, samples, radii).items()})
+    samples_j = {k: jnp.asarray(samples[k]) for k in spec.param_names}
+    post.update({k: np.asarray(v) for k, v in _physical_jit(spec, samples_j).items()})
+    post.update({k: np.asarray(v) for k, v in _derived_jit(spec, samples_j, tuple(radii)).items()})
     ll = np.asarray(_loglike_per_star_samples(spec, data, samples))
     keep = np.asarray(data.weight) > 0
     kwargs = dict(posterior=post, log_likelihood={"star": ll[..., keep]}, constant_data={"weight": np.asarray(data.weight)})

@@ -36,7 +36,7 @@ class ErrorModel:
     rho : correlation coefficient of the proper-motion errors.
     """
 
-    frac_distance: tuple[float, float] = (0.05, 0.15)
+    frac_distance: tuple[float, float] = (0.02, 0.08)
     v_los: tuple[float, float] = (1.0, 10.0)
     pm: tuple[float, float] = (0.03, 0.20)
     rho: tuple[float, float] = (-0.3, 0.3)

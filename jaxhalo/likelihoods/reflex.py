@@ -99,8 +99,15 @@ class ReflexData(eqx.Module):
         return int(self.r_gal.shape[0])
 
     @classmethod
-    def from_arrays(
-        cls,
+    def from_arrays(cls, *args, **kwargs) -> "ReflexData":
+        """Precompute the geometry from per-star arrays; see :func:`_reflex_data_from_arrays`.
+
+        The computation is compiled once per catalogue size (``equinox.filter_jit``).
+        """
+        return _reflex_data_from_arrays(*args, **kwargs)
+
+    @staticmethod
+    def _from_arrays(
         l: np.ndarray,
         b: np.ndarray,
         distance: np.ndarray,
@@ -172,7 +179,7 @@ class ReflexData(eqx.Module):
         c12 = rho * el * eb
         pm_cov = jnp.stack([jnp.stack([c11, c12], -1), jnp.stack([c12, c22], -1)], -2)
         w = jnp.ones_like(d) if weight is None else jnp.asarray(weight, float)
-        return cls(
+        return ReflexData(
             r_gal=jnp.linalg.norm(r, axis=-1),
             proj=proj,
             basis_proj=basis_proj,
@@ -220,6 +227,9 @@ class ReflexData(eqx.Module):
     def with_weight(self, weight: Array) -> "ReflexData":
         """Same data with new (N,) star weights (e.g. a clipping mask)."""
         return eqx.tree_at(lambda d: d.weight, self, jnp.asarray(weight, float))
+
+
+_reflex_data_from_arrays = eqx.filter_jit(ReflexData._from_arrays)
 
 
 def reflex_mean_observables(
