@@ -63,13 +63,15 @@ def vtravel_profile_plot(spec: ReflexModel, samples: Mapping[str, np.ndarray], r
     r = np.linspace(30.0, 160.0, 131) if r is None else np.asarray(r)
     flat = {n: jnp.reshape(jnp.asarray(samples[n]), (-1, 1)) for n in spec.param_names}
     V = np.asarray(jnp.linalg.norm(spec.travel_at_radius(flat, jnp.asarray(r)[None, :]), axis=-1))
+    V = np.broadcast_to(V, (V.shape[0], r.size))  # constant model: same speed at every radius
     lo, med, hi = np.percentile(V, [16, 50, 84], axis=0)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.fill_between(r, lo, hi, color="C0", alpha=0.3, label="68% credible interval")
     ax.plot(r, med, color="C0", label="posterior median")
     if truth is not None:
         t = {n: jnp.asarray(truth[n]) for n in spec.param_names}
-        ax.plot(r, np.linalg.norm(np.asarray(spec.travel_at_radius(t, jnp.asarray(r))), axis=-1), "k--", label="truth")
+        Vt = np.linalg.norm(np.asarray(spec.travel_at_radius(t, jnp.asarray(r))), axis=-1)
+        ax.plot(r, np.broadcast_to(Vt, r.shape), "k--", label="truth")
     if r_data is not None:
         ax.plot(r_data, np.zeros_like(r_data) + 0.5, "|", color="0.4", ms=6, alpha=0.4)
     ax.set_xlabel(r"$r_{\rm gal}$ [kpc]")

@@ -363,15 +363,18 @@ class ReflexModel(eqx.Module):
     def at_radius(self, params: Mapping[str, Array], r: Array) -> dict[str, Array]:
         """The nine base parameters evaluated at radius r (kpc; scalar or (N,)).
 
-        For the constant model this returns the parameters unchanged (broadcast).
+        For the constant model this returns the parameters unchanged. Parameters absent
+        from ``params`` are left out (so the travel velocity alone can be evaluated).
         """
         if self.form == "constant":
-            return {n: jnp.asarray(params[n]) for n in self.base_names}
+            return {n: jnp.asarray(params[n]) for n in self.base_names if n in params}
         r0, r1 = self.anchors
         t = (jnp.asarray(r) - r0) / (r1 - r0)
         s0, s1 = self.suffixes
         out = {}
         for n in self.base_names:
+            if n + s0 not in params:  # e.g. only the travel-velocity parameters were given
+                continue
             a, b = jnp.asarray(params[n + s0]), jnp.asarray(params[n + s1])
             if n.startswith("sigma") and self.log_dispersion:
                 out[n] = jnp.exp(jnp.log(a) + (jnp.log(b) - jnp.log(a)) * t)
