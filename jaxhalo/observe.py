@@ -41,6 +41,7 @@ assumptions built from what the papers do give, and every one is an argument:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -232,7 +233,8 @@ def observe(
 ) -> MockObservation:
     """Observe simulated particles from the Sun with Gaussian survey errors.
 
-    Pure JAX: jit it with ``static_argnames=("footprint", "add_errors")`` and vmap it over
+    Pure JAX and compiled (one compilation per footprint / add_errors setting); it can be
+    wrapped in ``jit`` (with ``footprint`` and ``add_errors`` static) and ``vmap``-ped over
     keys and particle sets (e.g. a batch of simulations).
 
     Parameters
@@ -270,6 +272,18 @@ def observe(
     _check_range("r_gal_range", r_gal_range)
     _check_range("distance_range", distance_range)
     solar = SolarParameters() if solar is None else solar
+    return _observe_jit(
+        key, positions, velocities, solar, distance_frac_err, v_los_err, pm_l_err, pm_b_err, pm_corr,
+        r_gal_range, distance_range, footprint=footprint, add_errors=add_errors,
+    )
+
+
+@partial(jax.jit, static_argnames=("footprint", "add_errors"))
+def _observe_jit(
+    key, positions, velocities, solar, distance_frac_err, v_los_err, pm_l_err, pm_b_err, pm_corr,
+    r_gal_range, distance_range, *, footprint, add_errors,
+) -> MockObservation:
+    """The numerical core of :func:`observe` (compiled once per static configuration)."""
     n = positions.shape[0]
     dtype = jnp.result_type(positions.dtype, velocities.dtype, float)
 

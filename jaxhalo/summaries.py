@@ -208,12 +208,18 @@ def grouped_sigma_clipped_stats(
         raise SummaryError(f"values must have shape (N,), got {values.shape}")
     if groups.ndim != 2 or groups.shape[1] != values.shape[0]:
         raise SummaryError(f"groups must have shape (G, {values.shape[0]}), got {groups.shape}")
-    valid = jnp.isfinite(values)
-    if mask is not None:
-        mask = jnp.asarray(mask, bool)
-        if mask.shape != values.shape:
-            raise SummaryError(f"mask must have shape {values.shape}, got {mask.shape}")
-        valid = valid & mask
+    if mask is None:
+        mask = jnp.ones(values.shape, bool)
+    mask = jnp.asarray(mask, bool)
+    if mask.shape != values.shape:
+        raise SummaryError(f"mask must have shape {values.shape}, got {mask.shape}")
+    return _grouped_core(values, groups, mask, sigma, n_iter=n_iter, center=center, ddof=ddof, min_count=min_count)
+
+
+@partial(jax.jit, static_argnames=("n_iter", "center", "ddof", "min_count"))
+def _grouped_core(values, groups, mask, sigma, *, n_iter, center, ddof, min_count) -> ClippedStats:
+    """Compiled core of :func:`grouped_sigma_clipped_stats`: one sort, groups vmapped."""
+    valid = jnp.isfinite(values) & mask
     dtype = jnp.result_type(values.dtype, float)
     clean = jnp.where(valid, values, jnp.inf).astype(dtype)
     order = jnp.argsort(clean)
@@ -516,10 +522,17 @@ def smoothed_sky_map(
     if isinstance(kernel_deg, (int, float)) and not kernel_deg > 0:
         raise SummaryError(f"kernel_deg must be > 0, got {kernel_deg}")
     gl, gb = jnp.broadcast_arrays(jnp.asarray(grid_l), jnp.asarray(grid_b))
+    mask = jnp.ones(l.shape, bool) if mask is None else jnp.asarray(mask, bool)
+    if mask.shape != l.shape:
+        raise SummaryError(f"mask must have shape {l.shape}, got {mask.shape}")
+    return _sky_map_core(l, b, v, gl, gb, mask, kernel_deg, batch_size=batch_size)
+
+
+@partial(jax.jit, static_argnames=("batch_size",))
+def _sky_map_core(l, b, v, gl, gb, mask, kernel_deg, *, batch_size):
+    """Compiled core of :func:`smoothed_sky_map`."""
     grid_shape = gl.shape
-    valid = jnp.isfinite(v)
-    if mask is not None:
-        valid = valid & jnp.asarray(mask, bool)
+    valid = jnp.isfinite(v) & mask
     v0 = jnp.where(valid, v, 0.0)
     stars = _unit(l, b)  # (N, 3)
     sig = jnp.deg2rad(kernel_deg)
