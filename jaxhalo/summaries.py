@@ -110,45 +110,62 @@ class ClippedStats(NamedTuple):
 
 # ---------------------------------------------------------------------------- clipping
 
-
-def _kth_kept(sorted_vals: Array, cum_kept: Array, k: Array) -> Array:
-    """The k-th (0-based) kept value, given the running count of kept values in sorted order."""
-    idx = jnp.searchsorted(cum_kept, k + 1, side="left")
-    return sorted_vals[jnp.clip(idx, 0, sorted_vals.shape[0] - 1)]
+#: Binary searches as O(N) comparisons: faster than a while-loop scan on CPU under vmap
+#: (measured 9 vs 14 ms for the 52 summaries of 4,500 stars) and well suited to GPUs.
+_SEARCH = "compare_all"
 
 
-def _masked_center_std(s: Array, keep: Array, center: str, ddof: int) -> tuple[Array, Array, Array, Array]:
-    """(centre, std, mean, median) of the kept values of the sorted array ``s``."""
+def _interval_stats(
+    s: Array, group: Array, members_upto: Array, lo: Array, hi: Array, ddof: int
+) -> tuple[Array, Array, Array, Array]:
+    """(count, mean, std, median) of the group members with lo <= value <= hi.
+
+    ``s`` (N,) is sorted ascending and ``members_upto`` = cumsum(group) (N,). Those members
+    are consecutive group members in sorted order, so the k-th of them is the
+    (m_below + k)-th group member, m_below = members below ``lo``: the median needs two
+    binary searches instead of a sort or a cumulative sum per iteration.
+    """
+    keep = group & (s >= lo) & (s <= hi)
     n = jnp.sum(keep)
     nf = n.astype(s.dtype)
-    x = jnp.where(keep, s, 0.0)
-    mean = jnp.sum(x) / jnp.maximum(nf, 1.0)
+    mean = jnp.sum(jnp.where(keep, s, 0.0)) / jnp.maximum(nf, 1.0)
     dev = jnp.where(keep, s - mean, 0.0)
     std = jnp.sqrt(jnp.sum(dev * dev) / jnp.maximum(nf - ddof, 1.0))
-    cum = jnp.cumsum(keep.astype(jnp.int32))
-    med = 0.5 * (_kth_kept(s, cum, (n - 1) // 2) + _kth_kept(s, cum, n // 2))
-    cen = med if center == "median" else mean
-    return cen, std, mean, med
+    i_lo = jnp.searchsorted(s, lo, side="left", method=_SEARCH)
+    below = jnp.where(i_lo > 0, members_upto[jnp.maximum(i_lo - 1, 0)], 0)
+    last = s.shape[0] - 1
+
+    def kth(k):
+        idx = jnp.searchsorted(members_upto, below + k + 1, side="left", method=_SEARCH)
+        return s[jnp.clip(idx, 0, last)]
+
+    med = 0.5 * (kth((n - 1) // 2) + kth(n // 2))
+    return n, mean, std, med
 
 
 def _clip_sorted(
     s: Array, group: Array, sigma: float, n_iter: int, center: str, ddof: int, min_count: int
 ) -> ClippedStats:
-    """Clipped stats of one group; ``s`` (N,) sorted ascending, ``group`` (N,) bool in that order."""
+    """Clipped stats of one group; ``s`` (N,) sorted ascending, ``group`` (N,) bool in that order.
+
+    The kept set after each iteration is the group members inside the intersection
+    [run_lo, run_hi] of all bounds so far (astropy removes clipped values for good); the
+    final statistics use the group members inside the last bounds (astropy's returned mask).
+    """
+    members_upto = jnp.cumsum(group.astype(jnp.int32))
 
     def one_iteration(_, state):
-        keep, lo, hi = state
-        cen, std, _, _ = _masked_center_std(s, keep, center, 0)  # astropy stdfunc='std'
-        any_kept = jnp.any(keep)
+        run_lo, run_hi, lo, hi = state
+        n, mean, std, med = _interval_stats(s, group, members_upto, run_lo, run_hi, 0)  # stdfunc='std'
+        cen = med if center == "median" else mean
+        any_kept = n > 0
         new_lo = jnp.where(any_kept, cen - sigma * std, lo)
         new_hi = jnp.where(any_kept, cen + sigma * std, hi)
-        return keep & (s >= new_lo) & (s <= new_hi), new_lo, new_hi
+        return jnp.maximum(run_lo, new_lo), jnp.minimum(run_hi, new_hi), new_lo, new_hi
 
     inf = jnp.asarray(jnp.inf, s.dtype)
-    _, lo, hi = lax.fori_loop(0, n_iter, one_iteration, (group, -inf, inf))
-    final = group & (s >= lo) & (s <= hi)
-    _, std, mean, med = _masked_center_std(s, final, center, ddof)
-    count = jnp.sum(final)
+    _, _, lo, hi = lax.fori_loop(0, n_iter, one_iteration, (-inf, inf, -inf, inf))
+    count, mean, std, med = _interval_stats(s, group, members_upto, lo, hi, ddof)
     ok = (count >= min_count) & (count > ddof)
     nan = jnp.asarray(jnp.nan, s.dtype)
     return ClippedStats(
@@ -156,7 +173,7 @@ def _clip_sorted(
         std=jnp.where(ok, std, nan),
         median=jnp.where(ok, med, nan),
         count=count,
-        n_group=jnp.sum(group),
+        n_group=members_upto[-1],
     )
 
 
@@ -539,9 +556,11 @@ def _sky_map_core(l, b, v, gl, gb, mask, kernel_deg, *, batch_size):
 
     def at_point(p):
         n = _unit(p[0], p[1])
-        theta = 2.0 * jnp.arctan2(jnp.linalg.norm(stars - n, axis=-1), jnp.linalg.norm(stars + n, axis=-1))
+        # arccos of the dot product (a matrix product once lax.map batches the points); its
+        # rounding near theta = 0 changes a weight by < 1e-16 / sigma^2.
+        theta = jnp.arccos(jnp.clip(stars @ n, -1.0, 1.0))
         w = jnp.where(valid, jnp.exp(-0.5 * (theta / sig) ** 2), 0.0)
-        return jnp.sum(w * v0), jnp.sum(w)
+        return w @ v0, jnp.sum(w)
 
     pts = jnp.stack([gl.ravel(), gb.ravel()], axis=-1)
     num, den = lax.map(at_point, pts, batch_size=batch_size)
