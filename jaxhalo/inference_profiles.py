@@ -327,6 +327,7 @@ def nuts_profile(
     num_chains: int = 1,
     chain_method: str = "sequential",
     progress_bar: bool = False,
+    extra_fields: tuple = (),
     **nuts_kwargs,
 ) -> MCMC:
     """NUTS over all bins at once (one model, plate over bins). Returns the run numpyro MCMC.
@@ -337,5 +338,5 @@ def nuts_profile(
     kernel = NUTS(model, init_strategy=numpyro.infer.init_to_median(num_samples=15), **nuts_kwargs)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
-    mcmc.run(jax.random.PRNGKey(0) if key is None else key, **data, **(static or {}))
+    mcmc.run(jax.random.PRNGKey(0) if key is None else key, **data, **(static or {}), extra_fields=extra_fields)
     return mcmc
