@@ -46,7 +46,7 @@ from numpyro.infer.util import initialize_model, potential_energy
 from . import frames
 from .likelihoods import binned as _binned
 from .likelihoods.dipole import dipole_log_likelihood_per_star, polar_velocity_from_dipole
-from .likelihoods.mixture import mixture_log_likelihood_per_star
+from .likelihoods.mixture import mixture_log_likelihood_per_star, mixture_log_likelihood_star_parameters
 
 __all__ = [
     "LI2025_COLUMNS",
@@ -142,6 +142,8 @@ def mixture_profile_model(
     prior: MixturePrior | None = None,
     order_column: int = 3,
     beta_columns: tuple[int, int, int] | None = (0, 2, 1),
+    bin_index: ArrayLike | None = None,
+    n_bins: int | None = None,
 ) -> None:
     """Li et al. single- (K=1) or double-component (K=2) model, fitted in B bins at once.
 
@@ -158,9 +160,18 @@ def mixture_profile_model(
     (B, K, D), ``p_first`` (B,) for K = 2 (= p_MR) or ``weights`` Dirichlet for K > 2.
     Deterministic: ``mean`` (B, K, D), ``weights`` (B, K), ``beta`` (B, K). Observed factor
     ``obs`` (B, N): per-star log-likelihoods (0 for padding), for arviz LOO.
+
+    Ragged layout (:func:`jaxhalo.likelihoods.binned.ragged_bins`): pass x (M, D), errors
+    (M, D), mask (M,), ``bin_index`` (M,) and ``n_bins`` = B; the parameters are the same,
+    gathered to the stars, and ``obs`` is (M,).
     """
     x = jnp.asarray(x)
-    B, N, D = x.shape
+    if bin_index is not None:
+        if n_bins is None:
+            raise ValueError("the ragged layout needs n_bins")
+        B, D = int(n_bins), x.shape[-1]
+    else:
+        B, N, D = x.shape
     K = int(n_components)
     prior = li2025_mixture_prior() if prior is None else prior
     lo, hi = jnp.asarray(prior.mean_low), jnp.asarray(prior.mean_high)
@@ -187,6 +198,12 @@ def mixture_profile_model(
     if beta_columns is not None:
         ir, it, ip = beta_columns
         numpyro.deterministic("beta", _binned.anisotropy(sigma[..., ir], sigma[..., it], sigma[..., ip]))
+
+    if bin_index is not None:
+        ll = mixture_log_likelihood_star_parameters(
+            x, mean[bin_index], sigma[bin_index], jnp.log(weights)[bin_index], errors, mask)
+        numpyro.factor("obs", ll)
+        return
 
     def per_bin(mu, s, w, xb, eb, mb):
         return mixture_log_likelihood_per_star(xb, mu, scales=s, errors=eb, weights=w, mask=mb)

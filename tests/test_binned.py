@@ -138,3 +138,20 @@ def test_han_mc_estimator_matches_numpy_reference():
     expect = np.sqrt(np.array([140.0, 80.0, 90.0]) ** 2 + 2 * np.mean(e**2, 0))
     np.testing.assert_allclose(med[:3], expect, rtol=0.04)
     assert np.isnan(res["quantiles"][:, 1]).all() and not res["valid"][1]
+
+
+def test_ragged_layout_equals_padded_layout(table1_mock):
+    """The no-padding (ragged) layout gives the padded model's log-density and gradient."""
+    m, masks, pb, data = table1_mock
+    static = dict(n_components=2)
+    with pytest.warns(binned.EmptyBinWarning):
+        rb = binned.ragged_bins(masks, np.asarray(m["x"]), np.asarray(m["errors"]))
+    assert rb.data[0].shape[0] == masks.sum()
+    rdata = dict(x=rb.data[0], errors=rb.data[1], mask=jnp.ones(rb.data[0].shape[0]), bin_index=rb.bin_index)
+    p = init_params(mixture_profile_model, data, static, jax.random.PRNGKey(1))
+    up, gp = jax.value_and_grad(lambda q: potential_energy(mixture_profile_model, (), {**data, **static}, q))(p)
+    ur, gr = jax.value_and_grad(
+        lambda q: potential_energy(mixture_profile_model, (), {**rdata, **static, "n_bins": 14}, q))(p)
+    np.testing.assert_allclose(float(ur), float(up), rtol=1e-11)
+    for k in gp:
+        np.testing.assert_allclose(np.asarray(gr[k]), np.asarray(gp[k]), rtol=1e-9, atol=1e-9)

@@ -38,6 +38,8 @@ __all__ = [
     "masks_from_index",
     "li2025_table1_masks",
     "pad_bins",
+    "RaggedBins",
+    "ragged_bins",
     "binned_log_likelihood",
     "anisotropy",
     "summarize_profile",
@@ -152,6 +154,45 @@ def pad_bins(
             stacklevel=2,
         )
     return PaddedBins(tuple(data), jnp.asarray(slot, dtype=float), counts, valid, index)
+
+
+class RaggedBins(NamedTuple):
+    """Stars of B (possibly overlapping) bins concatenated without padding.
+
+    data : tuple of arrays (M, ...) with M = sum of the bin counts (a star in two bins appears
+        twice); bin_index : (M,) int bin of each entry, sorted; star_index : (M,) row in the
+        input; counts : (B,); valid : (B,) counts >= min_stars.
+
+    The ragged layout gathers per-bin parameters to the stars (``params[bin_index]``) instead of
+    vmapping over padded bins; it does the same arithmetic with no padded slots, which matters
+    when bin sizes differ a lot (Li et al. Table 1: the all-stars row is 10x the others).
+    """
+
+    data: tuple
+    bin_index: Array
+    star_index: np.ndarray
+    counts: np.ndarray
+    valid: np.ndarray
+
+
+def ragged_bins(masks: ArrayLike, *columns: ArrayLike, min_stars: int = 10, warn: bool = True) -> RaggedBins:
+    """Concatenate each bin's stars (masks (B, N)) into a :class:`RaggedBins` (no loop over bins)."""
+    m = np.asarray(masks, bool)
+    if m.ndim != 2:
+        raise BinError(f"masks must be (B, N), got shape {m.shape}")
+    b_idx, s_idx = np.nonzero(m)  # row-major: sorted by bin
+    counts = m.sum(axis=1)
+    valid = counts >= min_stars
+    if warn and not valid.all():
+        bad = np.flatnonzero(~valid)
+        warnings.warn(
+            f"bins {bad.tolist()} have fewer than {min_stars} stars (counts {counts[bad].tolist()}); "
+            "they are fitted to nothing and reported as NaN",
+            EmptyBinWarning,
+            stacklevel=2,
+        )
+    data = tuple(jnp.asarray(np.asarray(c)[s_idx]) for c in columns)
+    return RaggedBins(data, jnp.asarray(b_idx), s_idx, counts, valid)
 
 
 def binned_log_likelihood(per_star_fn: Callable[..., Array], params, data: Sequence[Array], mask: Array) -> Array:

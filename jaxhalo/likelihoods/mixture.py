@@ -40,6 +40,7 @@ __all__ = [
     "relabel_by_column",
     "is_ordered",
     "stack_columns",
+    "mixture_log_likelihood_star_parameters",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -308,3 +309,45 @@ def stack_columns(
     if err is not None:
         good &= np.all(np.isfinite(err), axis=1)
     return x, err, good.astype(float)
+
+
+def mixture_log_likelihood_star_parameters(
+    x: ArrayLike,
+    means: ArrayLike,
+    scales: ArrayLike,
+    log_weights: ArrayLike,
+    errors: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+) -> Array:
+    """Per-star log-likelihood (N,) when every star has its own mixture parameters.
+
+    The diagonal-covariance likelihood of :func:`mixture_log_likelihood_per_star` with
+    means (N, K, D), scales (N, K, D) and log_weights (N, K) given per star -- e.g. gathered
+    from per-bin parameters by a bin index, which is how the ragged layout of
+    :mod:`jaxhalo.likelihoods.binned` fits overlapping bins without padding.
+    errors : (N, D) 1-sigma per-star errors or None; mask : (N,) 0/1 or None.
+    """
+    x = jnp.asarray(x)
+    errors = None if errors is None else jnp.asarray(errors)
+    if errors is not None and errors.ndim != 2:
+        raise MixtureInputError("per-star parameters support diagonal errors (N, D) only")
+    x, errors = _sanitize(x, errors, mask)
+    means, scales = jnp.asarray(means), jnp.asarray(scales)
+    D = x.shape[-1]
+    quad, logdet, prod = 0.0, 0.0, None
+    for d in range(D):
+        var = scales[..., d].T ** 2  # (K, N)
+        if errors is not None:
+            var = var + (errors[:, d] ** 2)[None, :]
+        r = x[:, d][None, :] - means[..., d].T
+        quad = quad + r * r / var
+        prod = var if prod is None else prod * var
+        if d % 3 == 2 or d == D - 1:
+            logdet = logdet + jnp.log(prod)
+            prod = None
+    comp = -0.5 * (D * _LOG_2PI + logdet + quad) + jnp.asarray(log_weights).T
+    ll = jax.nn.logsumexp(comp, axis=0)
+    if mask is not None:
+        m = jnp.asarray(mask)
+        ll = jnp.where(m > 0, ll * m, 0.0)
+    return ll
