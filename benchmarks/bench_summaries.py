@@ -31,11 +31,16 @@ def _halo(n_sim: int, n: int, dtype, seed: int = 0):
     return jnp.asarray(x, dtype), jnp.asarray(v, dtype)
 
 
-def _pipeline(solar):
+def _pipeline(solar, mode: str = "vmap"):
+    """Compiled batch of simulations: 'vmap' (one wide program, the GPU choice) or 'map'
+    (lax.map, one simulation after another inside one program, cache-friendly on CPU)."""
+
     def one(key, x, v):
         return brooks_summary_vector(observe(key, x, v, solar))
 
-    return jax.jit(jax.vmap(one))
+    if mode == "vmap":
+        return jax.jit(jax.vmap(one))
+    return jax.jit(lambda k, x, v: jax.lax.map(lambda a: one(*a), (k, x, v)))
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -45,14 +50,14 @@ def run(quick: bool = False) -> list[dict]:
     for dtype in dtypes:
         solar = SolarParameters.brooks()
         solar = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), solar)
-        f = _pipeline(solar)
-        for n_sim, n in configs:
+        for mode, n_sim, n in [("vmap", *c) for c in configs] + [("map", c[0], c[1]) for c in configs if c[0] > 1]:
+            f = _pipeline(solar, mode)
             x, v = _halo(n_sim, n, dtype)
             keys = jax.random.split(jax.random.key(0), n_sim)
             t = timeit(lambda: f(keys, x, v), repeats=3 if quick else 5)
             per_sim = t["best_s"] / n_sim
             records.append({
-                "task": "observe+52 summaries", "dtype": jnp.dtype(dtype).name, "n_sim": n_sim,
+                "task": "observe+52 summaries", "batch": mode, "dtype": jnp.dtype(dtype).name, "n_sim": n_sim,
                 "n_particles": n, "best_s": t["best_s"], "first_s_incl_compile": t["first_s"],
                 "per_sim_s": per_sim, "particles_per_s": n * n_sim / t["best_s"],
                 "projected_128k_suite_h": per_sim * SUITE_SIMS / 3600 if n == 4_500 else None,

@@ -73,6 +73,7 @@ __all__ = [
     "quadrant_vgsr_profile",
     "vtb_profile",
     "bootstrap_resample",
+    "add_summary_noise",
     "sky_grid",
     "fibonacci_sky",
     "angular_distance",
@@ -453,6 +454,19 @@ def bootstrap_resample(key: Array, obs: MockObservation, n_boot: int) -> MockObs
     first = jnp.arange(n)[None, :] < jnp.sum(sel)
     fields = {k: jnp.asarray(v)[idx] for k, v in obs._asdict().items() if k != "selected"}
     return MockObservation(**fields, selected=jnp.broadcast_to(first, (n_boot, n)))
+
+
+def add_summary_noise(key: Array, summaries: ArrayLike, sigma: ArrayLike) -> Array:
+    """Gaussian noise of per-entry width ``sigma`` added to summary vectors.
+
+    Brooks et al. (2026) §3.2 apply "the survey-specific uncertainties to the binned radial and
+    tangential velocity measurements": with ``sigma`` (52,) the bootstrap errors of the observed
+    summaries (e.g. from :func:`bootstrap_resample`), this forward-models them on simulated
+    summaries (..., 52). NaN entries stay NaN.
+    """
+    summaries = jnp.asarray(summaries)
+    sigma = jnp.broadcast_to(jnp.asarray(sigma, summaries.dtype), summaries.shape[-1:])
+    return summaries + sigma * jax.random.normal(key, summaries.shape, summaries.dtype)
 
 
 # ---------------------------------------------------------------------------- sky maps

@@ -14,6 +14,9 @@ from jaxhalo import frames
 from jaxhalo.observe import observe
 from jaxhalo.summaries import (
     BROOKS_SUMMARY_LABELS,
+    add_summary_noise,
+    plot_brooks_summaries,
+    plot_sky_map,
     BROOKS_VGSR_EDGES,
     BROOKS_VTB_EDGES,
     SummaryError,
@@ -274,6 +277,36 @@ def test_gradient_of_clipped_mean():
 
     kept = ~sigma_clip(np.asarray(x), sigma=3, maxiters=5).mask
     np.testing.assert_allclose(g, kept / kept.sum(), atol=1e-12)
+
+
+def test_summary_noise_widths():
+    sigma = np.linspace(1.0, 20.0, 52)
+    base = jnp.zeros((4000, 52))
+    noisy = np.asarray(add_summary_noise(jax.random.key(6), base, sigma))
+    z = noisy / sigma
+    assert np.all(np.abs(z.std(0) - 1) < 5 / np.sqrt(2 * 4000))
+    assert np.isnan(add_summary_noise(jax.random.key(6), jnp.full(52, jnp.nan), sigma)).all()
+
+
+def test_plots_show_the_statistics():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    x, v = _halo(3000, seed=12)
+    obs = observe(jax.random.key(7), x, v, SOLAR)
+    s = brooks_summaries(obs)
+    fig = plot_brooks_summaries(s)
+    axes = fig.axes
+    assert len(axes) == 6
+    np.testing.assert_allclose(axes[0].lines[1].get_ydata(), s.vgsr.mean[1])  # Q2 mean, north panel
+    np.testing.assert_allclose(axes[5].lines[0].get_ydata(), s.vtb.std)  # v_t,b dispersion
+    gl, gb = sky_grid(12, 6)
+    smap, _ = vgsr_sky_map(obs, gl, gb)
+    fig2 = plot_sky_map(gl, gb, smap, apex=(0.5, -0.3))
+    np.testing.assert_allclose(fig2.axes[0].collections[0].get_array().reshape(6, 12), smap)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def test_bad_inputs():
