@@ -381,7 +381,7 @@ class SphericalTable(SphericalPotential):
     dmass_dlogr : (n,) dM/dln r = 4 pi r^3 rho at the nodes (Msun).
     phi : (n,) Phi(r) at the nodes ((km/s)^2), with Phi -> 0 at infinity.
 
-    Interpolation: cubic Hermite in ln r for M (slopes ``dmass_dlogr``) and for Phi (slopes
+    Interpolation: cubic Hermite in ln r for ln M (slopes ``dmass_dlogr / mass``; M > 0) and for Phi (slopes
     dPhi/dln r = G M / r, exact), so the acceleration -G M(r)/r^2 is C1 in r. Outside the grid:
     M(<r) ~ M_0 (r/r_0)^s inside r_0 (s the logarithmic slope at the first node, Phi consistent),
     and a point mass M(<r_max) beyond r_max. Hand-written because it is a few lines and uses the
@@ -406,9 +406,17 @@ class SphericalTable(SphericalPotential):
         t = (lr - self.log_r[i]) / dl
         return i, t, dl
 
-    def _mass_in_grid(self, r: Array) -> Array:
+    def _log_mass_in_grid(self, r: Array):
         i, t, dl = self._locate(r)
-        return _hermite(t, dl, self.mass[i], self.mass[i + 1], self.dmass_dlogr[i], self.dmass_dlogr[i + 1])
+        lm = jnp.log(self.mass)
+        s = self.dmass_dlogr / self.mass  # dln M / dln r
+        return (
+            _hermite(t, dl, lm[i], lm[i + 1], s[i], s[i + 1]),
+            _hermite_deriv(t, dl, lm[i], lm[i + 1], s[i], s[i + 1]),
+        )
+
+    def _mass_in_grid(self, r: Array) -> Array:
+        return jnp.exp(self._log_mass_in_grid(r)[0])
 
     def _inner_slope(self) -> Array:
         return self.dmass_dlogr[0] / self.mass[0]
@@ -439,8 +447,8 @@ class SphericalTable(SphericalPotential):
     def density_r(self, r: ArrayLike) -> Array:
         """rho(r) = (dM/dr) / (4 pi r^2) from the interpolant (Msun/kpc^3)."""
         r = jnp.asarray(r, dtype=float)
-        i, t, dl = self._locate(r)
-        dm = _hermite_deriv(t, dl, self.mass[i], self.mass[i + 1], self.dmass_dlogr[i], self.dmass_dlogr[i + 1])
+        lm, dlm = self._log_mass_in_grid(r)
+        dm = jnp.exp(lm) * dlm
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         s = self._inner_slope()
         dm = jnp.where(r < r0, s * self.enclosed_mass(r), jnp.where(r > r1, 0.0, dm))
@@ -464,10 +472,17 @@ def _radial_tables(rho, log_r: Array) -> tuple[Array, Array, Array]:
     rho_n = rho(rn)
     dm_cells = jnp.sum(4.0 * jnp.pi * rn**3 * rho_n * _GL8_W, axis=1) * half
     dq_cells = jnp.sum(rn**2 * rho_n * _GL8_W, axis=1) * half  # int rho r dr = int rho r^2 dln r
+    # Mass inside the first node: the same quadrature on 20 cells over 20 e-folds below r0, and
+    # a power law rho ~ r^-g (local slope by autodiff) inside r0 e^-20.
     r0 = r[0]
-    rho0, drho0 = jax.jvp(rho, (r0,), (r0,))  # drho0 = r0 drho/dr
-    g = -drho0 / rho0
-    m0 = 4.0 * jnp.pi * r0**3 * rho0 / (3.0 - g)
+    inner_edges = log_r[0] + jnp.linspace(-20.0, 0.0, 21)
+    ih = 0.5 * (inner_edges[1:] - inner_edges[:-1])
+    inodes = jnp.exp(0.5 * (inner_edges[1:] + inner_edges[:-1])[:, None] + ih[:, None] * _GL8_X[None, :])
+    m_cells = jnp.sum(4.0 * jnp.pi * inodes**3 * rho(inodes) * _GL8_W, axis=1) * ih
+    r_in = jnp.exp(inner_edges[0])
+    rho_in, drho_in = jax.jvp(rho, (r_in,), (r_in,))  # drho_in = r drho/dr
+    g = -drho_in / rho_in
+    m0 = 4.0 * jnp.pi * r_in**3 * rho_in / (3.0 - g) + jnp.sum(m_cells)
     mass = m0 + jnp.concatenate([jnp.zeros(1), jnp.cumsum(dm_cells)])
     outer = jnp.concatenate([jnp.cumsum(dq_cells[::-1])[::-1], jnp.zeros(1)])
     return mass, 4.0 * jnp.pi * r**3 * rho(r), outer
@@ -635,11 +650,19 @@ def solve_c200(
         if not bool(jnp.all(ok)):
             raise PotentialError(msg + f" (M200 = {np.asarray(m200)}, v_circ = {np.asarray(v_circ)})")
     solver = optx.Bisection(rtol=1e-14, atol=1e-14)
-    y0 = jnp.full(jnp.shape(target), 0.5 * (lo + hi))
-    sol = optx.root_find(
-        resid, solver, y0, args=(target, x), options=dict(lower=lo, upper=hi), throw=False, max_steps=256
-    )
-    c = jnp.exp(sol.value)
+
+    def solve_one(tgt, xx):  # optimistix's Bisection takes scalars: vectorise over the inputs
+        sol = optx.root_find(
+            resid, solver, jnp.asarray(0.5 * (lo + hi)), args=(tgt, xx), options=dict(lower=lo, upper=hi),
+            throw=False, max_steps=256,
+        )
+        return sol.value
+
+    # Entries without a root get a target that has one (then NaN below), since optimistix's
+    # Bisection raises at run time on an interval without a sign change.
+    mid = jnp.exp(0.5 * (lo + hi))
+    safe_target = jnp.where(ok, target, _mu(mid * x) / _mu(mid))
+    c = jnp.exp(jnp.vectorize(solve_one)(safe_target, x))
     c = jnp.where(ok, c, jnp.nan)
     if check and not _is_concrete(m200, v_circ, r_sun, baryons):
         c = eqx.error_if(c, ~ok, msg)
@@ -748,19 +771,28 @@ def spherical_average(
     r_min: float = 1e-3,
     r_max: float = 1e3,
     n: int = 256,
-    n_mu: int = 48,
+    n_mu: int = 16,
     n_phi: int = 1,
 ) -> SphericalTable:
     """The monopole (angle average) of any potential as a :class:`SphericalTable`.
 
-    Phi_0(r) = <Phi(r, mu, phi)> by ``n_mu``-point Gauss-Legendre in mu = cos(theta) (and
+    Phi_0(r) = <Phi(r, mu, phi)> by ``n_mu``-point Gauss-Legendre on each of 7 panels in |mu|
+    (mu = cos(theta), panels geometric towards the plane: edges 0, 4^-6, ..., 1/4, 1) (and
     ``n_phi`` equally spaced azimuths; 1 suffices for axisymmetric potentials like the MW);
     M(<r) = r^2 dPhi_0/dr / G (Gauss's theorem: the mass within the sphere r, exactly for
     the monopole), dM/dln r by a second autodiff derivative. The grid is ``n`` nodes uniform in
     ln r on [r_min, r_max] kpc; the potential must be centred on the origin. Traceable
     (vmap over MW masses works).
     """
-    mu, w = (jnp.asarray(v) for v in np.polynomial.legendre.leggauss(n_mu))
+    # Composite Gauss-Legendre in mu on geometric panels towards the plane (symmetric in mu):
+    # a thin disc's potential has a near-singularity at mu ~ +-i b/r close to the real axis.
+    x_gl, w_gl = np.polynomial.legendre.leggauss(n_mu)
+    edges = np.concatenate([[0.0], 4.0 ** -np.arange(6, -1, -1)])
+    lo_e, hi_e = edges[:-1, None], edges[1:, None]
+    mu_half = (0.5 * (hi_e - lo_e) * x_gl + 0.5 * (hi_e + lo_e)).ravel()
+    w_half = (0.5 * (hi_e - lo_e) * w_gl).ravel()
+    mu = jnp.asarray(np.concatenate([-mu_half, mu_half]))
+    w = jnp.asarray(np.concatenate([w_half, w_half]))
     az = jnp.arange(n_phi) * (2.0 * jnp.pi / n_phi)
     st = jnp.sqrt(1.0 - mu * mu)
     dirs = jnp.stack(
@@ -782,7 +814,7 @@ def spherical_average(
     return SphericalTable(log_r=log_r, mass=mass, dmass_dlogr=dm, phi=phi)
 
 
-def spherical_profile(potential: Potential, r_min: float = 1e-3, r_max: float = 1e3, n: int = 256, n_mu: int = 48):
+def spherical_profile(potential: Potential, r_min: float = 1e-3, r_max: float = 1e3, n: int = 256, n_mu: int = 16):
     """(r_grid, phi_grid, mass_grid), each (n,), of the angle-averaged ``potential``.
 
     r in kpc (uniform in ln r), Phi_0 in (km/s)^2, M(<r) in Msun; see :func:`spherical_average`,

@@ -111,7 +111,7 @@ def test_vcirc_sun_after_c200_solve(mw):
     np.testing.assert_allclose(mw.circular_velocity(x_sun), 235.0, rtol=1e-10)
     # same point, other azimuth (axisymmetry) and the mass-weighted identity v^2 = sum of parts
     np.testing.assert_allclose(mw.circular_velocity(jnp.array([0.0, -8.122, 0.0])), 235.0, rtol=1e-10)
-    v2 = sum(c.circular_velocity(x_sun) ** 2 for c in mw.components)
+    v2 = sum(-8.122 * c.acceleration(x_sun)[0] for c in mw.components)
     np.testing.assert_allclose(v2, 235.0**2, rtol=1e-10)
     assert 5.0 < float(mw.c200) < 30.0
 
@@ -222,7 +222,6 @@ def test_spherical_from_density_reproduces_hernquist():
     hq = P.Hernquist(M, a)
     tab = P.SphericalFromDensity(P.DehnenDensity(a, 1.0), total_mass=None, r_min=1e-5, r_max=1e5, n=400)
     # Dehnen gamma=1 is Hernquist: rho = M a / (2 pi r (r+a)^3) = M/(2 pi a^3) u^-1 (1+u)^-3
-    tab = eqx.tree_at(lambda t: t, tab)
     scale = M / (2 * np.pi * a**3)
     r = np.geomspace(1e-6, 3e5, 50)
     np.testing.assert_allclose(scale * tab.enclosed_mass(r[(r > 1e-5) & (r < 1e5)]),
@@ -247,7 +246,7 @@ def test_spherical_from_density_traced_parameters():
     f = jax.jit(m_in)
     # Dehnen-like double power law with gamma = 4: M(<r)/M = (r/(r+rs))^2 up to the r_max truncation
     mtot = (1e4 / (1e4 + 12.0)) ** 2
-    np.testing.assert_allclose(f(12.0, 30.0), (30 / 42) ** 2 / mtot, rtol=1e-8)
+    np.testing.assert_allclose(f(12.0, 30.0), (30 / 42) ** 2 / mtot, rtol=2e-8)
     g = jax.grad(f)(12.0, 30.0)
     fd = (f(12.0 + 1e-4, 30.0) - f(12.0 - 1e-4, 30.0)) / 2e-4
     np.testing.assert_allclose(g, fd, rtol=1e-6)
