@@ -303,7 +303,9 @@ def map_profile(
 
     Every bin is optimised on its own per-bin potential (:func:`per_bin_potential`) with a
     fixed number of steps, all in one compiled call; a bin's result therefore does not depend
-    on the other bins (it equals a single-bin fit to round-off). Returns (unconstrained
+    on the other bins (it equals a single-bin fit to round-off). The objective is numpyro's
+    potential in unconstrained space (it includes the log-Jacobian of the prior transforms),
+    i.e. the mode of the posterior of the unconstrained parameters. Returns (unconstrained
     params with leading bin axis, final per-bin potential (B,)). Constrain the parameters
     with ``numpyro.infer.util.constrain_fn``.
     """
