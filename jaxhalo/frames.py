@@ -13,7 +13,8 @@ Conventions
 * Spherical velocity components (``spherical_velocity``): colatitude ``theta`` is
   measured from +z, so **v_theta > 0 points south** (towards increasing theta), and
   ``phi = atan2(y, x)`` so **v_phi > 0 is retrograde** (the Sun has v_phi < 0).
-  Li et al. (2025) flip both signs; use ``flip_li=True`` to get theirs.
+  Li et al. (2025) define V_theta > 0 towards the north (flipped) and V_phi < 0 as
+  prograde (the same as here); use ``flip_li=True`` to get theirs.
 * Proper motions are (mu_l*, mu_b) with mu_l* = mu_l cos b.
 """
 
@@ -275,8 +276,8 @@ def spherical_velocity(r_gal: ArrayLike, v_gal: ArrayLike, flip_li: bool = False
     """Galactocentric spherical velocity components (v_r, v_theta, v_phi) in km/s, each (...,).
 
     Signs as in the module docstring (v_theta > 0 southwards, v_phi > 0 retrograde).
-    ``flip_li=True`` returns Li et al.'s convention (v_theta > 0 northwards,
-    v_phi > 0 prograde... i.e. both signs flipped).
+    ``flip_li=True`` returns Li et al. (2025)'s convention (their footnote 7): V_theta > 0
+    northwards (flipped), V_phi < 0 prograde (the same sign as jaxhalo's v_phi).
     """
     v_gal = jnp.asarray(v_gal)
     e_r, e_t, e_p = spherical_basis(r_gal)
@@ -284,7 +285,7 @@ def spherical_velocity(r_gal: ArrayLike, v_gal: ArrayLike, flip_li: bool = False
     v_t = jnp.sum(v_gal * e_t, -1)
     v_p = jnp.sum(v_gal * e_p, -1)
     if flip_li:
-        return v_r, -v_t, -v_p
+        return v_r, -v_t, v_p
     return v_r, v_t, v_p
 
 

@@ -15,8 +15,7 @@ Sign conventions (Li et al. footnote 7) and how they map onto :mod:`jaxhalo.fram
 * Li's V_theta > 0 points to the north Galactic pole; jaxhalo's theta is the colatitude, so
   v_theta > 0 points south: **Li's V_theta = -(jaxhalo's v_theta)**.
 :func:`li_velocity_components` returns (V_r, V_phi, V_theta) in Li's convention. Note that
-``frames.spherical_velocity(..., flip_li=True)`` flips *both* v_theta and v_phi, which gives
-V_phi > 0 for prograde stars -- opposite to Li's footnote 7; use the function here.
+``frames.spherical_velocity(..., flip_li=True)`` gives the same (V_r, V_theta, V_phi) mapping.
 
 Models
 ------

@@ -103,7 +103,7 @@ def test_spherical_velocity_conventions():
     vr, vt, vp = frames.spherical_velocity(s.position, s.v_sun)
     assert vp < -240
     _, vt_li, vp_li = frames.spherical_velocity(s.position, s.v_sun, flip_li=True)
-    assert vp_li == -vp and vt_li == -vt
+    assert vp_li == vp and vt_li == -vt  # Li et al. footnote 7: V_phi < 0 prograde, V_theta > 0 north
     # A star moving in -z above the plane has v_theta > 0 (southwards).
     _, vt, _ = frames.spherical_velocity(jnp.array([10.0, 0, 10.0]), jnp.array([0.0, 0, -100.0]))
     assert vt > 0
