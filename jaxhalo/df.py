@@ -40,8 +40,9 @@ Sampling (all vectorised, one ``jax.random`` key):
 - speeds from p(v) ∝ v^(2-2beta) f_E(Psi - v^2/2): with t = (v / v_esc)^(3-2beta) the density in
   t is f_E(Psi (1 - s^2)) (bounded), whose quantile function is tabulated on a (radius x u)
   grid once and interpolated bilinearly per star (O(1) per star);
-- the angle eta between v and r-hat from p(eta) ∝ sin^(1-2beta) eta, i.e. cos^2 eta ~ Beta(1/2, 1-beta)
-  with a random sign; the azimuth of v around r-hat and the direction of r uniform.
+- the angle eta between v and r-hat from p(eta) ∝ sin^(1-2beta) eta, by a tabulated inverse CDF of
+  z = (1 - |cos eta|)^(1-beta) (bounded density) and a random sign (cheaper to compile and run than
+  ``jax.random.beta`` for cos^2 eta ~ Beta(1/2, 1-beta)); the azimuth of v around r-hat and the direction of r uniform.
 
 Negativity: f_E < 0 anywhere on the energy range of the sampled radii means no equilibrium
 with this (density, potential, beta); the builder raises :class:`NegativeDFError` (eagerly) or
@@ -93,10 +94,10 @@ class NegativeDFError(DFError):
 def _interp(x: Array, xp: Array, fp: Array) -> Array:
     """Linear interpolation of (xp ascending, fp) at x, clamped at the ends (like ``jnp.interp``).
 
-    Hand-written with a ``compare_all`` search: on CPU it compiles several times faster than
-    ``jnp.interp`` and runs as fast for the small tables used here.
+    Hand-written with an unrolled binary search: on CPU it compiles about three times faster
+    than ``jnp.interp`` (which dominated the DF's compile time) and runs as fast.
     """
-    i = jnp.clip(jnp.searchsorted(xp, x, side="right", method="compare_all") - 1, 0, xp.shape[0] - 2)
+    i = jnp.clip(jnp.searchsorted(xp, x, side="right", method="scan_unrolled") - 1, 0, xp.shape[0] - 2)
     x0, x1 = xp[i], xp[i + 1]
     a = jnp.clip((x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0), 0.0, 1.0)
     return fp[i] + a * (fp[i + 1] - fp[i])
@@ -193,7 +194,11 @@ class ConstantBetaDF(eqx.Module):
         (f_E in units of tracer-mass / (kpc^3 (km/s)^3) * (kpc km/s)^(2 beta)).
       ln_r_rows, psi_rows: (n_rows,) ln r [kpc] and Psi [(km/s)^2] of the speed-quantile rows.
       t_quantile: (n_rows, n_u) quantile function of t = (v / v_esc)^(3 - 2 beta) at u = linspace(0, 1).
-      ln_r_cdf, mass_cdf: (n_mass,) ln r grid on [r_min, r_max] and the tracer's normalised M(<r).
+      ln_r_cdf, psi_cdf, mass_cdf: (n_mass,) uniform ln r grid on [r_min, r_max], Psi there and the
+        tracer's normalised M(<r).
+      ln_r_quantile: (n_mass,) ln r at normalised tracer mass u = linspace(0, 1) (inverse of mass_cdf).
+      z_quantile: (n_u,) quantile function at u = linspace(0, 1) of z = (1 - |cos eta|)^(1 - beta),
+        whose density (2 - z^(1/(1-beta)))^(-beta) is bounded, for the angle eta between v and r-hat.
     """
 
     beta: Array
@@ -203,7 +208,10 @@ class ConstantBetaDF(eqx.Module):
     psi_rows: Array
     t_quantile: Array
     ln_r_cdf: Array
+    psi_cdf: Array
     mass_cdf: Array
+    ln_r_quantile: Array
+    z_quantile: Array
 
     def f_energy(self, eps: ArrayLike) -> Array:
         """f_E(eps) for relative energies eps (...,) (km/s)^2; 0 for eps <= 0."""
@@ -374,7 +382,7 @@ def _build(tracer, profile, beta: Array, config: tuple) -> tuple[ConstantBetaDF,
     # speed-quantile table: rows of radius, quantile of t = (v/v_esc)^(3 - 2 beta)
     ln_r_rows = jnp.linspace(np.log(r_min), np.log(r_max), n_rows, dtype=dtype)
     psi_rows = -phi(jnp.exp(ln_r_rows))
-    partial = ConstantBetaDF(beta, ln_eps, ln_f, ln_r_rows, psi_rows, None, None, None)
+    partial = ConstantBetaDF(beta, ln_eps, ln_f, ln_r_rows, psi_rows, *([None] * 6))
     t = jnp.linspace(0.0, 1.0, n_t, dtype=dtype)
     s2 = t ** (2.0 / (3.0 - 2.0 * beta))
     pdf = partial.f_energy(psi_rows[:, None] * (1.0 - s2[None, :]))  # (n_rows, n_t)
@@ -393,7 +401,18 @@ def _build(tracer, profile, beta: Array, config: tuple) -> tuple[ConstantBetaDF,
     mass = jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(0.5 * (dm[1:] + dm[:-1]) * dx)])
     mass_cdf = mass / mass[-1]
 
-    df = ConstantBetaDF(beta, ln_eps, ln_f, ln_r_rows, psi_rows, t_quantile, ln_r_cdf, mass_cdf)
+    # angle to r-hat: |cos eta| = mu has p(mu) ∝ (1 - mu^2)^(-beta); mu = 1 - z^(1/(1-beta)) makes the
+    # density in z bounded, (2 - z^(1/(1-beta)))^(-beta); tabulate its quantile function.
+    z = jnp.linspace(0.0, 1.0, n_t, dtype=dtype)
+    pz = (2.0 - z ** (1.0 / (1.0 - beta))) ** (-beta)
+    cz = jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(0.5 * (pz[1:] + pz[:-1]))])
+    z_quantile = _interp(u, cz / cz[-1], z)
+
+    psi_cdf = -phi(rc)
+    ln_r_quantile = _interp(jnp.linspace(0.0, 1.0, n_mass, dtype=dtype), mass_cdf, ln_r_cdf)
+    df = ConstantBetaDF(
+        beta, ln_eps, ln_f, ln_r_rows, psi_rows, t_quantile, ln_r_cdf, psi_cdf, mass_cdf, ln_r_quantile, z_quantile
+    )
     return df, r_grid, f_grid, consistency
 
 
@@ -410,38 +429,47 @@ def sample_df(key: Array, df: ConstantBetaDF, n: int) -> tuple[Array, Array]:
     Returns: positions (n, 3) kpc and velocities (n, 3) km/s.
     """
     dtype = df.ln_eps.dtype
-    k_r, k_dir, k_v, k_eta, k_sign, k_az = jax.random.split(key, 6)
-    # radii: inverse CDF of the tracer mass on [r_min, r_max]
-    u_r = jax.random.uniform(k_r, (n,), dtype)
-    ln_r = _interp(u_r, df.mass_cdf, df.ln_r_cdf)
+    # one draw of all uniforms (one threefry call compiles and runs fastest); the columns are
+    # independent: radius, cos(theta), phi, speed, angle eta, sign of cos(eta), azimuth of v.
+    uni = jax.random.uniform(key, (7, n), dtype)
+
+    def lookup(table: Array, u: Array) -> tuple[Array, Array]:
+        """Cell index and weight of u in [0, 1] on the uniform grid of the table's last axis."""
+        m = table.shape[-1]
+        f = u * (m - 1)
+        i = jnp.clip(jnp.floor(f).astype(jnp.int32), 0, m - 2)
+        return i, f - i
+
+    # radii: tabulated quantile of the tracer mass on [r_min, r_max]
+    i_r, a_r = lookup(df.ln_r_quantile, uni[0])
+    ln_r = df.ln_r_quantile[i_r] + a_r * (df.ln_r_quantile[i_r + 1] - df.ln_r_quantile[i_r])
     r = jnp.exp(ln_r)
     # isotropic direction
-    u_dir = jax.random.uniform(k_dir, (n, 2), dtype)
-    cos_th = 2.0 * u_dir[:, 0] - 1.0
+    cos_th = 2.0 * uni[1] - 1.0
     sin_th = jnp.sqrt(jnp.clip(1.0 - cos_th**2, 0.0, 1.0))
-    ph = 2.0 * jnp.pi * u_dir[:, 1]
+    ph = 2.0 * jnp.pi * uni[2]
     r_hat = jnp.stack([sin_th * jnp.cos(ph), sin_th * jnp.sin(ph), cos_th], axis=-1)
     th_hat = jnp.stack([cos_th * jnp.cos(ph), cos_th * jnp.sin(ph), -sin_th], axis=-1)
     ph_hat = jnp.stack([-jnp.sin(ph), jnp.cos(ph), jnp.zeros_like(ph)], axis=-1)
+    # Psi(r) on the fine uniform ln r grid
+    span = df.ln_r_cdf[-1] - df.ln_r_cdf[0]
+    i_p, a_p = lookup(df.ln_r_cdf, jnp.clip((ln_r - df.ln_r_cdf[0]) / span, 0.0, 1.0))
+    psi = df.psi_cdf[i_p] + a_p * (df.psi_cdf[i_p + 1] - df.psi_cdf[i_p])
     # speeds: bilinear interpolation of the quantile table in (ln r, u)
-    n_rows, n_u = df.t_quantile.shape
-    fr = (ln_r - df.ln_r_rows[0]) / (df.ln_r_rows[-1] - df.ln_r_rows[0]) * (n_rows - 1)
-    i = jnp.clip(jnp.floor(fr).astype(jnp.int32), 0, n_rows - 2)
-    a = jnp.clip(fr - i, 0.0, 1.0)
-    u_v = jax.random.uniform(k_v, (n,), dtype)
-    fu = u_v * (n_u - 1)
-    j = jnp.clip(jnp.floor(fu).astype(jnp.int32), 0, n_u - 2)
-    b = fu - j
+    rows = df.ln_r_rows
+    i, a = lookup(rows, jnp.clip((ln_r - rows[0]) / (rows[-1] - rows[0]), 0.0, 1.0))
+    j, b = lookup(df.t_quantile, uni[3])
     tq = df.t_quantile
     t = (1 - a) * ((1 - b) * tq[i, j] + b * tq[i, j + 1]) + a * ((1 - b) * tq[i + 1, j] + b * tq[i + 1, j + 1])
-    psi = _interp(ln_r, df.ln_r_rows, df.psi_rows)
     v = jnp.sqrt(2.0 * psi) * t ** (1.0 / (3.0 - 2.0 * df.beta))
-    # angle to the radial direction: cos^2 eta ~ Beta(1/2, 1 - beta), random sign
-    w = jax.random.beta(k_eta, jnp.asarray(0.5, dtype), 1.0 - df.beta, (n,), dtype)
-    sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n,)), 1.0, -1.0)
-    cos_eta = sign * jnp.sqrt(w)
-    sin_eta = jnp.sqrt(jnp.clip(1.0 - w, 0.0, 1.0))
-    az = 2.0 * jnp.pi * jax.random.uniform(k_az, (n,), dtype)
+    # angle to the radial direction: p(eta) ∝ sin^(1-2 beta) eta via the tabulated z quantile, random sign
+    zq = df.z_quantile
+    jz, bz = lookup(zq, uni[4])
+    z = zq[jz] + bz * (zq[jz + 1] - zq[jz])
+    mu = 1.0 - z ** (1.0 / (1.0 - df.beta))
+    cos_eta = jnp.where(uni[5] < 0.5, mu, -mu)
+    sin_eta = jnp.sqrt(jnp.clip(1.0 - mu * mu, 0.0, 1.0))
+    az = 2.0 * jnp.pi * uni[6]
     v_r = v * cos_eta
     v_th = v * sin_eta * jnp.cos(az)
     v_ph = v * sin_eta * jnp.sin(az)
