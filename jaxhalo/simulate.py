@@ -125,18 +125,20 @@ def _leapfrog(x0, v0, t0, t1, dt, host, lmc, track):
         raise SimulationError(f"dt = {dt} Myr is larger than the integration span {abs(t1 - t0)} Myr.")
     h = (t1 - t0) / n_steps  # signed step in Myr, adjusted to land on t1
     k = KMS_TO_KPC_PER_MYR
-    a0 = acceleration(x0, t0, host, lmc, track)
+    dtype = x0.dtype
+    # the state keeps the particles' dtype (float32 opt-in) whatever the potential's dtype
+    a0 = acceleration(x0, jnp.asarray(t0, dtype), host, lmc, track).astype(dtype)
 
     def step(carry, i):
         x, v, a = carry
-        t_next = t0 + (i + 1) * h
+        t_next = (t0 + (i + 1) * h).astype(dtype)
         v_half = v + (0.5 * h * k) * a
         x_new = x + (h * k) * v_half
-        a_new = acceleration(x_new, t_next, host, lmc, track)
+        a_new = acceleration(x_new, t_next, host, lmc, track).astype(dtype)
         v_new = v_half + (0.5 * h * k) * a_new
         return (x_new, v_new, a_new), None
 
-    (x, v, _), _ = jax.lax.scan(step, (x0, v0, a0), jnp.arange(n_steps))
+    (x, v, _), _ = jax.lax.scan(step, (x0, v0, a0), jnp.arange(n_steps, dtype=jnp.int32))
     return x, v
 
 
@@ -145,7 +147,7 @@ def _adaptive(x0, v0, t0, t1, solver, rtol, atol, max_steps, host, lmc, track):
 
     def rhs(t, y, args):
         x, v = y
-        return (k * v, k * acceleration(x, t, host, lmc, track))
+        return (k * v, (k * acceleration(x, t, host, lmc, track)).astype(v.dtype))
 
     solvers = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
     sol = diffrax.diffeqsolve(
