@@ -1,0 +1,148 @@
+"""Time to first result of ``jaxhalo fit`` on the bundled example, compile time shown separately.
+
+Two measurements:
+
+1. **CLI, cold process** -- ``python -m jaxhalo.cli fit --out <tmp> --no-progress`` run as a
+   subprocess (float64; the CLI switches it on, ``JAX_ENABLE_X64=1`` is also set). Reported:
+   the subprocess wall time (Python start-up, imports, fit, plots, files), the CLI's own
+   timings from ``diagnostics.json`` (ML + clipping, NUTS, total) and the summary line it
+   prints.
+2. **Python API, same process** -- :func:`jaxhalo.inference.fit_reflex` on the same
+   catalogue with the CLI's settings, called twice (same shapes). The second call reuses
+   what is cached in the process (the jitted L-BFGS solver is ``lru_cache``-d; numpyro builds
+   a new NUTS program per ``MCMC`` object, so NUTS traces and compiles again).
+   ``first - second`` is the compile overhead saved by warm caches; in addition every JAX
+   trace / lowering / XLA compile is timed through ``jax.monitoring`` events, giving the
+   compile time contained in each call directly.
+
+    python -m benchmarks.bench_fit_time [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import jax
+
+from benchmarks.common import device_name, write_results
+
+jax.config.update("jax_enable_x64", True)
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_S = 60.0
+
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+_compile_seconds = {e: 0.0 for e in _COMPILE_EVENTS}
+
+
+def _listener(event: str, duration: float, **kwargs) -> None:
+    if event in _compile_seconds:
+        _compile_seconds[event] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_listener)
+
+
+@contextmanager
+def _stopwatch():
+    """Yields a dict filled with 'wall_s', 'compile_s' and the trace / lower / XLA split."""
+    out = {}
+    c0, t0 = dict(_compile_seconds), time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["wall_s"] = time.perf_counter() - t0
+        d = {e.rsplit("/", 1)[1]: _compile_seconds[e] - c0[e] for e in _COMPILE_EVENTS}
+        out["compile_s"] = sum(d.values())
+        out["compile_split_s"] = d
+
+
+_TIME_LINE = re.compile(r"time: ML\+clipping ([\d.]+) s, NUTS ([\d.]+) s, total ([\d.]+) s")
+
+
+def time_cli(extra_args: list[str]) -> dict:
+    """Run the CLI on the bundled example in a fresh process and collect its timings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "jaxhalo.cli", "fit", "--out", tmp, "--no-progress", *extra_args]
+        env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"jaxhalo fit failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        diag = json.loads((Path(tmp) / "diagnostics.json").read_text())
+    m = _TIME_LINE.search(proc.stdout)
+    printed = dict(zip(("map_clip_s", "nuts_s", "total_s"), map(float, m.groups()))) if m else None
+    summary = [ln for ln in proc.stdout.splitlines() if ln.startswith("[jaxhalo fit] max R-hat")]
+    rec = {
+        "what": "CLI subprocess: python -m jaxhalo.cli fit --no-progress " + " ".join(extra_args),
+        "subprocess_wall_s": wall,
+        "cli_timings_s": diag["timings_s"],
+        "printed_timings_s": printed,
+        "startup_imports_io_plots_s": wall - diag["timings_s"]["total"],
+        "n_stars": diag["n_stars"], "n_used": diag["n_used"], "n_clipped": diag["n_clipped"],
+        "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"], "divergences": diag["divergences"],
+        "summary_line": summary[0] if summary else None,
+        "goal_s": GOAL_S, "goal_met": bool(wall < GOAL_S),
+    }
+    print(f"[cli] subprocess {wall:.1f} s; fit {diag['timings_s']}; {rec['summary_line']}")
+    return rec
+
+
+def time_api(num_warmup: int, num_samples: int) -> dict:
+    """fit_reflex twice in this process on the bundled example; compile overhead = first - second."""
+    from jaxhalo.catalog import read_catalog
+    from jaxhalo.cli import EXAMPLE_CATALOG
+    from jaxhalo.inference import PriorSet, fit_reflex
+    from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel
+
+    data = ReflexData.from_catalog(read_catalog(EXAMPLE_CATALOG))
+    spec, priors = ReflexModel("continuity", "ms"), PriorSet()
+    calls = []
+    for i in range(2):
+        with _stopwatch() as t:
+            res = fit_reflex(data, spec, priors, key=jax.random.PRNGKey(0), num_chains=4, num_warmup=num_warmup,
+                             num_samples=num_samples, progress_bar=False, verbose=False)
+        calls.append({**t, "fit_timings_s": res.timings, "min_ess_bulk": res.min_ess_bulk, "max_r_hat": res.max_r_hat})
+        print(f"[api] call {i + 1}: {t['wall_s']:.1f} s (JAX compile inside: {t['compile_s']:.1f} s), {res.timings}")
+    first, second = calls
+    return {
+        "what": f"Python API: fit_reflex twice in one process (4 chains x {num_warmup} + {num_samples})",
+        "first_call": first, "second_call": second,
+        "compile_overhead_first_minus_second_s": first["wall_s"] - second["wall_s"],
+        "compile_s_first_call_monitoring": first["compile_s"],
+        "compile_s_second_call_monitoring": second["compile_s"],
+        "first_call_without_compile_s": first["wall_s"] - first["compile_s"],
+    }
+
+
+def run(quick: bool = False) -> list[dict]:
+    extra = ["--warmup", "100", "--samples", "100"] if quick else []
+    cli = time_cli(extra)
+    api = time_api(100 if quick else 500, 100 if quick else 1000)
+    return [cli, api]
+
+
+if __name__ == "__main__":
+    q = "--quick" in sys.argv
+    load0 = list(os.getloadavg())
+    recs = run(quick=q)
+    meta = {
+        "example": "jaxhalo/data/example_reflex.ecsv (bundled), continuity/ms model, Chandra priors, 5 clipping rounds",
+        "quick": q, "goal": f"time to first result < {GOAL_S:.0f} s on 2 CPU cores",
+        "compile_definition": "JAX trace + MLIR lowering + XLA backend compile, summed from jax.monitoring events",
+        "load_average_before": load0, "load_average_after": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(), "device": device_name(),
+        "note": "machine shared with other jobs during the run; see the load averages",
+    }
+    print(write_results("fit_time", recs, meta))
