@@ -37,9 +37,9 @@ def coverage(n_mocks: int = 50, n_stars: int = 850, num_warmup: int = 300, num_s
 
     spec = ReflexModel("continuity", "ms")
     priors = PriorSet()
-    # One MCMC object with jit_model_args: the sampler compiles once and is reused for every mock.
+    # One MCMC object reused for every mock (same shapes).
     mcmc = MCMC(NUTS(reflex_numpyro_model, target_accept_prob=0.85), num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=2, chain_method="vectorized", progress_bar=False, jit_model_args=True)
+                num_chains=2, chain_method="sequential", progress_bar=False)
     hits = {n: [] for n in spec.param_names}
     t0 = time.perf_counter()
     for i in range(n_mocks):
