@@ -16,20 +16,7 @@ from jaxhalo import frames, mwlmc, orbits
 from jaxhalo import potentials as P
 from jaxhalo.constants import G, KMS_TO_KPC_PER_MYR
 
-
-def _astropy_frame(solar: frames.SolarParameters) -> coord.Galactocentric:
-    """astropy Galactocentric aligned with Galactic (l, b) = (0, 0) and the NGP (as in test_frames)."""
-    gc = coord.Galactic(l=0 * u.deg, b=0 * u.deg).transform_to(coord.ICRS())
-    kw = dict(
-        galcen_coord=gc,
-        galcen_distance=float(solar.galcen_distance) * u.kpc,
-        z_sun=float(solar.z_sun) * u.kpc,
-        galcen_v_sun=coord.CartesianDifferential(np.asarray(solar.v_sun) * u.km / u.s),
-    )
-    probe = coord.Galactocentric(roll=0 * u.rad, **{**kw, "z_sun": 0 * u.kpc})
-    ngp = coord.SkyCoord(l=0 * u.deg, b=90 * u.deg, distance=1 * u.kpc, frame="galactic").transform_to(probe)
-    v = ngp.cartesian.xyz.to_value(u.kpc) + np.array([float(solar.galcen_distance), 0, 0])
-    return coord.Galactocentric(roll=np.arctan2(v[1], v[2]) * u.rad, **kw)
+from astropy_reference import astropy_galactocentric as _astropy_frame
 
 
 def test_icrs_to_galactic_matrix_and_proper_motions():
