@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,49 @@ def _enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+def default_cache_dir() -> Path:
+    """Where the CLI keeps JAX's persistent compilation cache: ``$JAXHALO_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/jaxhalo/xla`` (``~/.cache/jaxhalo/xla``)."""
+    if os.environ.get("JAXHALO_CACHE_DIR"):
+        return Path(os.environ["JAXHALO_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "jaxhalo" / "xla"
+
+
+def _setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
+    """Configure JAX for a CLI run, before any computation: float64, host devices, compile cache.
+
+    ``host_devices`` > 1 splits the CPU into that many XLA host devices (numpyro's
+    ``set_host_device_count``) so that NUTS chains run in parallel threads (``chain_method
+    'parallel'``) instead of one after another; it has no effect on GPUs and is skipped when
+    ``XLA_FLAGS`` already sets a count or a JAX backend is already running (e.g. when
+    :func:`main` is called from Python). ``cache`` turns on JAX's persistent compilation cache
+    in :func:`default_cache_dir`, so a second run skips XLA compilation.
+    Returns what was set (for the diagnostics).
+    """
+    import jax
+    from jax._src import xla_bridge
+
+    done: dict = {}
+    jax.config.update("jax_enable_x64", True)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if host_devices > 1 and "xla_force_host_platform_device_count" not in flags and not xla_bridge.backends_are_initialized():
+        import numpyro
+
+        numpyro.set_host_device_count(host_devices)
+        done["host_devices"] = host_devices
+    if cache and not os.environ.get("JAXHALO_NO_CACHE"):
+        d = default_cache_dir()
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", str(d))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            done["compilation_cache"] = str(d)
+        except OSError as e:  # read-only home: run without the cache
+            print(f"[jaxhalo] compilation cache disabled ({e})", file=sys.stderr)
+    return done
+
+
 def _load_catalog(path: str | None, fmt: str | None):
     from .catalog import read_catalog, read_peer_header, read_peer_transposed
 
@@ -38,7 +82,7 @@ def _load_catalog(path: str | None, fmt: str | None):
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit the reflex model to a catalogue with NUTS and write results into ``--out``."""
-    _enable_x64()
+    jax_setup = _setup_jax(host_devices=args.chains if args.parallel_chains else 1, cache=not args.no_cache)
     import jax
     import numpy as np
 
@@ -110,6 +154,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "max_r_hat": res.max_r_hat, "min_ess_bulk": res.min_ess_bulk, "divergences": res.n_divergent,
         "timings_s": {**res.timings, "total": total}, "model": args.model, "apex": args.apex, "priors": args.priors,
         "seed": args.seed, "chains": args.chains, "warmup": args.warmup, "samples": args.samples,
+        "jax_setup": jax_setup, "devices": [str(d) for d in jax.devices()],
     }
     (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
     print(f"[jaxhalo fit] wrote {out}/: posterior.nc summary.csv summary.md corner.png vtravel_profile.png apex_sky.png diagnostics.json")
@@ -164,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", default="jaxhalo_fit")
     f.add_argument("--no-progress", action="store_true")
+    f.add_argument("--sequential-chains", dest="parallel_chains", action="store_false",
+                   help="on a CPU, run the chains one after another instead of in parallel threads (one XLA host device per chain)")
+    f.add_argument("--no-cache", action="store_true", help="do not use the persistent XLA compilation cache (see JAXHALO_CACHE_DIR)")
     f.set_defaults(func=cmd_fit)
 
     b = sub.add_parser("bench", help="run the benchmarks on the visible JAX device")

@@ -455,7 +455,9 @@ class SphericalTable(SphericalPotential):
         return dm / (4.0 * jnp.pi * r**3)
 
 
-_GL8_X, _GL8_W = (jnp.asarray(a) for a in np.polynomial.legendre.leggauss(8))
+# numpy (not jnp) so that importing jaxhalo does not initialise a JAX backend (the CLI sets the
+# host device count before that happens).
+_GL8_X, _GL8_W = np.polynomial.legendre.leggauss(8)
 
 
 def _radial_tables(rho, log_r: Array) -> tuple[Array, Array, Array]:

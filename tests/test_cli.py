@@ -20,7 +20,7 @@ def test_fit_end_to_end(tmp_path, capsys):
     write_catalog(cat, path)
     out = tmp_path / "fit"
     rc = main(["fit", str(path), "--model", "constant", "--apex", "galactic", "--chains", "2", "--warmup", "150",
-               "--samples", "150", "--n-clip", "2", "--no-progress", "--out", str(out)])
+               "--samples", "150", "--n-clip", "2", "--no-progress", "--no-cache", "--out", str(out)])
     assert rc == 0
     for f in ("posterior.nc", "summary.csv", "summary.md", "corner.png", "vtravel_profile.png", "apex_sky.png", "diagnostics.json"):
         assert (out / f).stat().st_size > 0, f
@@ -45,3 +45,27 @@ def test_bundled_example_is_consistent():
     r = cat.r_gal()
     assert r.min() > 30 and r.max() < 190  # 40-160 kpc true radii, scattered by distance errors
     assert set(ReflexModel(info["spec"]["form"], info["spec"]["apex"]).param_names) == set(info["truth"])
+
+
+def test_setup_jax_host_devices_and_cache(tmp_path):
+    """The CLI splits the CPU into one XLA host device per chain and turns on the compile cache.
+
+    Run in a fresh interpreter: the host device count can only be set before JAX starts.
+    """
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import jaxhalo; from jaxhalo.cli import _setup_jax; import jax, jax.numpy as jnp;"
+        "d = _setup_jax(host_devices=3, cache=True); print(d);"
+        "assert jax.device_count() == 3, jax.devices();"
+        "assert jnp.ones(2).dtype == jnp.float64;"
+        "f = jax.jit(lambda x: jnp.sin(x) @ jnp.cos(x).T); f(jnp.ones((300, 300))).block_until_ready()"
+    )
+    env = {**os.environ, "JAXHALO_CACHE_DIR": str(tmp_path / "xla"), "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "host_devices" in r.stdout and "compilation_cache" in r.stdout
+    assert (tmp_path / "xla").is_dir()

@@ -122,7 +122,6 @@ def test_derived_quantities_constant_model():
     assert np.hypot(np.hypot(vx, vy), vz) == pytest.approx(30.0)
 
 
-@pytest.mark.slow
 def test_nuts_reproduces_pp21_combined():
     """PP21 headline (K giants + BHBs, 40 < r < 150 kpc, PP21 Sgr cut): V = 31.7 towards (56, -34).
 
