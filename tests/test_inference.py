@@ -148,3 +148,39 @@ def test_nuts_reproduces_pp21_combined():
     for k in ("V", "l", "b"):
         lo, med, hi = np.percentile(ref[k], [16, 50, 84])
         assert abs(np.median(got[k]) - med) < 0.5 * (hi - lo), k
+
+
+@pytest.mark.parametrize("form,apex,kind", [("continuity", "ms", "chandra"), ("constant", "galactic", "reference")])
+def test_unit_cube_model_is_the_same_posterior(form, apex, kind):
+    """NUTS samples reflex_numpyro_model_unit: its log density must equal the scalar-site
+    model's minus the log prior density (uniform in u is the prior pushed through its inverse
+    CDF), at random points; params_to_unit must invert the map (incl. sigma -> tau)."""
+    import jax.numpy as jnp
+    from numpyro.infer.util import log_density
+    from scipy import stats
+
+    from jaxhalo.inference import _from_unit, params_to_unit, reflex_numpyro_model, reflex_numpyro_model_unit, unit_prior_table
+
+    spec, priors = ReflexModel(form, apex), PriorSet(kind=kind)
+    cat, _ = make_reflex_mock(jax.random.PRNGKey(5), 200, spec)
+    data = ReflexData.from_catalog(cat)
+    kw = dict(data=data, spec=spec, priors=priors)
+    table = unit_prior_table(spec, priors)
+    assert len(table) == len(spec.param_names)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        u = jnp.asarray(rng.uniform(0.01, 0.99, len(table)))
+        x = {s: _from_unit(k, lo, hi, u[i]) for i, (s, k, lo, hi) in enumerate(table)}
+        # independent prior densities from scipy
+        log_prior = sum(
+            stats.uniform(lo, hi - lo).logpdf(float(x[s])) if k == "linear" else stats.loguniform(lo, hi).logpdf(float(x[s]))
+            for s, k, lo, hi in table
+        )
+        lu, tr = log_density(reflex_numpyro_model_unit, (), kw, {"u": u})
+        ls, _ = log_density(reflex_numpyro_model, (), kw, x)
+        assert float(lu) + log_prior == pytest.approx(float(ls), rel=1e-12, abs=1e-8)
+        phys = {n: tr[n]["value"] for n in spec.param_names if n in tr}
+        if kind == "reference":
+            phys.update({n: x[n] ** -0.5 if n.startswith("tau") else x[n] for n in x})
+            phys = {("sigma" + n[3:] if n.startswith("tau") else n): v for n, v in phys.items()}
+        np.testing.assert_allclose(np.asarray(params_to_unit(spec, priors, phys)), np.asarray(u), rtol=1e-10)
