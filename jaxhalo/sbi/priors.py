@@ -7,7 +7,7 @@ The parameter vector theta (12,) follows :data:`PARAMETER_NAMES` (the order of
 name               meaning                                               unit
 =================  ====================================================  =====================
 log10_m200         log10 of the MW halo mass M200                        log10(Msun)
-m_lmc              LMC total (Hernquist) mass                            1e10 Msun
+m_lmc              LMC total (Hernquist) mass                            Msun
 log10_lambda_df    log10 of the dynamical-friction multiplier            --
 ra_lmc, dec_lmc    LMC centre (ICRS)                                     deg
 d_lmc              LMC heliocentric distance                             kpc
@@ -53,7 +53,7 @@ from numpyro.distributions import transforms as T
 __all__ = [
     "PARAMETER_NAMES",
     "PARAMETER_UNITS",
-    "LMC_ENCLOSED_MASS_1E10",
+    "LMC_ENCLOSED_MASS",
     "PriorError",
     "SuitePrior",
     "brooks2026_prior",
@@ -69,19 +69,19 @@ PARAMETER_NAMES: tuple[str, ...] = (
 )
 
 PARAMETER_UNITS: dict[str, str] = {
-    "log10_m200": "log10 Msun", "m_lmc": "1e10 Msun", "log10_lambda_df": "", "ra_lmc": "deg",
+    "log10_m200": "log10 Msun", "m_lmc": "Msun", "log10_lambda_df": "", "ra_lmc": "deg",
     "dec_lmc": "deg", "d_lmc": "kpc", "vlos_lmc": "km/s", "pmra_lmc": "mas/yr", "pmdec_lmc": "mas/yr",
     "beta0": "", "r_dens": "kpc", "gamma": "",
 }
 
-#: M_LMC(< 8.7 kpc) = 1.7e10 Msun (van der Marel & Kallivayalil 2014), in the 1e10 Msun unit of m_lmc.
-LMC_ENCLOSED_MASS_1E10 = 1.7
+#: M_LMC(< 8.7 kpc) = 1.7e10 Msun (van der Marel & Kallivayalil 2014).
+LMC_ENCLOSED_MASS = 1.7e10
 
 #: Hard validity limits of the model per parameter: (lower, upper, reason). A prior whose support
 #: reaches beyond them is rejected. Open bounds are exclusive.
 _VALID_RANGE: dict[str, tuple[float, float, str]] = {
-    "m_lmc": (LMC_ENCLOSED_MASS_1E10, math.inf,
-              "the LMC total mass must exceed its enclosed mass M(<8.7 kpc) = 1.7e10 Msun (1.7 in units of 1e10 Msun), "
+    "m_lmc": (LMC_ENCLOSED_MASS, math.inf,
+              "the LMC total mass must exceed its enclosed mass M(<8.7 kpc) = 1.7e10 Msun, "
               "else no Hernquist scale radius satisfies the constraint"),
     "beta0": (-math.inf, 1.0, "the anisotropy must be below 1 (constant-beta distribution function)"),
     "r_dens": (0.0, math.inf, "the tracer scale radius must be positive"),
@@ -166,7 +166,7 @@ class SuitePrior:
 
         A prior passes when its probability outside the model's valid range (from the cdf, or from
         the support bounds for distributions without one) is below ``tol``: Gaussian tails such
-        as d_lmc ~ N(49.6, 2) kpc (P(d < 0) ~ 1e-130) pass, U(1, 50) for m_lmc does not.
+        as d_lmc ~ N(49.6, 2) kpc (P(d < 0) ~ 1e-130) pass, U(1e10, 5e11) Msun for m_lmc does not.
         """
         for n in self.names:
             if n not in _VALID_RANGE:
@@ -186,7 +186,7 @@ class SuitePrior:
                 except (NotImplementedError, AttributeError):
                     p_out = 0.0 if (lo > vlo or (lo == vlo == -math.inf)) and (hi < vhi or (hi == vhi == math.inf)) else 1.0
                 if (math.isfinite(vlo) and lo == vlo) or (math.isfinite(vhi) and hi == vhi):
-                    # a support touching an exclusive limit (e.g. m_lmc from exactly 1.7) is invalid
+                    # a support touching an exclusive limit (e.g. m_lmc from exactly 1.7e10) is invalid
                     p_out = 1.0
             if not p_out < tol:
                 raise PriorError(
@@ -273,7 +273,7 @@ def brooks2026_prior() -> SuitePrior:
     U, N = dist.Uniform, dist.Normal
     return SuitePrior("brooks2026", {
         "log10_m200": U(10.5, 12.5),
-        "m_lmc": U(2.5, 50.0),
+        "m_lmc": U(2.5e10, 5.0e11),
         "log10_lambda_df": U(-3.0, 1.0),
         "ra_lmc": U(72.5, 87.5),
         "dec_lmc": U(-75.0, -65.0),
@@ -287,15 +287,15 @@ def brooks2026_prior() -> SuitePrior:
     }, description="Brooks et al. (2026) Table 1")
 
 
-def brooks2025_prior(m200_min: float = 10**10.5, m_lmc_min: float = 2.5) -> SuitePrior:
+def brooks2025_prior(m200_min: float = 10**10.5, m_lmc_min: float = 2.5e10) -> SuitePrior:
     """Brooks et al. (2025) Table 1, truncated to the model's valid range (see the module docstring).
 
-    ``m200_min`` (Msun) and ``m_lmc_min`` (1e10 Msun) are the truncation points of the mass Gaussians.
+    ``m200_min`` and ``m_lmc_min`` (Msun) are the truncation points of the mass Gaussians.
     """
     U, N = dist.Uniform, dist.Normal
     return SuitePrior("brooks2025", {
         "log10_m200": _log10_of(dist.TruncatedNormal(15e11, 5e11, low=m200_min)),
-        "m_lmc": dist.TruncatedNormal(15.0, 10.0, low=m_lmc_min),
+        "m_lmc": dist.TruncatedNormal(15e10, 10e10, low=m_lmc_min),
         "log10_lambda_df": U(-3.0, 1.0),
         "ra_lmc": U(60.0, 90.0),
         "dec_lmc": U(-80.0, -50.0),
