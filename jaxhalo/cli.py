@@ -172,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--markdown", default="benchmarks/results/README.md")
     b.set_defaults(func=cmd_bench)
 
-    from .sbi.cli import add_suite_parser
+    from .sbi.cli import add_sbi_parser, add_suite_parser
 
     add_suite_parser(sub)
+    add_sbi_parser(sub)
     return p
 
 
