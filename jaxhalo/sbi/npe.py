@@ -133,10 +133,7 @@ class NPEnsemble(eqx.Module):
         theta = jnp.asarray(theta, dtype=self.theta_mean.dtype)
         if theta.shape[-1] != self.dim:
             raise NPEError(f"theta must have length {self.dim}, got shape {theta.shape}")
-        zt = (theta - self.theta_mean) / self.theta_std
-        zx = self._zx(x)
-        lps = jnp.stack([f.log_prob(zt, zx) for f in self.flows])
-        return jax.nn.logsumexp(lps, axis=0) - math.log(len(self.flows)) - jnp.sum(jnp.log(self.theta_std))
+        return _log_prob(self, theta, x)
 
     def sample_raw(self, key: Array, x: ArrayLike, n: int) -> Array:
         """n draws of the ensemble mixture without prior rejection: (n, *batch(x), P)."""
@@ -184,6 +181,14 @@ class NPEnsemble(eqx.Module):
             raise NPEError(f"prior rejection kept only {filled[worst]} of {n} draws for observation {worst} after "
                            f"{max_rounds} rounds: the summaries lie outside what the training suite covers")
         return out[:, 0] if single else out.reshape((n,) + x.shape[:-1] + (self.dim,))
+
+
+@eqx.filter_jit
+def _log_prob(model: NPEnsemble, theta, x):
+    zt = (theta - model.theta_mean) / model.theta_std
+    zx = model._zx(x)
+    lps = jnp.stack([f.log_prob(zt, zx) for f in model.flows])
+    return jax.nn.logsumexp(lps, axis=0) - math.log(len(model.flows)) - jnp.sum(jnp.log(model.theta_std))
 
 
 @eqx.filter_jit

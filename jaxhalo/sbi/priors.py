@@ -149,6 +149,9 @@ class SuitePrior:
         self.description = description
         if validate:
             self.validate()
+        #: one point inside every support (a fixed-key draw): stands in for out-of-support values
+        #: inside log_prob, whose result there is -inf anyway
+        self._inside = np.asarray(self.sample(jax.random.PRNGKey(0)))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -221,7 +224,8 @@ class SuitePrior:
             x = theta[..., i]
             if isinstance(d, dist.Delta):
                 continue  # a fixed parameter contributes no density
-            lp = lp + jnp.where(d.support(x), d.log_prob(x), -jnp.inf)
+            ok = d.support(x)
+            lp = lp + jnp.where(ok, d.log_prob(jnp.where(ok, x, self._inside[i])), -jnp.inf)
         return lp
 
     def in_support(self, theta: ArrayLike) -> Array:
