@@ -194,7 +194,8 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
               f"parameters: {', '.join(use)}")
         t0 = time.perf_counter()
         model, rep = train_npe(theta[train_rows], x[train_rows], jax.random.PRNGKey(args.seed), cfg, parameter_names=use,
-                               prior_bounds=(lo[cols], hi[cols]), summary_sigma=sigma, progress=not args.no_progress)
+                               prior_bounds=(lo[cols], hi[cols]), summary_sigma=sigma, impute_missing=args.impute_missing,
+                               progress=not args.no_progress)
         wall = time.perf_counter() - t0
     except (SuiteStoreError, NPEError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
@@ -227,7 +228,8 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
         if x_obs.size != model.cond_dim:
             raise NPEError(f"the summary vector in {args.summary} has {x_obs.size} entries; the model was trained on "
                            f"{model.cond_dim} summaries")
-        if not np.all(np.isfinite(x_obs)):
+        imputes = bool(np.all(np.isfinite(np.asarray(model.x_fill))))
+        if not np.all(np.isfinite(x_obs)) and not (imputes and not np.any(np.isinf(x_obs))):
             raise NPEError(f"the summary vector has non-finite entries at {np.flatnonzero(~np.isfinite(x_obs)).tolist()}; "
                            "the estimator needs every summary (drop those entries and train on the same subset)")
         key = jax.random.PRNGKey(args.seed)
@@ -273,7 +275,7 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
             rows = np.arange(len(data))  # another suite: every row is held out
         cols = [list(data.parameter_names).index(n) for n in names]
         th, xs = data.theta[rows][:, cols], data.summaries[rows].reshape(rows.size, -1)
-        ok = np.all(np.isfinite(th), 1) & np.all(np.isfinite(xs), 1)
+        ok = np.all(np.isfinite(th), 1) & (np.any(np.isfinite(xs), 1) if imputes else np.all(np.isfinite(xs), 1))
         th, xs = th[ok][: args.n_coverage], xs[ok][: args.n_coverage]
         if th.shape[0] < 10:
             print(f"[jaxhalo sbi] coverage skipped: only {th.shape[0]} held-out simulations")
@@ -314,6 +316,8 @@ def add_sbi_parser(sub) -> None:
     t.add_argument("--val-frac", type=float, default=0.1)
     t.add_argument("--test-frac", type=float, default=0.05, help="simulations held out for the coverage test")
     t.add_argument("--summary-sigma", default=None, help="file with per-summary survey errors added in training")
+    t.add_argument("--impute-missing", action="store_true",
+                   help="replace NaN summaries (empty bins) by training means instead of dropping those simulations")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_sbi_train)

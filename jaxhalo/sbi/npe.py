@@ -95,7 +95,8 @@ class NPEnsemble(eqx.Module):
     """A trained posterior estimator q(theta | x): an equal-weight ensemble of flows.
 
     ``flows`` model the standardised z_theta | z_x; ``theta_mean``/``theta_std`` (P,),
-    ``x_mean``/``x_std`` (S,) are the standardisation; ``lower``/``upper`` (P,) the prior
+    ``x_mean``/``x_std`` (S,) are the standardisation; ``x_fill`` (S,) the values that replace
+    NaN summaries (NaN, i.e. no imputation, unless trained with ``impute_missing``); ``lower``/``upper`` (P,) the prior
     support used to reject samples (+-inf where unbounded); names label theta and x.
     """
 
@@ -104,6 +105,7 @@ class NPEnsemble(eqx.Module):
     theta_std: Array
     x_mean: Array
     x_std: Array
+    x_fill: Array
     lower: Array
     upper: Array
     parameter_names: tuple[str, ...] = eqx.field(static=True)
@@ -125,6 +127,7 @@ class NPEnsemble(eqx.Module):
         return x
 
     def _zx(self, x: Array) -> Array:
+        x = jnp.where(jnp.isnan(x), self.x_fill, x)  # x_fill is NaN unless trained with impute_missing
         return (x - self.x_mean) / self.x_std
 
     def log_prob(self, theta: ArrayLike, x: ArrayLike) -> Array:
@@ -257,6 +260,7 @@ def train_npe(
     parameter_names: Sequence[str] | None = None,
     prior_bounds: tuple[ArrayLike, ArrayLike] | None = None,
     summary_sigma: ArrayLike | None = None,
+    impute_missing: bool = False,
     progress: bool = False,
 ) -> tuple[NPEnsemble, TrainingReport]:
     """Train an ensemble posterior estimator on a suite's rows.
@@ -264,15 +268,29 @@ def train_npe(
     theta (N, P) parameters and x (N, S) summaries (rows with any non-finite entry are dropped
     and counted); ``prior_bounds`` (lower (P,), upper (P,)) for sample rejection;
     ``summary_sigma`` (S,) Gaussian errors added to x in every minibatch (and once, with a fixed
-    key, to the validation rows). Returns the model and a :class:`TrainingReport`.
+    key, to the validation rows). ``impute_missing``: replace NaN summaries (empty bins of
+    low-particle simulations) by the column mean of the training rows, here and whenever the model
+    is conditioned later, instead of dropping those rows. Returns the model and a
+    :class:`TrainingReport`.
     """
     theta = np.asarray(theta, dtype=float)
     x = np.asarray(x, dtype=float)
     if theta.ndim != 2 or x.ndim != 2 or theta.shape[0] != x.shape[0]:
         raise NPEError(f"need theta (N, P) and x (N, S) with the same N; got {theta.shape} and {x.shape}")
-    ok = np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(x), axis=1)
+    if impute_missing:  # NaN entries (empty bins) -> the column mean; rows with no finite summary are dropped
+        ok = np.all(np.isfinite(theta), axis=1) & np.any(np.isfinite(x), axis=1) & ~np.any(np.isinf(x), axis=1)
+    else:
+        ok = np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(x), axis=1)
     n_dropped = int((~ok).sum())
     theta, x = theta[ok], x[ok]
+    if impute_missing:
+        with np.errstate(invalid="ignore"):
+            x_fill = np.nanmean(x, axis=0)
+        if np.any(np.isnan(x_fill)):
+            raise NPEError(f"summaries {np.flatnonzero(np.isnan(x_fill)).tolist()} are NaN in every row")
+        x = np.where(np.isnan(x), x_fill, x)
+    else:
+        x_fill = np.full(x.shape[1], np.nan)
     N, P = theta.shape
     S = x.shape[1]
     n_val = max(1, int(round(config.val_fraction * N)))
@@ -341,7 +359,7 @@ def train_npe(
         lower, upper = np.full(P, -np.inf), np.full(P, np.inf)
     else:
         lower, upper = (np.broadcast_to(np.asarray(b, float), (P,)) for b in prior_bounds)
-    model = NPEnsemble(tuple(flows), jnp.asarray(t_mean), jnp.asarray(t_std), xm, xs, jnp.asarray(lower),
+    model = NPEnsemble(tuple(flows), jnp.asarray(t_mean), jnp.asarray(t_std), xm, xs, jnp.asarray(x_fill), jnp.asarray(lower),
                        jnp.asarray(upper), names, config)
     return model, report
 
@@ -393,7 +411,7 @@ def load_npe(path: str | Path) -> tuple[NPEnsemble, dict[str, Any]]:
     keys = jax.random.split(jax.random.key(0), config.n_ensemble)
     flows = tuple(make_flow(k, P, S, config) for k in keys)
     z = jnp.zeros
-    skeleton = NPEnsemble(flows, z(P), z(P), z(S), z(S), z(P), z(P), tuple(header["parameter_names"]), config)
+    skeleton = NPEnsemble(flows, z(P), z(P), z(S), z(S), z(S), z(P), z(P), tuple(header["parameter_names"]), config)
     with open(path, "rb") as fh:
         fh.readline(1 << 20)
         try:
