@@ -185,3 +185,19 @@ def test_real_simulator_suite_matches_direct_calls(tmp_path, prior):
         np.testing.assert_array_equal(np.asarray(theta), d.theta[i])
         x = np.asarray(simmod.summary_vector(theta, jax.random.fold_in(k, 1), cfg))
         np.testing.assert_allclose(d.summaries[i], x, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
+def test_suite_info_cli(tmp_path, prior, capsys):
+    from jaxhalo.cli import main
+
+    sim = linear_gaussian_simulator(prior, n_summaries=4)
+    run_suite(str(tmp_path / "s"), sim, prior, 12, chunk_size=5, seed=0, stop=10, progress=False)
+    assert main(["suite", "info", str(tmp_path / "s"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "10/12 simulations, 2/3 chunks of 5" in out and "missing       [10, 12)" in out
+    assert main(["suite", "info", str(tmp_path / "s"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["missing_ranges"] == [[10, 12]] and info["simulator"]["name"] == "linear-gaussian"
+    (tmp_path / "junk").mkdir()
+    assert main(["suite", "info", str(tmp_path / "junk")]) == 2
+    assert "not a jaxhalo suite store" in capsys.readouterr().err
