@@ -116,6 +116,9 @@ def test_independent_ranges_combine(tmp_path, prior):
     kd, th, out = simulate_indices(sim, prior, 2, np.arange(n))
     assert np.array_equal(th, split.theta) and np.array_equal(out["summaries"], split.summaries)
     assert np.array_equal(kd, split.key_data)
+    # micro-batched (lax.map over vmapped groups inside shard_map): the same rows; 37 is padded to 40
+    _, th_m, out_m = simulate_indices(sim, prior, 2, np.arange(n), micro_batch=4)
+    assert np.array_equal(th_m, split.theta) and np.array_equal(out_m["summaries"], split.summaries)
     # the prior draws lie in the prior's support
     assert bool(np.all(prior.in_support(split.theta)))
     with pytest.raises(ValueError, match="multiples of the chunk size"):

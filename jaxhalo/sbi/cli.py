@@ -53,7 +53,8 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
             print(f"[jaxhalo suite] note: chunk size {args.chunk} is not a multiple of the {len(devs)} devices; "
                   "each chunk is padded (wasted work)")
         rep = run_suite(args.out, sim, prior, args.n, chunk_size=args.chunk, seed=args.seed, start=args.start,
-                        stop=args.stop, progress=not args.no_progress, max_chunks=args.max_chunks)
+                        stop=args.stop, progress=not args.no_progress, max_chunks=args.max_chunks,
+                        micro_batch=args.micro_batch)
     except (PriorError, SimulatorError, SuiteStoreError, ValueError) as exc:
         return _fail(str(exc))
     info = rep.store.info()
@@ -106,6 +107,9 @@ def add_suite_parser(sub) -> None:
     r.add_argument("--start", type=int, default=0, help="first global index to run (a chunk boundary)")
     r.add_argument("--stop", type=int, default=None, help="one past the last index to run (a chunk boundary or N)")
     r.add_argument("--max-chunks", type=int, default=None, help="stop after writing this many chunks")
+    r.add_argument("--micro-batch", type=int, default=None,
+                   help="simulations vmapped at once per device (a loop over groups); makes results independent of "
+                        "chunk size and device count for chaotic simulators, and bounds memory")
     r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"])
     r.add_argument("--simulator", default="brooks", choices=["brooks", "linear-gaussian"],
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")

@@ -4,9 +4,17 @@ visible device, append each finished chunk to a :class:`~jaxhalo.sbi.store.Suite
 Determinism
 -----------
 Simulation i uses the key ``k_i = fold_in(PRNGKey(seed), i)``: its parameters are
-``prior.sample(fold_in(k_i, 0))`` and its simulator key is ``fold_in(k_i, 1)``. Nothing depends
-on the chunk a simulation falls in, on the number of devices or on which process runs it, so a
-resumed or range-split run reproduces an uninterrupted one.
+``prior.sample(fold_in(k_i, 0))`` and its simulator key is ``fold_in(k_i, 1)``. No random draw
+depends on the chunk a simulation falls in, on the number of devices or on which process runs
+it, so a resumed or range-split run with the same chunk size and device count reproduces an
+uninterrupted one bit for bit (the same compiled program on the same inputs). With a different
+device count or chunk size XLA compiles a differently shaped program whose floating-point
+rounding can differ in the last bits: for a well-conditioned simulator (the linear-Gaussian toy)
+the rows are still bit-identical, but the MW-LMC simulator's tracer orbits amplify such
+differences (measured: 200 particles, 10-20 Myr leapfrog steps, batch of 4 vs batch of 1 -> some
+particles end up tens of kpc apart, and ~60 % of the 52 summaries change), so there a suite run
+on 4 devices and one on 1 device are equally valid draws, not identical ones. Keep the chunk
+size and device count fixed within one store if bit-for-bit reproducibility matters.
 
 Sharding
 --------
@@ -53,17 +61,22 @@ def simulation_keys(seed: int, index: jax.Array) -> jax.Array:
 _BATCH_FN_CACHE: dict[tuple, tuple] = {}
 
 
-def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh: Mesh | None = None) -> Callable:
+def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh: Mesh | None = None,
+                  micro_batch: int | None = None) -> Callable:
     """A jitted function index (B,) -> (key_data (B, 2), theta (B, P), outputs) sharded over ``mesh``.
 
     B must be a multiple of the mesh size. Pure JAX: vmap over simulations, no Python loop. The
     seed is a traced argument and compiled functions are cached per (simulator, prior, mesh),
     so several runs with one simulator object compile once per chunk shape.
+
+    ``micro_batch`` = m: each device runs its slice as ``lax.map(..., batch_size=m)`` inside
+    ``shard_map`` -- a loop over vmapped groups of m simulations -- instead of one vmap over the
+    whole slice, which bounds device memory (B / n_devices is padded to a multiple of m).
     """
     if tuple(prior.names) != tuple(simulator.parameter_names):
         raise SimulatorError(f"the prior's parameters {prior.names} differ from the simulator's "
                              f"{simulator.parameter_names}")
-    cache_key = (id(simulator), id(prior), None if mesh is None else tuple(d.id for d in mesh.devices.flat))
+    cache_key = (id(simulator), id(prior), None if mesh is None else tuple(d.id for d in mesh.devices.flat), micro_batch)
     if cache_key not in _BATCH_FN_CACHE:
         def one(i, root):
             k = jax.random.fold_in(root, i)
@@ -72,6 +85,12 @@ def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh:
             return k, theta, out
 
         batched = jax.vmap(one, in_axes=(0, None))
+        if micro_batch is not None:
+            if mesh is None:
+                mesh = Mesh(np.array(jax.devices()[:1]), ("sims",))
+            local = lambda idx, root: jax.lax.map(lambda i: one(i, root), idx, batch_size=micro_batch)  # noqa: E731
+            batched = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec("sims"), PartitionSpec()),
+                                    out_specs=PartitionSpec("sims"), check_vma=False)
         if mesh is None:
             jitted = jax.jit(batched)
         else:
@@ -87,16 +106,18 @@ def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh:
 
 
 def simulate_indices(simulator: SuiteSimulator, prior: SuitePrior, seed: int, index: np.ndarray,
-                     devices: list | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+                     devices: list | None = None, micro_batch: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Simulate the given global indices in one sharded batch (no store): NumPy (key_data, theta, outputs)."""
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("sims",))
-    fn = make_batch_fn(simulator, prior, seed, mesh)
-    return _run_padded(fn, np.asarray(index, np.int64), len(devices), mesh)
+    fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
+    return _run_padded(fn, np.asarray(index, np.int64), len(devices) * (micro_batch or 1), mesh)
 
 
 def _run_padded(fn, index: np.ndarray, n_dev: int, mesh: Mesh, width: int | None = None):
-    """Run ``fn`` on ``index`` padded to ``width`` (default: n rounded up to a multiple of n_dev)."""
+    """Run ``fn`` on ``index`` padded to ``width`` rounded up to a multiple of ``n_dev``
+    (devices x micro-batch); the extra results are dropped."""
     n = index.shape[0]
     width = max(n, width or 0)
     pad = width - n + (-width) % n_dev
@@ -156,13 +177,15 @@ def run_suite(
     devices: list | None = None,
     progress: bool = True,
     max_chunks: int | None = None,
+    micro_batch: int | None = None,
 ) -> SuiteRunReport:
     """Simulate indices [start, stop) of an ``n_total``-simulation suite into the store at ``path``.
 
     Creates the store (or checks the existing one's settings), skips finished chunks, and writes
     each new chunk as soon as it is done. ``start``/``stop`` must fall on chunk boundaries.
     ``max_chunks`` stops after that many new chunks (useful to spread a suite over time-limited
-    jobs). A tqdm bar shows simulations per second. Returns a :class:`SuiteRunReport`.
+    jobs). ``micro_batch``: see :func:`make_batch_fn` (recorded in each chunk's attributes).
+    A tqdm bar shows simulations per second. Returns a :class:`SuiteRunReport`.
     """
     from tqdm.auto import tqdm
 
@@ -175,7 +198,9 @@ def run_suite(
         todo = todo[:max_chunks]
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("sims",))
-    fn = make_batch_fn(simulator, prior, seed, mesh)
+    if micro_batch is not None and micro_batch < 1:
+        raise ValueError(f"micro_batch must be >= 1, got {micro_batch}")
+    fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
     n_sims = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in todo)
     written: list[int] = []
     first_s = None
@@ -185,10 +210,11 @@ def run_suite(
         for k in todo:
             tc = time.perf_counter()
             a, b = store.chunk_range(k)
-            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices), mesh,
+            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * (micro_batch or 1), mesh,
                                                    width=store.chunk_size)  # one compiled shape
             store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
                               attrs={"n_devices": len(devices), "platform": devices[0].platform,
+                                     "micro_batch": micro_batch or 0,
                                      "wall_s": time.perf_counter() - tc})
             written.append(k)
             if first_s is None:
