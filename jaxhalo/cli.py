@@ -219,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smaller problem sizes")
     b.add_argument("--markdown", default="benchmarks/results/README.md")
     b.set_defaults(func=cmd_bench)
+
+    from .simulate_cli import add_simulate_parser
+
+    add_simulate_parser(sub)
+
+    from .sbi.cli import add_sbi_parser, add_suite_parser
+
+    add_suite_parser(sub)
+    add_sbi_parser(sub)
     return p
 
 

@@ -292,8 +292,8 @@ class MiyamotoNagai(Potential):
     def _acc(self, x: Array) -> Array:
         sb = jnp.sqrt(x[2] ** 2 + self.b**2)
         s = self.a + sb
-        D3 = (x[0] ** 2 + x[1] ** 2 + s * s) ** 1.5
-        f = -G * self.mass / D3
+        D2 = x[0] ** 2 + x[1] ** 2 + s * s
+        f = -G * self.mass / (D2 * jnp.sqrt(D2))  # D^3 without pow (exp/log): ~2x faster on CPU
         return jnp.stack([f * x[0], f * x[1], f * x[2] * s / sb])
 
     def _rho(self, x: Array) -> Array:

@@ -154,3 +154,40 @@ def test_gradient_wrt_lmc_mass_matches_fd():
     h = 1e-4 * m
     fd = (np.asarray(f(m + h)) - np.asarray(f(m - h))) / (2 * h)
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
+
+
+def _pericentres(t, sep):
+    """Local minima of the separation (times and distances), refined by a parabola through 3 samples."""
+    out = []
+    for i in range(1, len(t) - 1):
+        if sep[i] < sep[i - 1] and sep[i] <= sep[i + 1]:
+            a, b, c = sep[i - 1], sep[i], sep[i + 1]
+            shift = 0.5 * (a - c) / (a - 2 * b + c)
+            out.append((t[i] + shift * (t[1] - t[0]), b - 0.25 * (a - c) * shift))
+    return out
+
+
+_orbit_jit = eqx.filter_jit(lambda m, ml, lam: mwlmc.mw_lmc_orbit(m, ml, lam))
+
+
+@pytest.mark.parametrize("m200,m_lmc,lams", [(1.0e12, 1.5e11, (0.01, 1.0, 10.0)), (2.0e12, 3.0e11, (0.001, 0.1))])
+def test_friction_moves_pericentre_and_reflex_the_right_way(m200, m_lmc, lams):
+    """Friction drains the LMC's orbital energy forward in time, so integrated back, the stronger it is,
+    the wider the LMC's past orbit: pericentres further out (the present-day one slightly, an earlier
+    one strongly) and, the LMC having been further away, a smaller reflex displacement of the MW
+    centre at -0.5 and -2.2 Gyr (|x_MW(t)|; x_MW(0) = 0)."""
+    t = np.linspace(-2200.0, 0.0, 8801)
+    peris, disp = [], []
+    for lam in lams:
+        orb = _orbit_jit(jnp.asarray(m200), jnp.asarray(m_lmc), jnp.asarray(lam))
+        sep = np.linalg.norm(np.asarray(orb.separation(t)), axis=-1)
+        peris.append(_pericentres(t, sep))
+        disp.append(np.linalg.norm(np.asarray(orb.mw_position(np.array([-500.0, -2200.0]))), axis=-1))
+    recent = [p[-1][1] for p in peris]  # the latest pericentre (~50 Myr ago, ~47 kpc)
+    assert all(-100.0 < p[-1][0] < 0.0 for p in peris)
+    assert np.all(np.diff(recent) > 1e-3), recent
+    disp = np.array(disp)
+    assert np.all(np.diff(disp, axis=0) < 0), disp
+    if m200 == 2.0e12:  # a heavy MW: an earlier passage ~1.4 Gyr ago, further out with more friction
+        assert len(peris[0]) == 2 and len(peris[1]) == 2
+        assert peris[1][0][1] > peris[0][0][1] + 1.0, peris

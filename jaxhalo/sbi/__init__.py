@@ -1,0 +1,26 @@
+"""Simulation suites at scale and simulation-based inference (Brooks et al. 2025, 2026).
+
+- :mod:`jaxhalo.sbi.priors` -- the Table 1 priors as numpyro distributions, validated.
+- :mod:`jaxhalo.sbi.simulators` -- the suite simulator interface, the MW-LMC simulator, a toy.
+- :mod:`jaxhalo.sbi.store` -- the chunked on-disk store (per-chunk HDF5 files, atomic writes).
+- :mod:`jaxhalo.sbi.suite` -- sharded, resumable, range-splittable suite runs.
+- :mod:`jaxhalo.sbi.npe` -- neural posterior estimation with flowjax MAF ensembles.
+- :mod:`jaxhalo.sbi.tarp` -- TARP coverage (ECP curve, ATC, KS p-values).
+- :mod:`jaxhalo.sbi.derived` -- enclosed masses within 50 kpc and the mass ratio.
+- :mod:`jaxhalo.sbi.ppc` -- posterior predictive checks by re-simulation.
+
+Importing this package does not import flowjax (only :mod:`jaxhalo.sbi.npe` does).
+"""
+
+from .priors import PARAMETER_NAMES, PriorError, SuitePrior, brooks2025_prior, brooks2026_prior, get_prior
+from .simulators import SimulatorError, SuiteSimulator, brooks_simulator, linear_gaussian_simulator, make_simulator
+from .store import SuiteConfigError, SuiteData, SuiteStore, SuiteStoreError
+from .suite import SuiteRunReport, run_suite, simulate_indices
+from .tarp import TarpResult, tarp_coverage
+
+__all__ = [
+    "PARAMETER_NAMES", "PriorError", "SuitePrior", "brooks2025_prior", "brooks2026_prior", "get_prior",
+    "SimulatorError", "SuiteSimulator", "brooks_simulator", "linear_gaussian_simulator", "make_simulator",
+    "SuiteConfigError", "SuiteData", "SuiteStore", "SuiteStoreError",
+    "SuiteRunReport", "run_suite", "simulate_indices", "TarpResult", "tarp_coverage",
+]
