@@ -108,8 +108,8 @@ def add_suite_parser(sub) -> None:
     r.add_argument("--stop", type=int, default=None, help="one past the last index to run (a chunk boundary or N)")
     r.add_argument("--max-chunks", type=int, default=None, help="stop after writing this many chunks")
     r.add_argument("--micro-batch", type=int, default=None,
-                   help="simulations vmapped at once per device (a loop over groups); makes results independent of "
-                        "chunk size and device count for chaotic simulators, and bounds memory")
+                   help="simulations vmapped at once per device (default 4; a loop over groups bounds memory); results "
+                        "depend on it, not on the chunk size or device count: keep it fixed within a store")
     r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"])
     r.add_argument("--simulator", default="brooks", choices=["brooks", "linear-gaussian"],
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")

@@ -6,21 +6,18 @@ Determinism
 Simulation i uses the key ``k_i = fold_in(PRNGKey(seed), i)``: its parameters are
 ``prior.sample(fold_in(k_i, 0))`` and its simulator key is ``fold_in(k_i, 1)``. No random draw
 depends on the chunk a simulation falls in, on the number of devices or on which process runs
-it, so a resumed or range-split run with the same chunk size and device count reproduces an
-uninterrupted one bit for bit (the same compiled program on the same inputs). With a different
-device count or chunk size XLA compiles a differently shaped program whose floating-point
-rounding can differ in the last bits: for a well-conditioned simulator (the linear-Gaussian toy)
-the rows are still bit-identical, but the MW-LMC simulator's tracer orbits amplify such
-differences (measured: 200 particles, 10-20 Myr leapfrog steps, batch of 4 vs batch of 1 -> some
-particles end up tens of kpc apart, and ~60 % of the 52 summaries change), so there a suite run
-on 4 devices and one on 1 device are equally valid draws, not identical ones. Keep the chunk
-size and device count fixed within one store if bit-for-bit reproducibility matters.
+it, and every device runs the same compiled single-device program on groups of ``micro_batch``
+simulations, so a resumed, range-split or differently sharded run reproduces an uninterrupted
+one bit for bit on the same platform (tested with the MW-LMC simulator on 4 vs 1 CPU devices).
+The one setting that changes the rounding is the micro-batch (another vmap width is another
+XLA program, and the tracer orbits amplify last-bit differences into different summaries):
+keep it fixed within one store (it is recorded in each chunk's attributes).
 
 Sharding
 --------
-A chunk's index vector is placed on a 1-D :class:`jax.sharding.Mesh` over all visible devices
-(axis ``"sims"``) with a ``NamedSharding``; the vmapped, jitted simulator then runs each
-device's slice on that device (GPUs, or CPU "devices" with
+A chunk's index vector is split over a 1-D :class:`jax.sharding.Mesh` of all visible devices
+(axis ``"sims"``); each device runs its slice (see :func:`make_batch_fn`) and the results come
+back as ``NamedSharding``-sharded arrays (GPUs, or CPU "devices" with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). A chunk whose length is not a multiple
 of the device count (e.g. the last one) is padded with extra indices whose results are
 dropped. Choose the chunk size as a multiple of the device count to avoid that waste. Across
@@ -49,7 +46,7 @@ from .priors import SuitePrior
 from .simulators import SimulatorError, SuiteSimulator
 from .store import SuiteStore, code_version
 
-__all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices"]
+__all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices", "DEFAULT_MICRO_BATCH"]
 
 
 def simulation_keys(seed: int, index: jax.Array) -> jax.Array:
@@ -60,23 +57,42 @@ def simulation_keys(seed: int, index: jax.Array) -> jax.Array:
 
 _BATCH_FN_CACHE: dict[tuple, tuple] = {}
 
+#: Simulations vmapped at once on a device when no micro-batch is given. Results depend on this
+#: group size (XLA vectorises a different program for another size), never on the device count,
+#: the chunk size or the index range.
+DEFAULT_MICRO_BATCH = 4
+
 
 def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh: Mesh | None = None,
                   micro_batch: int | None = None) -> Callable:
-    """A jitted function index (B,) -> (key_data (B, 2), theta (B, P), outputs) sharded over ``mesh``.
+    """A function index (B,) -> (key_data (B, 2), theta (B, P), outputs) run over ``mesh``'s devices.
 
-    B must be a multiple of the mesh size. Pure JAX: vmap over simulations, no Python loop. The
-    seed is a traced argument and compiled functions are cached per (simulator, prior, mesh),
-    so several runs with one simulator object compile once per chunk shape.
+    B must be a multiple of (devices x micro-batch). The index vector is cut into groups of
+    ``micro_batch`` simulations; every group is one call of the *same* compiled program (a
+    ``vmap`` of the simulator over the group), dealt round-robin to the devices and dispatched
+    asynchronously so that all devices work at once; each device's groups are concatenated
+    there and the results assembled into global ``jax.Array``s sharded over the mesh
+    (``NamedSharding``, axis ``"sims"``). The loop is over groups (compiled batches), not over
+    simulations.
 
-    ``micro_batch`` = m: each device runs its slice as ``lax.map(..., batch_size=m)`` inside
-    ``shard_map`` -- a loop over vmapped groups of m simulations -- instead of one vmap over the
-    whole slice, which bounds device memory (B / n_devices is padded to a multiple of m).
+    Why not one SPMD ``jit``/``shard_map`` over the mesh, or a ``lax.map`` over groups: both
+    compile programs whose rounding depends on the device count or the number of groups per
+    device (XLA fuses a one-trip loop differently), and the MW-LMC tracer orbits amplify
+    last-bit differences into different summaries (measured: 4 vs 1 CPU devices, 200
+    particles, 20 Myr steps -> ~60% of the 52 summaries differ, by up to 170 km/s). One program
+    per group makes a suite bit-for-bit independent of the device count and of chunking.
+    Compiled functions are cached per (simulator, prior, micro_batch); JAX compiles the program
+    once per device it runs on.
     """
     if tuple(prior.names) != tuple(simulator.parameter_names):
         raise SimulatorError(f"the prior's parameters {prior.names} differ from the simulator's "
                              f"{simulator.parameter_names}")
-    cache_key = (id(simulator), id(prior), None if mesh is None else tuple(d.id for d in mesh.devices.flat), micro_batch)
+    m = DEFAULT_MICRO_BATCH if micro_batch is None else int(micro_batch)
+    if m < 1:
+        raise ValueError(f"micro_batch must be >= 1, got {m}")
+    devices = list(jax.devices()[:1] if mesh is None else mesh.devices.flat)
+    mesh = Mesh(np.array(devices), ("sims",)) if mesh is None else mesh
+    cache_key = (id(simulator), id(prior), m)
     if cache_key not in _BATCH_FN_CACHE:
         def one(i, root):
             k = jax.random.fold_in(root, i)
@@ -84,46 +100,59 @@ def make_batch_fn(simulator: SuiteSimulator, prior: SuitePrior, seed: int, mesh:
             out = simulator.outputs(theta, jax.random.fold_in(k, 1))
             return k, theta, out
 
-        batched = jax.vmap(one, in_axes=(0, None))
-        if micro_batch is not None:
-            if mesh is None:
-                mesh = Mesh(np.array(jax.devices()[:1]), ("sims",))
-            local = lambda idx, root: jax.lax.map(lambda i: one(i, root), idx, batch_size=micro_batch)  # noqa: E731
-            batched = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec("sims"), PartitionSpec()),
-                                    out_specs=PartitionSpec("sims"), check_vma=False)
-        if mesh is None:
-            jitted = jax.jit(batched)
-        else:
-            sharding = NamedSharding(mesh, PartitionSpec("sims"))
-            jitted = jax.jit(batched, in_shardings=(sharding, NamedSharding(mesh, PartitionSpec())),
-                             out_shardings=sharding)
+        group = jax.jit(jax.vmap(one, in_axes=(0, None)))
         if len(_BATCH_FN_CACHE) > 16:
             _BATCH_FN_CACHE.clear()
-        _BATCH_FN_CACHE[cache_key] = (simulator, prior, jitted)  # keeps the objects alive: ids stay unique
-    jitted = _BATCH_FN_CACHE[cache_key][2]
+        _BATCH_FN_CACHE[cache_key] = (simulator, prior, group)  # keeps the objects alive: ids stay unique
+    group = _BATCH_FN_CACHE[cache_key][2]
     root = jax.random.PRNGKey(seed)
-    return lambda index: jitted(index, root)
+    roots = [jax.device_put(root, d) for d in devices]
+    sharding = NamedSharding(mesh, PartitionSpec("sims"))
+
+    def run(index: np.ndarray):
+        index = np.asarray(index, dtype=np.uint32)
+        n_dev = len(devices)
+        if index.shape[0] % (n_dev * m):
+            raise ValueError(f"batch of {index.shape[0]} is not a multiple of {n_dev} devices x micro-batch {m}")
+        per_dev = np.split(index, n_dev)  # contiguous slice per device, as the sharding lays it out
+        # asynchronous dispatch: every device computes at once
+        results = [[group(jax.device_put(g, d), r) for g in np.split(sl, sl.shape[0] // m)]
+                   for sl, d, r in zip(per_dev, devices, roots)]
+
+        def on_device(*leaves):  # concatenate one device's groups on that device
+            return jnp.concatenate(leaves) if len(leaves) > 1 else leaves[0]
+
+        local = [jax.tree_util.tree_map(on_device, *res) for res in results]
+
+        def assemble(*leaves):
+            shape = (index.shape[0],) + leaves[0].shape[1:]
+            return jax.make_array_from_single_device_arrays(shape, sharding, list(leaves))
+
+        return jax.tree_util.tree_map(assemble, *local)
+
+    run.sharding = sharding  # type: ignore[attr-defined]
+    run.micro_batch = m  # type: ignore[attr-defined]
+    return run
 
 
 def simulate_indices(simulator: SuiteSimulator, prior: SuitePrior, seed: int, index: np.ndarray,
                      devices: list | None = None, micro_batch: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Simulate the given global indices in one sharded batch (no store): NumPy (key_data, theta, outputs)."""
+    """Simulate the given global indices over ``devices`` (no store): NumPy (key_data, theta, outputs)."""
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("sims",))
     fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
-    return _run_padded(fn, np.asarray(index, np.int64), len(devices) * (micro_batch or 1), mesh)
+    return _run_padded(fn, np.asarray(index, np.int64), len(devices) * fn.micro_batch)
 
 
-def _run_padded(fn, index: np.ndarray, n_dev: int, mesh: Mesh, width: int | None = None):
+def _run_padded(fn, index: np.ndarray, n_dev: int, width: int | None = None):
     """Run ``fn`` on ``index`` padded to ``width`` rounded up to a multiple of ``n_dev``
     (devices x micro-batch); the extra results are dropped."""
     n = index.shape[0]
     width = max(n, width or 0)
     pad = width - n + (-width) % n_dev
     padded = np.concatenate([index, index[-1] + 1 + np.arange(pad)]) if pad else index
-    x = jax.device_put(jnp.asarray(padded, dtype=jnp.uint32), NamedSharding(mesh, PartitionSpec("sims")))
-    key_data, theta, outputs = fn(x)
+    key_data, theta, outputs = fn(padded)
     return (np.asarray(key_data)[:n], np.asarray(theta)[:n], {k: np.asarray(v)[:n] for k, v in outputs.items()})
 
 
@@ -198,8 +227,6 @@ def run_suite(
         todo = todo[:max_chunks]
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("sims",))
-    if micro_batch is not None and micro_batch < 1:
-        raise ValueError(f"micro_batch must be >= 1, got {micro_batch}")
     fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
     n_sims = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in todo)
     written: list[int] = []
@@ -210,11 +237,11 @@ def run_suite(
         for k in todo:
             tc = time.perf_counter()
             a, b = store.chunk_range(k)
-            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * (micro_batch or 1), mesh,
+            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * fn.micro_batch,
                                                    width=store.chunk_size)  # one compiled shape
             store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
                               attrs={"n_devices": len(devices), "platform": devices[0].platform,
-                                     "micro_batch": micro_batch or 0,
+                                     "micro_batch": fn.micro_batch,
                                      "wall_s": time.perf_counter() - tc})
             written.append(k)
             if first_s is None:
