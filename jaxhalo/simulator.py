@@ -341,17 +341,22 @@ def _is_concrete(x) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(x))
 
 
+def _c200(log10_m200: Array, config: SimConfig) -> Array:
+    """c200 giving v_c(R_sun) = config.v_circ_sun with the Brooks disc and bulge (NaN where none in
+    [1, config.c200_max]); the baryons are those of :func:`~jaxhalo.potentials.milky_way`'s defaults."""
+    disc = exponential_disc()
+    bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
+    return solve_c200(10.0 ** log10_m200, config.v_circ_sun, config.solar_parameters().galcen_distance,
+                      baryons=disc + bulge, c_range=(1.0, config.c200_max), check=False)
+
+
 def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
     """Whether theta (..., 12) can be simulated: c200 solvable, M_LMC > 1.7e10 Msun, 0 <= beta0 < 1,
     gamma > 2 beta0, r_dens > 0, d_lmc > 0. Returns a bool array (...,). Cheap (no orbit, no DF)."""
     theta = jnp.asarray(theta, dtype=float)
     if theta.shape[-1:] != (len(PARAMETER_NAMES),):
         raise SimulatorError(f"theta must end in an axis of {len(PARAMETER_NAMES)}, got {theta.shape}")
-    solar = config.solar_parameters()
-    disc = exponential_disc()
-    bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
-    c = solve_c200(10.0 ** theta[..., 0], config.v_circ_sun, solar.galcen_distance, baryons=disc + bulge,
-                   c_range=(1.0, config.c200_max), check=False)
+    c = _c200(theta[..., 0], config)
     beta, gamma = theta[..., 9], theta[..., 11]
     return (jnp.isfinite(c) & (theta[..., 1] > 1.7e10) & (beta >= 0) & (beta < 1) & (gamma > 2 * beta)
             & (gamma > 1.0) & (theta[..., 10] > 0) & (theta[..., 5] > 0) & jnp.all(jnp.isfinite(theta), -1))
@@ -402,7 +407,7 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     check = config.on_invalid == "raise"
     solar = config.solar_parameters()
 
-    mw = milky_way(10.0 ** theta[0], v_circ_sun=config.v_circ_sun, r_sun=solar.galcen_distance, check=False)
+    mw = milky_way(10.0 ** theta[0], c200=_c200(theta[0], config))
     lmc = lmc_hernquist(theta[1], check=False)
     obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])
     x_lmc, v_lmc = lmc_present_day(obs, solar)
