@@ -9,12 +9,13 @@ Cases
   the same call with 16 particles (c200, orbit, DF, track: everything but the tracers).
 * ``simulator_batch``: ``jax.vmap`` over 8 parameter draws x 4,500 particles (Brooks et al. 2025 size),
   float64 and float32, and the suite projection from it.
-* ``gala_leapfrog`` / ``jaxhalo_leapfrog_same_potential``: the same 20,000 initial conditions integrated
-  with gala's leapfrog (1 Myr) in NFW + the 4 Miyamoto-Nagai discs + a Hernquist bulge (gala has no
-  equivalent of the quadrature bulge) + the Hernquist LMC, every component a
-  ``TimeInterpolatedPotential`` on the MW-LMC track (LMC listed first), and with jaxhalo's leapfrog in
-  exactly that potential; their ratio; and the agreement of the final positions of 200 outer particles
-  (r0 > 20 kpc) between the two and against a DOP853-accurate jaxhalo reference (dopri8, 1e-10).
+* ``gala_leapfrog`` / ``jaxhalo_leapfrog_gala_problem``: the same 20,000 initial conditions integrated
+  with gala's leapfrog (1 Myr) and jaxhalo's in a static MW (NFW + the 4 Miyamoto-Nagai discs + a
+  Hernquist bulge: gala has no equivalent of the quadrature bulge) with the Hernquist LMC moving on
+  its track relative to the MW (gala ``TimeInterpolatedPotential``, listed first); their ratio; and
+  the agreement of the final positions of 200 outer particles (r0 > 20 kpc) between the two and
+  against a jaxhalo dopri8 (1e-10) reference. (A moving MW as well is not possible in gala: see
+  ``META["gala_note"]``.)
 * ``accuracy``: final-position error of jaxhalo's leapfrog at dt = 2, 1, 0.5 Myr (and tsit5 1e-6)
   against dopri8 1e-10 for 200 outer particles in the full Brooks MW + LMC.
 
@@ -115,45 +116,45 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def _gala_and_accuracy(n: int, quick: bool) -> list[dict]:
-    """gala vs jaxhalo in a shared potential, and leapfrog accuracy in the Brooks MW."""
+    """gala vs jaxhalo on one problem both integrate correctly, and leapfrog accuracy in the Brooks MW."""
     out = []
     cfg = S.SimConfig(n_particles=n)
     sim = jax.jit(S.simulate, static_argnums=2)(jnp.asarray(S.FIDUCIAL_THETA), jax.random.key(2), cfg)
     track, mw, lmc = sim.track, sim.mw, sim.lmc
     from jaxhalo.df import sample_df
 
-    x_h, v_h = sample_df(jax.random.key(3), sim.df, n)
+    x_h, v_h = (np.asarray(a) for a in sample_df(jax.random.key(3), sim.df, n))
     t0 = -cfg.t_back
-    x0 = np.asarray(x_h + track.mw_position(t0))
-    v0 = np.asarray(v_h + track.mw_velocity(t0))
-    outer = np.flatnonzero(np.linalg.norm(np.asarray(x_h), axis=1) > 20.0)[:200]
+    outer = np.flatnonzero(np.linalg.norm(x_h, axis=1) > 20.0)[:200]
 
-    # shared potential: NFW + 4 MN (jaxhalo's own components) + Hernquist bulge + Hernquist LMC
-    bulge = Hernquist(1.2e10, 0.7)
-    host = Composite((mw.halo,) + tuple(mw.disc.components) + (bulge,))
-    lf = jax.jit(lambda x, v: integrate_orbits(x, v, host, lmc, track, t0=t0, t1=0.0, dt=1.0))
-    jax.block_until_ready(lf(x0, v0))
+    # gala problem: MW static at the origin (NFW + the 4 MN discs + a Hernquist bulge), the LMC moving
+    # on its track relative to the MW (gala's composite of several TimeInterpolatedPotentials is
+    # wrong, see META["gala_note"]), 1 Myr leapfrog; the same in jaxhalo.
+    rel = S.TabulatedTrack(track.t0, track.h, 0.0 * track.mw_x, 0.0 * track.mw_v,
+                           track.lmc_x - track.mw_x, track.lmc_v - track.mw_v)
+    host = Composite((mw.halo,) + tuple(mw.disc.components) + (Hernquist(1.2e10, 0.7),))
+    lf = jax.jit(lambda x, v: integrate_orbits(x, v, host, lmc, rel, t0=t0, t1=0.0, dt=1.0))
+    jax.block_until_ready(lf(x_h, v_h))
     t1 = time.perf_counter()
-    xj, _ = jax.block_until_ready(lf(x0, v0))
+    xj = np.asarray(jax.block_until_ready(lf(x_h, v_h))[0])
     jax_s = time.perf_counter() - t1
-    ref = jax.jit(lambda x, v: integrate_orbits(x, v, host, lmc, track, t0=t0, t1=0.0, solver="dopri8",
+    ref = jax.jit(lambda x, v: integrate_orbits(x, v, host, lmc, rel, t0=t0, t1=0.0, solver="dopri8",
                                                 rtol=1e-10, atol=1e-10, max_steps=200_000))
-    xr, _ = ref(x0[outer], v0[outer])
-    xj, xr = np.asarray(xj), np.asarray(xr)
-    rec_j = {"case": "jaxhalo_leapfrog_same_potential", "n_particles": n, "dt_myr": 1.0, "run_s": jax_s,
+    xr = np.asarray(ref(x_h[outer], v_h[outer])[0])
+    rec_j = {"case": "jaxhalo_leapfrog_gala_problem", "n_particles": n, "dt_myr": 1.0, "run_s": jax_s,
              "particle_steps_per_s": n * cfg.n_steps / jax_s,
              "outer200_median_pos_err_vs_dopri8_kpc": float(np.median(np.linalg.norm(xj[outer] - xr, axis=1)))}
     out.append(rec_j)
     print(rec_j, flush=True)
     try:
-        rec_g = _gala(x0, v0, host, lmc, track, t0, xj, xr, outer, jax_s)
+        rec_g = _gala(x_h, v_h, host, lmc, rel, t0, xj, xr, outer, jax_s)
         out.append(rec_g)
         print(rec_g, flush=True)
     except ImportError:
         pass
 
-    # leapfrog accuracy in the full Brooks MW (quadrature bulge) + LMC
-    xo, vo = x0[outer], v0[outer]
+    # leapfrog accuracy in the full Brooks MW (quadrature bulge) + LMC, both moving (inertial frame)
+    xo, vo = x_h[outer] + np.asarray(track.mw_position(t0)), v_h[outer] + np.asarray(track.mw_velocity(t0))
     ref = jax.jit(lambda x, v: integrate_orbits(x, v, mw, lmc, track, t0=t0, t1=0.0, solver="dopri8",
                                                 rtol=1e-10, atol=1e-10, max_steps=200_000))
     xr = np.asarray(ref(xo, vo)[0])
@@ -171,50 +172,45 @@ def _gala_and_accuracy(n: int, quick: bool) -> list[dict]:
 
 def _gala(x0, v0, host, lmc, track, t0, xj, xr, outer, jax_s) -> dict:
     import astropy.units as u
+    import gala
     import gala.dynamics as gd
     import gala.integrate as gi
     import gala.potential as gp
     from gala.units import galactic
 
-    times = np.asarray(track.times)
-    mw_pos = np.asarray(track.mw_x) * u.kpc
-    lmc_pos = np.asarray(track.lmc_x) * u.kpc
-    tk = times * u.Myr
+    tk = np.asarray(track.times) * u.Myr
     halo, *discs, bulge = host.components
     comps = {"lmc": gp.TimeInterpolatedPotential(gp.HernquistPotential, tk, m=float(lmc.mass) * u.Msun,
-                                                 c=float(lmc.a) * u.kpc, origin=lmc_pos, units=galactic)}
-    m_nfw = 4 * np.pi * float(halo.rho_s) * float(halo.r_s) ** 3
-    comps["halo"] = gp.TimeInterpolatedPotential(gp.NFWPotential, tk, m=m_nfw * u.Msun, r_s=float(halo.r_s) * u.kpc,
-                                                 origin=mw_pos, units=galactic)
+                                                 c=float(lmc.a) * u.kpc, origin=np.asarray(track.lmc_x) * u.kpc,
+                                                 units=galactic)}
+    comps["halo"] = gp.NFWPotential(m=4 * np.pi * float(halo.rho_s) * float(halo.r_s) ** 3 * u.Msun,
+                                    r_s=float(halo.r_s) * u.kpc, units=galactic)
     for i, d in enumerate(discs):
-        comps[f"disc{i}"] = gp.TimeInterpolatedPotential(gp.MiyamotoNagaiPotential, tk, m=float(d.mass) * u.Msun,
-                                                         a=float(d.a) * u.kpc, b=float(d.b) * u.kpc,
-                                                         origin=mw_pos, units=galactic)
-    comps["bulge"] = gp.TimeInterpolatedPotential(gp.HernquistPotential, tk, m=float(bulge.mass) * u.Msun,
-                                                  c=float(bulge.a) * u.kpc, origin=mw_pos, units=galactic)
+        comps[f"disc{i}"] = gp.MiyamotoNagaiPotential(m=float(d.mass) * u.Msun, a=float(d.a) * u.kpc,
+                                                      b=float(d.b) * u.kpc, units=galactic)
+    comps["bulge"] = gp.HernquistPotential(m=float(bulge.mass) * u.Msun, c=float(bulge.a) * u.kpc, units=galactic)
     pot = gp.CCompositePotential(**comps)  # LMC first (issue 5: else gala integrates in the LMC alone)
-    # sanity: gala's and jaxhalo's accelerations agree at t = -1000 Myr
     xt = x0[outer[:5]]
     a_g = pot.acceleration(xt.T * u.kpc, t=-1000.0 * u.Myr).to_value(u.km**2 / u.s**2 / u.kpc).T
     tt = jnp.asarray(-1000.0)
-    a_j = np.asarray(host.acceleration(xt - track.mw_position(tt)) + lmc.acceleration(xt - track.lmc_position(tt)))
+    a_j = np.asarray(host.acceleration(xt) + lmc.acceleration(xt - track.lmc_position(tt)))
     acc_rel = float(np.max(np.linalg.norm(a_g - a_j, axis=1) / np.linalg.norm(a_j, axis=1)))
     w0 = gd.PhaseSpacePosition(pos=x0.T * u.kpc, vel=v0.T * u.km / u.s)
-    H = gp.Hamiltonian(pot)
+    ts = np.linspace(t0, 0.0, int(round(-t0)) + 1) * u.Myr  # include t = 0 (t1/t2/dt stops one step short)
     t1 = time.perf_counter()
-    orbit = H.integrate_orbit(w0, dt=1.0 * u.Myr, t1=t0 * u.Myr, t2=0.0 * u.Myr, Integrator=gi.LeapfrogIntegrator,
-                              store_all=False)
+    orbit = gp.Hamiltonian(pot).integrate_orbit(w0, t=ts, Integrator=gi.LeapfrogIntegrator, store_all=False)
     gala_s = time.perf_counter() - t1
-    xg = orbit.pos.xyz.to_value(u.kpc).reshape(3, -1).T[-len(x0):]
+    xg = orbit.pos.xyz.to_value(u.kpc).reshape(3, -1).T
     d_jg = np.linalg.norm(xg[outer] - xj[outer], axis=1)
     d_gr = np.linalg.norm(xg[outer] - xr, axis=1)
-    return {"case": "gala_leapfrog", "n_particles": len(x0), "dt_myr": 1.0, "gala_s": gala_s,
-            "jaxhalo_s": jax_s, "speedup_jaxhalo_over_gala": gala_s / jax_s,
+    return {"case": "gala_leapfrog", "gala_version": gala.__version__, "n_particles": len(x0), "dt_myr": 1.0,
+            "gala_s": gala_s, "jaxhalo_s": jax_s, "speedup_jaxhalo_over_gala": gala_s / jax_s,
             "acc_max_rel_diff_at_t-1Gyr": acc_rel,
             "outer200_median_jaxhalo_minus_gala_kpc": float(np.median(d_jg)),
-            "outer200_p90_jaxhalo_minus_gala_kpc": float(np.quantile(d_jg, 0.9)),
+            "outer200_max_jaxhalo_minus_gala_kpc": float(np.max(d_jg)),
             "outer200_median_gala_err_vs_dopri8_kpc": float(np.median(d_gr)),
-            "potential": "NFW + 4 MN + Hernquist bulge (1.2e10, 0.7 kpc) + Hernquist LMC, all TimeInterpolated on the track"}
+            "problem": "MW static (NFW + 4 MN + Hernquist bulge 1.2e10/0.7 kpc), LMC Hernquist moving on its "
+                       "track relative to the MW (TimeInterpolatedPotential, first in the composite)"}
 
 
 if __name__ == "__main__":
@@ -235,6 +231,10 @@ if __name__ == "__main__":
                 "GPU figures await a GPU (none lent to this task).",
         "reference_agama_20k_2threads_s": AGAMA_S_20K_2THREADS,
         "suite": f"{SUITE_SIMS} simulations x {N_BATCH} particles (Brooks et al. 2025)",
+        "gala_note": "gala's CCompositePotential of two or more TimeInterpolatedPotentials (e.g. MW and LMC both "
+                     "moving) integrates wrongly: each alone matches jaxhalo's leapfrog to 1e-12 kpc after 2.2 Gyr, "
+                     "together they end 10-270 kpc off, while gala's own acceleration() agrees to 1e-15. The gala "
+                     "comparison therefore uses a static MW and the LMC moving on its track relative to it.",
     }
     if not quick:
         print(write_results(RESULT_NAME, recs, meta))
