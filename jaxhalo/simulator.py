@@ -33,16 +33,18 @@ Decision on the cusp-slope theorem (``SimConfig.inner``)
 --------------------------------------------------------
 Brooks et al.'s tracer has inner slope 1 but beta0 goes to 0.85; a non-negative constant-beta DF
 needs a log-slope >= 2 beta (An & Evans 2006), so for beta0 > 1/2 the DF of eq. 2 as written is
-negative at high binding energies (agama, used by Brooks et al., has the same limitation).
+negative at high binding energies (agama's quasi-spherical DF, used by Brooks et al., obeys the same
+theorem).
 ``inner="steepen"`` (default) replaces the tracer by
 :func:`~jaxhalo.tracers.steepen_cusp_for_beta`: log-slope raised to 2 beta + 0.05 inside the radius
-r_core where eq. 2's own slope reaches that value (r_core <= 13 kpc over the priors, 0 for
+r_core where eq. 2's own slope reaches that value (r_core <= 12 kpc over the priors, 0 for
 beta0 <= 0.475), a C2 ramp inside r_core, and the density *exactly* unchanged for r >= r_core.
 Since the constant-beta DF's velocity distribution at radius r (and the Jeans sigma_r(r)) depends
 only on the density at radii >= r, the sampled density and kinematics outside r_core, and so the
 whole 30-160 kpc summary window, are exactly those of eq. 2 (tests/test_simulator.py checks the
-DF is non-negative over the prior corners and that density and sigma_r beyond 20 kpc agree with
-the unsteepened profile). Nothing is clipped: where even the steepened DF were negative the
+DF is non-negative at the prior corners, that the sample's density and sigma_r over 20-160 kpc
+follow eq. 2 (Poisson counts; the Jeans solution to 3%), and, slow, that f_E below Psi(r_core)
+equals eq. 2's). Nothing is clipped: where even the steepened DF were negative the
 builder still raises. ``inner="exact"`` keeps eq. 2 as is (and raises
 :class:`~jaxhalo.df.NegativeDFError` for beta0 beyond what it admits, ~0.5).
 

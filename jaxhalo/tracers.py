@@ -17,16 +17,16 @@ Why steepen: the cusp-slope theorem (An & Evans 2006)
 A constant-anisotropy DF f = L^(-2 beta) f_E(E) is non-negative only if the tracer's logarithmic
 density slope is at least 2 beta where the orbits of the corresponding energies live; at the centre
 this is the theorem gamma_0 >= 2 beta. Brooks et al. (2026) use an inner slope 1 with beta_0 up to
-0.85, which no non-negative DF reaches (agama, which they used, has the same limitation; its
-``QuasiSpherical`` DF builder then has negative values). jaxhalo never clips a negative DF
+0.85, which no non-negative DF reaches (agama's quasi-spherical DF, which they used, is subject to
+the same theorem: it is a property of the density, not of a code). jaxhalo never clips a negative DF
 silently: :func:`jaxhalo.df.constant_beta_df` raises :class:`~jaxhalo.df.NegativeDFError`. The
 simulator instead, by default, uses :func:`steepen_cusp_for_beta`: the tracer's log-slope is
 raised to ``2 beta + margin`` inside the radius where the Brooks profile's own log-slope reaches
-that value (at most ~11 kpc over the Table 1 priors), with a C2 ramp, and left *exactly*
+that value (at most 12 kpc over the Table 1 priors), with a C2 ramp, and left *exactly*
 unchanged outside. Exactness matters: at radius r the constant-beta DF's velocity distribution
 (and the Jeans sigma_r(r)) depends only on the density at radii >= r, so outside the core the
 sampled density and kinematics are those of the Brooks profile, i.e. unchanged over the 30-160
-kpc summary window. Only the shape inside ~11 kpc (a few per cent of the particles) changes.
+kpc summary window. Only the shape inside r_core (a few per cent of the particles for the largest beta) changes.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def steepen_cusp_for_beta(
     slope). r_core is where the base's own log-slope alpha + (gamma - alpha) u / (1 + u), u = r / r_s,
     equals s*: u* = (s* - alpha) / (gamma - s*). For 2 beta + margin <= alpha nothing changes
     (D = 0). Over the Brooks et al. (2026) priors (beta <= 0.85, gamma in [3, 5], r_dens in
-    [10, 20] kpc) r_core <= 13 kpc. ``width`` is the ramp width in ln r, inside r_core.
+    [10, 20] kpc) r_core <= 12 kpc (gamma = 3, r_dens = 20 kpc, beta = 0.85). ``width`` is the ramp width in ln r, inside r_core.
     Traceable in beta and the base's parameters (jit / vmap / grad).
     """
     alpha, gamma = base.inner_slope, base.outer_slope
