@@ -11,6 +11,8 @@ The public API is re-exported here; see the submodules for details:
   integration (diffrax) and the MW-LMC two-body orbit with dynamical friction.
 - :mod:`jaxhalo.observe`, :mod:`jaxhalo.summaries` -- mock observation and the Brooks et al.
   summary statistics, sky maps and profiles.
+- :mod:`jaxhalo.simulator`, :mod:`jaxhalo.tracers` -- the chained Brooks et al. MW-LMC simulator
+  (Table 1 parameters -> snapshot / mock observation / 52 summaries) and tracer densities.
 - :mod:`jaxhalo.inference_profiles`, :mod:`jaxhalo.mocks_populations` -- Li et al. mixture and
   dipole models fitted in many bins at once, and their mocks.
 
@@ -57,6 +59,9 @@ from .orbits import integrate_orbit
 from .potentials import NFW, Composite, Hernquist, MiyamotoNagai, Potential, SphericalFromDensity, lmc_hernquist, milky_way
 from .summaries import brooks_summaries, brooks_summary_vector, vgsr_sky_map
 
+from . import simulator, tracers  # noqa: E402  (the chained Brooks et al. simulator; tracer densities)
+from .simulator import SimConfig, simulate_observed, simulate_present_day, summary_vector  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -70,3 +75,4 @@ __all__ = [
     "NFW", "Composite", "Hernquist", "MiyamotoNagai", "Potential", "SphericalFromDensity", "lmc_hernquist", "milky_way",
     "brooks_summaries", "brooks_summary_vector", "vgsr_sky_map", "__version__",
 ]
+__all__ += ["simulator", "tracers", "SimConfig", "simulate_present_day", "simulate_observed", "summary_vector"]

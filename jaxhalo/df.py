@@ -67,6 +67,7 @@ from jax.scipy.special import gammaln
 from jax.typing import ArrayLike
 
 from .constants import G
+from .tracers import DehnenDensity, DoublePowerLawDensity  # noqa: F401  (re-exported; defined in tracers)
 
 __all__ = [
     "DehnenDensity",
@@ -101,49 +102,6 @@ def _interp(x: Array, xp: Array, fp: Array) -> Array:
     x0, x1 = xp[i], xp[i + 1]
     a = jnp.clip((x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0), 0.0, 1.0)
     return fp[i] + a * (fp[i + 1] - fp[i])
-
-
-# --------------------------------------------------------------------------- tracer densities
-
-
-class DehnenDensity(eqx.Module):
-    """Dehnen (1993) sphere rho = (3 - g) M a / (4 pi r^g (r + a)^(4 - g)).
-
-    Attributes: ``mass`` (Msun; only the normalisation), ``scale_radius`` a (kpc),
-    ``inner_slope`` g in [0, 3). The outer slope is 4. g = 1 is Hernquist.
-    """
-
-    mass: Array = eqx.field(converter=jnp.asarray)
-    scale_radius: Array = eqx.field(converter=jnp.asarray)
-    inner_slope: Array = eqx.field(converter=jnp.asarray, default=1.0)
-
-    @property
-    def outer_slope(self) -> Array:
-        return jnp.asarray(4.0)
-
-    def density(self, r: ArrayLike) -> Array:
-        """rho(r) in Msun/kpc^3 for r (...,) kpc."""
-        r = jnp.asarray(r)
-        a, g = self.scale_radius, self.inner_slope
-        return (3.0 - g) * self.mass * a / (4.0 * jnp.pi) / (r**g * (r + a) ** (4.0 - g))
-
-
-class DoublePowerLawDensity(eqx.Module):
-    """Brooks et al. (2026, eq. 2) tracer: rho = A (r/r_s)^(-alpha) (1 + r/r_s)^(alpha - gamma).
-
-    Attributes: ``scale_radius`` r_s (kpc), ``outer_slope`` gamma (Brooks et al.: [3, 5]),
-    ``inner_slope`` alpha (Brooks et al.: 1), ``amplitude`` A (Msun/kpc^3; only the normalisation).
-    """
-
-    scale_radius: Array = eqx.field(converter=jnp.asarray)
-    outer_slope: Array = eqx.field(converter=jnp.asarray)
-    inner_slope: Array = eqx.field(converter=jnp.asarray, default=1.0)
-    amplitude: Array = eqx.field(converter=jnp.asarray, default=1.0)
-
-    def density(self, r: ArrayLike) -> Array:
-        """rho(r) in Msun/kpc^3 for r (...,) kpc."""
-        u = jnp.asarray(r) / self.scale_radius
-        return self.amplitude * u ** (-self.inner_slope) * (1.0 + u) ** (self.inner_slope - self.outer_slope)
 
 
 class SphericalProfile(eqx.Module):

@@ -10,7 +10,8 @@ Contents
 * :class:`NFW`, :class:`Hernquist`, :class:`PointMass`, :class:`MiyamotoNagai` (closed forms);
 * :class:`SphericalFromDensity`: any spherical density turned into M(<r) and Phi(r) by
   quadrature on a log-r grid (cubic Hermite interpolation with the exact derivatives);
-  density profiles :class:`BulgeDensity`, :class:`DehnenDensity`, :class:`DoublePowerLawDensity`;
+  density profiles :class:`BulgeDensity` here, :class:`DehnenDensity`, :class:`DoublePowerLawDensity`
+  re-exported from :mod:`jaxhalo.tracers` (their one home);
 * :class:`SphericalTable`: a tabulated spherical potential (the same interpolant), produced by
   :func:`spherical_average` for the angle-averaged Milky Way (for the distribution functions);
 * :func:`exponential_disc` (a sum of Miyamoto-Nagai discs fitted to the Brooks et al. disc),
@@ -29,7 +30,9 @@ import optimistix as optx
 from jax import Array
 from jax.typing import ArrayLike
 
+from . import tracers as _tracers
 from .constants import G, RHO_CRIT
+from .tracers import DensityProfile, DoublePowerLawDensity
 
 __all__ = [
     "Potential",
@@ -65,6 +68,12 @@ class PotentialError(ValueError):
 def _is_concrete(*xs) -> bool:
     """True when no argument is a JAX tracer (so Python-side checks can raise)."""
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def _as_float(x: ArrayLike) -> Array:
+    """x as a JAX array, keeping a floating dtype (float32 stays float32) and promoting integers to float."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
 
 
 def _safe_norm(x: Array) -> Array:
@@ -103,22 +112,22 @@ class Potential(eqx.Module):
 
     def potential(self, x: ArrayLike) -> Array:
         """Potential (km/s)^2 at positions x (..., 3) kpc; returns (...,)."""
-        return _map_points(self._phi, jnp.asarray(x, dtype=float))
+        return _map_points(self._phi, _as_float(x))
 
     def acceleration(self, x: ArrayLike) -> Array:
         """Acceleration -grad Phi, (..., 3) in (km/s)^2 / kpc."""
-        return _map_points(self._acc, jnp.asarray(x, dtype=float))
+        return _map_points(self._acc, _as_float(x))
 
     def density(self, x: ArrayLike) -> Array:
         """Density (Msun/kpc^3) at x (..., 3); Poisson's equation laplacian(Phi) / (4 pi G) unless analytic."""
-        return _map_points(self._rho, jnp.asarray(x, dtype=float))
+        return _map_points(self._rho, _as_float(x))
 
     def circular_velocity(self, x: ArrayLike) -> Array:
         """Circular speed sqrt(R dPhi/dR) in km/s at positions (..., 3) (cylindrical R of x).
 
         Zero where the radial force points outwards or R = 0.
         """
-        x = jnp.asarray(x, dtype=float)
+        x = _as_float(x)
         a = self.acceleration(x)
         aR_R = -(a[..., 0] * x[..., 0] + a[..., 1] * x[..., 1])
         return jnp.sqrt(jnp.maximum(aR_R, 0.0))
@@ -142,24 +151,26 @@ class SphericalPotential(Potential):
     def density_r(self, r: ArrayLike) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _center(self) -> Array:
-        return getattr(self, "center", jnp.zeros(3))
+    def _offset(self, x: Array) -> Array:
+        """x - center (the centre is optional; without one the potential sits at the origin)."""
+        c = getattr(self, "center", None)
+        return x if c is None else x - c
 
     def _phi(self, x: Array) -> Array:
-        return self.potential_r(_safe_norm(x - self._center()))
+        return self.potential_r(_safe_norm(self._offset(x)))
 
     def _acc(self, x: Array) -> Array:
-        d = x - self._center()
+        d = self._offset(x)
         r = _safe_norm(d)
         safe_r = jnp.where(r > 0, r, 1.0)
         return jnp.where(r > 0, -G * self.enclosed_mass(safe_r) / safe_r**3, 0.0) * d
 
     def _rho(self, x: Array) -> Array:
-        return self.density_r(_safe_norm(x - self._center()))
+        return self.density_r(_safe_norm(self._offset(x)))
 
     def circular_velocity_r(self, r: ArrayLike) -> Array:
         """sqrt(G M(<r) / r) in km/s at spherical radii r (kpc)."""
-        r = jnp.asarray(r, dtype=float)
+        r = _as_float(r)
         return jnp.sqrt(G * self.enclosed_mass(r) / r)
 
 
@@ -267,10 +278,10 @@ class PointMass(SphericalPotential):
         return -G * self.mass / jnp.where(r > 0, r, jnp.inf)
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
-        return jnp.broadcast_to(self.mass, jnp.shape(r)) * jnp.ones_like(jnp.asarray(r, dtype=float))
+        return jnp.broadcast_to(self.mass, jnp.shape(r)) * jnp.ones_like(_as_float(r))
 
     def density_r(self, r: ArrayLike) -> Array:
-        return jnp.zeros_like(jnp.asarray(r, dtype=float))
+        return jnp.zeros_like(_as_float(r))
 
 
 class MiyamotoNagai(Potential):
@@ -310,14 +321,6 @@ class MiyamotoNagai(Potential):
 # --------------------------------------------------------------------------------------------
 
 
-class DensityProfile(eqx.Module):
-    """A spherical density shape rho(r) (arbitrary normalisation unless stated). ``__call__(r)``
-    takes radii r (kpc, any shape) and returns the density with the same shape."""
-
-    def __call__(self, r: Array) -> Array:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
 class BulgeDensity(DensityProfile):
     """Brooks et al. (2025) eq. 1 / McMillan (2017) bulge shape, (1 + r/r_b)^-gamma exp(-(r/u_b)^2).
 
@@ -332,29 +335,11 @@ class BulgeDensity(DensityProfile):
         return (1.0 + r / self.r_b) ** (-self.gamma) * jnp.exp(-((r / self.u_b) ** 2))
 
 
-class DehnenDensity(DensityProfile):
-    """Dehnen (1993) shape (r/a)^-gamma (1 + r/a)^(gamma - 4) (unnormalised). Attributes ``a`` (kpc), ``gamma``."""
-
-    a: Array = eqx.field(converter=jnp.asarray)
-    gamma: Array = eqx.field(converter=jnp.asarray, default=1.0)
-
-    def __call__(self, r: Array) -> Array:
-        u = r / self.a
-        return u ** (-self.gamma) * (1.0 + u) ** (self.gamma - 4.0)
-
-
-class DoublePowerLawDensity(DensityProfile):
-    """Brooks et al. (2026) eq. 2 tracer shape (r/r_s)^-1 (1 + r/r_s)^(1 - gamma) (unnormalised).
-
-    Attributes: ``r_s`` (kpc), ``gamma`` (outer slope, 3..5 in Brooks et al.).
-    """
-
-    r_s: Array = eqx.field(converter=jnp.asarray)
-    gamma: Array = eqx.field(converter=jnp.asarray, default=4.0)
-
-    def __call__(self, r: Array) -> Array:
-        u = r / self.r_s
-        return (1.0 / u) * (1.0 + u) ** (1.0 - self.gamma)
+def DehnenDensity(a: ArrayLike, gamma: ArrayLike = 1.0) -> _tracers.DehnenDensity:  # noqa: N802 (old class name)
+    """Dehnen (1993) shape (r/a)^-gamma (1 + r/a)^(gamma - 4) (unnormalised), kept for the old signature
+    ``DehnenDensity(a, gamma)``; returns :class:`jaxhalo.tracers.DehnenDensity` (see
+    :func:`jaxhalo.tracers.dehnen_shape`). ``jaxhalo.df.DehnenDensity`` is the normalised class itself."""
+    return _tracers.dehnen_shape(a, gamma)
 
 
 def _hermite(t: Array, h: Array, y0, y1, d0, d1) -> Array:
@@ -423,7 +408,7 @@ class SphericalTable(SphericalPotential):
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """M(<r) in Msun at spherical radii r (kpc), any shape."""
-        r = jnp.asarray(r, dtype=float)
+        r = _as_float(r)
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         s = self._inner_slope()
         inner = self.mass[0] * (jnp.maximum(r, 0.0) / r0) ** s
@@ -431,7 +416,7 @@ class SphericalTable(SphericalPotential):
 
     def potential_r(self, r: ArrayLike) -> Array:
         """Phi(r) in (km/s)^2 at spherical radii r (kpc)."""
-        r = jnp.asarray(r, dtype=float)
+        r = _as_float(r)
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         i, t, dl = self._locate(r)
         rn = jnp.exp(self.log_r)
@@ -446,7 +431,7 @@ class SphericalTable(SphericalPotential):
 
     def density_r(self, r: ArrayLike) -> Array:
         """rho(r) = (dM/dr) / (4 pi r^2) from the interpolant (Msun/kpc^3)."""
-        r = jnp.asarray(r, dtype=float)
+        r = _as_float(r)
         lm, dlm = self._log_mass_in_grid(r)
         dm = jnp.exp(lm) * dlm
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
@@ -528,7 +513,7 @@ class SphericalFromDensity(SphericalTable):
 
     def density_r(self, r: ArrayLike) -> Array:
         """Exact density norm * profile(r) in Msun/kpc^3."""
-        return self.norm * self.profile(jnp.asarray(r, dtype=float))
+        return self.norm * self.profile(_as_float(r))
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,16 +33,18 @@ Decision on the cusp-slope theorem (``SimConfig.inner``)
 --------------------------------------------------------
 Brooks et al.'s tracer has inner slope 1 but beta0 goes to 0.85; a non-negative constant-beta DF
 needs a log-slope >= 2 beta (An & Evans 2006), so for beta0 > 1/2 the DF of eq. 2 as written is
-negative at high binding energies (agama, used by Brooks et al., has the same limitation).
+negative at high binding energies (agama's quasi-spherical DF, used by Brooks et al., obeys the same
+theorem).
 ``inner="steepen"`` (default) replaces the tracer by
 :func:`~jaxhalo.tracers.steepen_cusp_for_beta`: log-slope raised to 2 beta + 0.05 inside the radius
-r_core where eq. 2's own slope reaches that value (r_core <= 13 kpc over the priors, 0 for
+r_core where eq. 2's own slope reaches that value (r_core <= 12 kpc over the priors, 0 for
 beta0 <= 0.475), a C2 ramp inside r_core, and the density *exactly* unchanged for r >= r_core.
 Since the constant-beta DF's velocity distribution at radius r (and the Jeans sigma_r(r)) depends
 only on the density at radii >= r, the sampled density and kinematics outside r_core, and so the
 whole 30-160 kpc summary window, are exactly those of eq. 2 (tests/test_simulator.py checks the
-DF is non-negative over the prior corners and that density and sigma_r beyond 20 kpc agree with
-the unsteepened profile). Nothing is clipped: where even the steepened DF were negative the
+DF is non-negative at the prior corners, that the sample's density and sigma_r over 20-160 kpc
+follow eq. 2 (Poisson counts; the Jeans solution to 3%), and, slow, that f_E below Psi(r_core)
+equals eq. 2's). Nothing is clipped: where even the steepened DF were negative the
 builder still raises. ``inner="exact"`` keeps eq. 2 as is (and raises
 :class:`~jaxhalo.df.NegativeDFError` for beta0 beyond what it admits, ~0.5).
 
@@ -341,17 +343,22 @@ def _is_concrete(x) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(x))
 
 
+def _c200(log10_m200: Array, config: SimConfig) -> Array:
+    """c200 giving v_c(R_sun) = config.v_circ_sun with the Brooks disc and bulge (NaN where none in
+    [1, config.c200_max]); the baryons are those of :func:`~jaxhalo.potentials.milky_way`'s defaults."""
+    disc = exponential_disc()
+    bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
+    return solve_c200(10.0 ** log10_m200, config.v_circ_sun, config.solar_parameters().galcen_distance,
+                      baryons=disc + bulge, c_range=(1.0, config.c200_max), check=False)
+
+
 def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
     """Whether theta (..., 12) can be simulated: c200 solvable, M_LMC > 1.7e10 Msun, 0 <= beta0 < 1,
     gamma > 2 beta0, r_dens > 0, d_lmc > 0. Returns a bool array (...,). Cheap (no orbit, no DF)."""
     theta = jnp.asarray(theta, dtype=float)
     if theta.shape[-1:] != (len(PARAMETER_NAMES),):
         raise SimulatorError(f"theta must end in an axis of {len(PARAMETER_NAMES)}, got {theta.shape}")
-    solar = config.solar_parameters()
-    disc = exponential_disc()
-    bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
-    c = solve_c200(10.0 ** theta[..., 0], config.v_circ_sun, solar.galcen_distance, baryons=disc + bulge,
-                   c_range=(1.0, config.c200_max), check=False)
+    c = _c200(theta[..., 0], config)
     beta, gamma = theta[..., 9], theta[..., 11]
     return (jnp.isfinite(c) & (theta[..., 1] > 1.7e10) & (beta >= 0) & (beta < 1) & (gamma > 2 * beta)
             & (gamma > 1.0) & (theta[..., 10] > 0) & (theta[..., 5] > 0) & jnp.all(jnp.isfinite(theta), -1))
@@ -402,7 +409,7 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     check = config.on_invalid == "raise"
     solar = config.solar_parameters()
 
-    mw = milky_way(10.0 ** theta[0], v_circ_sun=config.v_circ_sun, r_sun=solar.galcen_distance, check=False)
+    mw = milky_way(10.0 ** theta[0], c200=_c200(theta[0], config))
     lmc = lmc_hernquist(theta[1], check=False)
     obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])
     x_lmc, v_lmc = lmc_present_day(obs, solar)

@@ -3,7 +3,11 @@
 Each profile is an equinox Module with ``density(r)`` (Msun/kpc^3 for radii r (...,) in kpc, up to
 the normalisation) and the ``inner_slope`` / ``outer_slope`` attributes the DF builder validates.
 
-* :class:`DehnenDensity` (Brooks et al. 2025, §2.2),
+This module is the one home of the tracer / spherical density shapes (``jaxhalo.df`` and
+``jaxhalo.potentials`` re-export them under their old names):
+
+* :class:`DensityProfile` (base), :class:`DehnenDensity` (Brooks et al. 2025, §2.2) and
+  :func:`dehnen_shape` (its unnormalised form),
 * :class:`DoublePowerLawDensity` (Brooks et al. 2026, eq. 2),
 * :class:`SteepenedCusp`: any of those with its cusp steepened inside a core radius, and
   :func:`steepen_cusp_for_beta`, which builds the one that admits a constant-beta DF (see below).
@@ -13,16 +17,16 @@ Why steepen: the cusp-slope theorem (An & Evans 2006)
 A constant-anisotropy DF f = L^(-2 beta) f_E(E) is non-negative only if the tracer's logarithmic
 density slope is at least 2 beta where the orbits of the corresponding energies live; at the centre
 this is the theorem gamma_0 >= 2 beta. Brooks et al. (2026) use an inner slope 1 with beta_0 up to
-0.85, which no non-negative DF reaches (agama, which they used, has the same limitation; its
-``QuasiSpherical`` DF builder then has negative values). jaxhalo never clips a negative DF
+0.85, which no non-negative DF reaches (agama's quasi-spherical DF, which they used, is subject to
+the same theorem: it is a property of the density, not of a code). jaxhalo never clips a negative DF
 silently: :func:`jaxhalo.df.constant_beta_df` raises :class:`~jaxhalo.df.NegativeDFError`. The
 simulator instead, by default, uses :func:`steepen_cusp_for_beta`: the tracer's log-slope is
 raised to ``2 beta + margin`` inside the radius where the Brooks profile's own log-slope reaches
-that value (at most ~11 kpc over the Table 1 priors), with a C2 ramp, and left *exactly*
+that value (at most 12 kpc over the Table 1 priors), with a C2 ramp, and left *exactly*
 unchanged outside. Exactness matters: at radius r the constant-beta DF's velocity distribution
 (and the Jeans sigma_r(r)) depends only on the density at radii >= r, so outside the core the
 sampled density and kinematics are those of the Brooks profile, i.e. unchanged over the 30-160
-kpc summary window. Only the shape inside ~11 kpc (a few per cent of the particles) changes.
+kpc summary window. Only the shape inside r_core (a few per cent of the particles for the largest beta) changes.
 """
 
 from __future__ import annotations
@@ -34,10 +38,23 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["DehnenDensity", "DoublePowerLawDensity", "SteepenedCusp", "steepen_cusp_for_beta"]
+__all__ = ["DensityProfile", "DehnenDensity", "DoublePowerLawDensity", "SteepenedCusp", "steepen_cusp_for_beta",
+           "dehnen_shape"]
 
 
-class DehnenDensity(eqx.Module):
+class DensityProfile(eqx.Module):
+    """A spherical density rho(r) (arbitrary normalisation unless stated): ``density(r)`` and
+    ``__call__(r)`` take radii r (kpc, any shape) and return the density with the same shape.
+    (:class:`jaxhalo.potentials.SphericalFromDensity` calls it; :mod:`jaxhalo.df` uses ``density``.)"""
+
+    def __call__(self, r: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def density(self, r: ArrayLike) -> Array:
+        return self(jnp.asarray(r))
+
+
+class DehnenDensity(DensityProfile):
     """Dehnen (1993) sphere rho = (3 - g) M a / (4 pi r^g (r + a)^(4 - g)).
 
     Attributes: ``mass`` (Msun; only the normalisation), ``scale_radius`` a (kpc),
@@ -62,7 +79,7 @@ class DehnenDensity(eqx.Module):
         return self.density(r)
 
 
-class DoublePowerLawDensity(eqx.Module):
+class DoublePowerLawDensity(DensityProfile):
     """Brooks et al. (2026, eq. 2) tracer: rho = A (r/r_s)^(-alpha) (1 + r/r_s)^(alpha - gamma).
 
     Attributes: ``scale_radius`` r_s (kpc), ``outer_slope`` gamma (Brooks et al.: [3, 5]),
@@ -82,8 +99,18 @@ class DoublePowerLawDensity(eqx.Module):
     def __call__(self, r: ArrayLike) -> Array:
         return self.density(r)
 
+    @property
+    def r_s(self) -> Array:
+        """Alias of ``scale_radius`` (the former ``jaxhalo.potentials.DoublePowerLawDensity`` field)."""
+        return self.scale_radius
 
-class SteepenedCusp(eqx.Module):
+    @property
+    def gamma(self) -> Array:
+        """Alias of ``outer_slope`` (the former ``jaxhalo.potentials.DoublePowerLawDensity`` field)."""
+        return self.outer_slope
+
+
+class SteepenedCusp(DensityProfile):
     """``base`` density with its log-slope raised by ``extra_slope`` inside ``r_core``.
 
     rho(r) = base(r) exp(D [w P(t) + max(ln(r_core / r) - w, 0)]),  t = clip(ln(r_core / r) / w, 0, 1),
@@ -123,6 +150,14 @@ class SteepenedCusp(eqx.Module):
         return self.density(r)
 
 
+def dehnen_shape(a: ArrayLike, gamma: ArrayLike = 1.0) -> DehnenDensity:
+    """The unnormalised Dehnen shape (r/a)^-gamma (1 + r/a)^(gamma - 4) (peak-free, value a^0 units) as a
+    :class:`DehnenDensity` of mass 4 pi a^3 / (3 - gamma); the signature of the former
+    ``jaxhalo.potentials.DehnenDensity(a, gamma)``, which is now this function."""
+    a, gamma = jnp.asarray(a), jnp.asarray(gamma)
+    return DehnenDensity(4.0 * jnp.pi * a**3 / (3.0 - gamma), a, gamma)
+
+
 def steepen_cusp_for_beta(
     base: DoublePowerLawDensity | DehnenDensity,
     beta: ArrayLike,
@@ -135,7 +170,7 @@ def steepen_cusp_for_beta(
     slope). r_core is where the base's own log-slope alpha + (gamma - alpha) u / (1 + u), u = r / r_s,
     equals s*: u* = (s* - alpha) / (gamma - s*). For 2 beta + margin <= alpha nothing changes
     (D = 0). Over the Brooks et al. (2026) priors (beta <= 0.85, gamma in [3, 5], r_dens in
-    [10, 20] kpc) r_core <= 13 kpc. ``width`` is the ramp width in ln r, inside r_core.
+    [10, 20] kpc) r_core <= 12 kpc (gamma = 3, r_dens = 20 kpc, beta = 0.85). ``width`` is the ramp width in ln r, inside r_core.
     Traceable in beta and the base's parameters (jit / vmap / grad).
     """
     alpha, gamma = base.inner_slope, base.outer_slope

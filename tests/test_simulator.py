@@ -147,6 +147,7 @@ def test_steepened_df_equals_eq2_df_outside_the_core(mw_profiles):
     np.testing.assert_allclose(np.asarray(steep.f_energy(eps)), np.exp(np.asarray(exact.ln_f))[nodes], rtol=3e-3)
 
 
+@pytest.mark.slow
 def test_steepened_sample_keeps_outer_density_and_sigma_r(mw_profiles):
     """beta0 = 0.85: over 20-160 kpc the sample follows eq. 2's density (Poisson) and the Jeans
     sigma_r(r) of eq. 2 in the spherically averaged MW (scipy quadrature) to 3%.
