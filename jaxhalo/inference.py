@@ -32,6 +32,7 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import constrain_fn, initialize_model, log_density, unconstrain_fn
 
 from .frames import MS_ROTATION
+from .likelihoods.outlier import outlier_parameter_names
 from .likelihoods.reflex import ReflexData, ReflexModel
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
 
 PriorName = Literal["chandra", "reference"]
 
+_OUTLIER_NAMES = frozenset(outlier_parameter_names("gaussian"))
+
 #: chi^2 with 3 dof at the two-sided 3-sigma Gaussian probability erf(3/sqrt2) = 0.99730.
 CHI2_3SIGMA_3DOF: float = 14.156413609126677
 
@@ -63,6 +66,14 @@ class PriorSet:
     uniform elsewhere.
     ``kind='reference'`` (reflexcalc, REFLEX_MODEL.md §2): as above but uniform in the
     precisions tau = sigma^-2 on [1e-8, 1e-2] (km/s)^-2, i.e. p(sigma) ∝ sigma^-3.
+
+    Outlier component (models with ``outlier`` != 'none'): f_out uniform on [0, f_out_max]
+    (<= 0.5 keeps the reflex component the majority, so the two cannot swap labels);
+    sigma_out log-uniform on [sigma_out_min, sigma_out_max] ('broad', a hot component, default
+    [150, 1000] km/s: broader than any halo dispersion, so it cannot take over half the halo)
+    or on [sigma_out_min_gaussian, sigma_out_max_gaussian] ('gaussian', a cold substructure
+    component, default [5, 50] km/s); the 'gaussian' mean velocity components uniform on
+    [-out_v_max, out_v_max] km/s.
     """
 
     kind: str = "chandra"
@@ -72,6 +83,12 @@ class PriorSet:
     sigma_max: float = 500.0
     tau_min: float = 1e-8
     tau_max: float = 1e-2
+    f_out_max: float = 0.5
+    sigma_out_min: float = 150.0
+    sigma_out_max: float = 1000.0
+    sigma_out_min_gaussian: float = 5.0
+    sigma_out_max_gaussian: float = 50.0
+    out_v_max: float = 600.0
 
     def __post_init__(self):
         if self.kind not in ("chandra", "reference"):
@@ -80,6 +97,16 @@ class PriorSet:
 
 def _sample_base(name: str, base: str, priors: PriorSet) -> Array:
     """Sample one parameter called ``name`` whose base (radius-free) name is ``base``."""
+    if base == "f_out":
+        return numpyro.sample(name, dist.Uniform(0.0, priors.f_out_max))
+    if base in ("sigma_out", "sigma_out_gaussian"):
+        if base == "sigma_out":
+            lo, hi = priors.sigma_out_min, priors.sigma_out_max
+        else:
+            lo, hi = priors.sigma_out_min_gaussian, priors.sigma_out_max_gaussian
+        return numpyro.sample("sigma_out", dist.LogUniform(lo, hi))
+    if base in ("out_vx", "out_vy", "out_vz"):
+        return numpyro.sample(name, dist.Uniform(-priors.out_v_max, priors.out_v_max))
     if base == "v_travel":
         return numpyro.sample(name, dist.Uniform(0.0, priors.v_travel_max))
     if base in ("apex_l", "apex_L"):
@@ -99,7 +126,7 @@ def _sample_base(name: str, base: str, priors: PriorSet) -> Array:
 
 
 def _base_name(spec: ReflexModel, name: str) -> str:
-    if spec.form == "constant":
+    if spec.form == "constant" or name in _OUTLIER_NAMES:
         return name
     for s in spec.suffixes:
         if name.endswith(s):
@@ -113,7 +140,10 @@ def reflex_numpyro_model(data: ReflexData, spec: ReflexModel, priors: PriorSet =
     Sample sites are ``spec.param_names`` (plus ``tau_*`` for the reference priors).
     The per-star log-likelihood enters through one ``numpyro.factor``.
     """
-    params = {n: _sample_base(n, _base_name(spec, n), priors) for n in spec.param_names}
+    params = {
+        n: _sample_base(n, "sigma_out_gaussian" if (n == "sigma_out" and spec.outlier == "gaussian") else _base_name(spec, n), priors)
+        for n in spec.param_names
+    }
     numpyro.factor("reflex_loglike", spec.log_likelihood(params, data))
 
 
@@ -255,9 +285,9 @@ def run_nuts(
     init_u = None
     if init_params is not None:
         kw = dict(data=data, spec=spec, priors=priors)
-        sites = {k: v for k, v in init_params.items() if not (priors.kind == "reference" and k.startswith("sigma_"))}
-        if priors.kind == "reference":
-            sites.update({"tau" + k[5:]: v**-2 for k, v in init_params.items() if k.startswith("sigma_")})
+        is_tau = lambda k: priors.kind == "reference" and k.startswith("sigma_") and k not in _OUTLIER_NAMES  # noqa: E731
+        sites = {k: v for k, v in init_params.items() if not is_tau(k)}
+        sites.update({"tau" + k[5:]: v**-2 for k, v in init_params.items() if is_tau(k)})
         u0 = unconstrain_fn(reflex_numpyro_model, (), kw, sites)
         keys = jax.random.split(init_key, len(u0))
         init_u = {
