@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smaller problem sizes")
     b.add_argument("--markdown", default="benchmarks/results/README.md")
     b.set_defaults(func=cmd_bench)
+
+    from .profiles_cli import add_profiles_parser
+
+    add_profiles_parser(sub)
     return p
 
 
