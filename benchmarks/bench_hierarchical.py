@@ -69,7 +69,7 @@ def one_mock(seed: int, n: int, warmup: int, samples: int) -> dict:
                               num_warmup=warmup, num_samples=samples)
     fits["hierarchical"] = (m, time.perf_counter() - t0)
     t0 = time.perf_counter()
-    cat_true = replace(cat, distance=np.asarray(d_true), distance_err=np.zeros(n))
+    cat_true = replace(cat, distance=np.asarray(d_true), distance_err=1e-9 * np.asarray(d_true))  # validation needs > 0
     data_t = ReflexData.from_catalog(cat_true)
     m = run_nuts(data_t, spec, key=jax.random.PRNGKey(seed + 3), num_chains=2, num_warmup=warmup, num_samples=samples,
                  init_params=p0, progress_bar=False)

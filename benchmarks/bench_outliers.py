@@ -107,7 +107,7 @@ def _max_rhat(mcmc) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    n_mocks = 2 if quick else 6
+    n_mocks = 2 if quick else 5
     warmup, samples = (200, 300) if quick else (400, 600)
     return [one_mock(seed, warmup, samples) for seed in range(n_mocks)]
 

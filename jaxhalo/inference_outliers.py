@@ -41,8 +41,9 @@ def fit_map_outliers(
     spec: ReflexModel,
     priors: PriorSet = PriorSet(),
     key: Array | None = None,
-    n_seeds: int = 12,
+    n_seeds: int = 16,
     n_steps: int = 300,
+    kernel_kms: float = 40.0,
     f_init: float = 0.05,
     sigma_init: float | None = None,
 ) -> dict[str, Array]:
@@ -51,8 +52,10 @@ def fit_map_outliers(
     1. ``fit_map`` of the same model without the outlier component;
     2. ``n_seeds`` starts: the reflex parameters at that fit, f_out = ``f_init``, sigma_out =
        ``sigma_init`` (default: the geometric middle of its prior range) and, for
-       ``outlier='gaussian'``, the mean at the Galactocentric velocity of one of the
-       ``n_seeds`` worst-fitted stars (largest chi^2); for 'broad' the seeds differ in f_out;
+       ``outlier='gaussian'``, the mean at the Galactocentric velocity of one seed star
+       (:func:`_seed_stars`: half the worst-fitted stars, largest chi^2, half the stars in the
+       strongest velocity-space overdensities relative to that fit); for 'broad' the seeds
+       differ in f_out;
     3. all starts optimised at once; the best (highest likelihood) is returned as a dict of
        constrained values.
     """
@@ -61,9 +64,7 @@ def fit_map_outliers(
     key = jax.random.PRNGKey(0) if key is None else key
     base = ReflexModel(spec.form, spec.apex, spec.anchors, spec.interpolate, spec.log_dispersion)
     p0 = fit_map(data, base, priors, key)
-    chi2 = np.asarray(base.chi2_per_star(p0, data))
-    chi2 = np.where(np.asarray(data.weight) > 0, chi2, -np.inf)
-    worst = np.argsort(-chi2)[:n_seeds]
+    worst = _seed_stars(data, base, p0, n_seeds, kernel_kms)
     v_star = np.asarray(star_galactocentric_velocities(data))[worst]
     if spec.outlier == "gaussian":
         lo, hi = priors.sigma_out_min_gaussian, priors.sigma_out_max_gaussian
@@ -88,6 +89,28 @@ def fit_map_outliers(
     best = int(jnp.nanargmin(val))
     u = jax.tree_util.tree_map(lambda a: a[best], u_all)
     return dict(constrain_fn(reflex_numpyro_model, (), kw, u, return_deterministic=True))
+
+
+def _seed_stars(data: ReflexData, base: ReflexModel, p0, n_seeds: int, kernel_kms: float) -> np.ndarray:
+    """Indices of candidate stars for the outlier component's mean (see :func:`fit_map_outliers`).
+
+    Half are the stars with the largest chi^2 under the fit without outliers; half maximise
+    log KDE_i + chi2_i / 2, where KDE_i = sum_{j != i} exp(-|v_i - v_j|^2 / 2h^2) over the
+    stars' Galactocentric velocities (h = ``kernel_kms``): a kernel density estimate over the
+    model density ~ exp(-chi2 / 2), i.e. a clump of stars the reflex fit does not expect.
+    """
+    w = np.asarray(data.weight) > 0
+    chi2 = np.where(w, np.asarray(base.chi2_per_star(p0, data)), -np.inf)
+    v = star_galactocentric_velocities(data)
+    d2 = jnp.sum((v[:, None, :] - v[None, :, :]) ** 2, axis=-1)
+    kern = jnp.exp(-0.5 * d2 / kernel_kms**2) * (1.0 - jnp.eye(v.shape[0])) * jnp.asarray(w, float)[None, :]
+    with np.errstate(divide="ignore"):
+        score = np.log(np.asarray(jnp.sum(kern, axis=1))) + 0.5 * np.where(np.isfinite(chi2), chi2, 0.0)
+    score = np.where(w, score, -np.inf)
+    n_a = n_seeds // 2
+    by_chi2 = list(np.argsort(-chi2)[:n_a])
+    by_density = [i for i in np.argsort(-score) if i not in by_chi2][: n_seeds - n_a]
+    return np.asarray(by_chi2 + by_density, int)
 
 
 def truth_offsets(posterior: Mapping[str, np.ndarray], truth: Mapping[str, float], names) -> dict[str, float]:

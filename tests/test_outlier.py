@@ -9,7 +9,7 @@ import pytest
 from conftest import peer_file
 from test_reflex import YPP24_50, _catalog_from_layout_t, _load_layout_t, numpy_reference_loglike
 
-from jaxhalo.inference import PriorSet, clip_outliers, fit_map
+from jaxhalo.inference import clip_outliers
 from jaxhalo.inference_outliers import fit_map_outliers, star_galactocentric_velocities
 from jaxhalo.likelihoods.outlier import mix_with_outliers, outlier_probability
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel
@@ -92,24 +92,29 @@ def test_gradient_matches_finite_differences(ypp24):
         np.testing.assert_allclose(float(g[name]), float(fd), rtol=1e-6, err_msg=name)
 
 
-def test_star_velocities_invert_the_projection():
+@pytest.fixture(scope="module")
+def stream_mock():
+    """380 halo stars (constant reflex model) + a default StreamSpec() stream of 20 stars."""
     spec = ReflexModel("constant", "galactic")
-    cat, _ = make_reflex_mock(jax.random.PRNGKey(0), 50, spec)
-    data = ReflexData.from_catalog(cat)
+    cat, info = make_reflex_mock(jax.random.PRNGKey(2), 380, spec)
+    cat2, info2 = add_stream(jax.random.PRNGKey(1002), cat, info, StreamSpec())
+    return cat, cat2, info2
+
+
+def test_star_velocities_invert_the_projection(stream_mock):
+    data = ReflexData.from_catalog(stream_mock[1])
     v = star_galactocentric_velocities(data)
     np.testing.assert_allclose(jnp.einsum("nij,nj->ni", data.proj, v) - data.sun_obs, data.obs, rtol=1e-10, atol=1e-10)
 
 
-def test_stream_mock():
-    spec = ReflexModel("constant", "galactic")
-    cat, info = make_reflex_mock(jax.random.PRNGKey(1), 380, spec)
-    st = StreamSpec(fraction=0.05, sigma_v=5.0)
-    cat2, info2 = add_stream(jax.random.PRNGKey(2), cat, info, st)
+def test_stream_mock(stream_mock):
+    cat, cat2, info2 = stream_mock
+    st = StreamSpec()
     is_s = cat2.extra["is_stream"] > 0
     assert is_s.sum() == info2["stream"]["n_stream"] == 20 and len(cat2) == 400
     np.testing.assert_array_equal(cat2.v_los[:380], cat.v_los)
-    # cold in velocity: error-free Galactocentric velocities of stream stars scatter by sigma_v only;
-    # with errors, v_los scatter about the common vector's projection stays << halo dispersion
+    # cold: the stream stars' Galactocentric velocities (from noisy observables) scatter about the
+    # common vector by sigma_v plus errors (up to ~60 km/s tangentially at 60 kpc)
     data = ReflexData.from_catalog(cat2)
     vel = np.asarray(star_galactocentric_velocities(data))[is_s]
     assert np.all(np.abs(np.median(vel, axis=0) - np.array(st.velocity)) < 40)
@@ -121,14 +126,13 @@ def test_stream_mock():
 
 
 @pytest.fixture(scope="module")
-def stream_fits():
-    """Clipping vs the cold outlier component, ML fits on one 400-star mock with a 5% stream."""
+def stream_fits(stream_mock):
+    """Clipping vs the cold outlier component, ML fits on the 400-star mock with a 5% stream."""
     spec = ReflexModel("constant", "galactic")
-    cat, info = make_reflex_mock(jax.random.PRNGKey(2), 760, spec)
-    cat, info = add_stream(jax.random.PRNGKey(1002), cat, info, StreamSpec())
+    _, cat, info = stream_mock
     data = ReflexData.from_catalog(cat)
     spec_out = ReflexModel("constant", "galactic", outlier="gaussian")
-    _, p_clip, _ = clip_outliers(data, spec, key=jax.random.PRNGKey(0), n_starts=4)
+    _, p_clip, _ = clip_outliers(data, spec, key=jax.random.PRNGKey(0))
     p_out = fit_map_outliers(data, spec_out, key=jax.random.PRNGKey(0))
     return spec, spec_out, data, cat, info, p_clip, p_out
 
@@ -138,8 +142,10 @@ def test_outlier_component_finds_the_stream(stream_fits):
     is_s = cat.extra["is_stream"] > 0
     prob = np.asarray(spec_out.outlier_probability(p_out, data))
     # most stream stars are claimed by the outlier component, almost no halo star is
+    # (measured on seeds 0-7: 95-100% of stream stars above 0.5, halo mean 0.002-0.006)
     assert (prob[is_s] > 0.5).mean() > 0.8
     assert prob[~is_s].mean() < 0.02
+    # f_out: 20 of 400 stars; binomial scatter of the membership alone is ~0.011
     assert abs(float(p_out["f_out"]) - is_s.mean()) < 0.02
 
 
@@ -147,9 +153,11 @@ def test_outlier_fit_at_least_as_close_to_truth_as_clipping(stream_fits):
     """The sum over the 9 reflex parameters of |ML - truth| / sigma_Laplace, sigma from the Hessian
     of the clipped fit's log-likelihood (the same yardstick for both fits).
 
-    On this mock (seed 2, one of the benchmark's) the stream pulls the clipped fit off by several
-    sigma in v_phi and the travel velocity (benchmarks/results/outliers_cpu2.json); the margin
-    required is zero: the outlier fit must be at least as close in total."""
+    The stream (5%, 20 stars) survives clipping and pulls the clipped fit off, mostly in v_phi,
+    sigma_l and the apex. On mocks of this size (380 halo + 20 stream stars, seeds 0-7) the
+    clipped total exceeded the outlier fit's by 2.9 to 6.4 (clip 8.6-14.4, outlier 4.4-9.4),
+    and the NUTS comparison of benchmarks/bench_outliers.py agrees, so no tolerance is granted:
+    the outlier fit must be at least as close in total, on a seed (2) with a typical margin."""
     spec, spec_out, data, cat, info, p_clip, p_out = stream_fits
     truth = info["truth"]
     names = spec.param_names

@@ -16,10 +16,17 @@ isotropic in the heliocentric (los, l, b) frame, convolved with every star's mea
 exactly as the reflex component is (:func:`jaxhalo.likelihoods.reflex.reflex_log_likelihood`
 with zero travel velocity, zero spherical means and three equal dispersions). Two kinds:
 
-* ``'broad'``: u = 0 and a broad sigma_out (a hot halo / contaminant population);
-* ``'gaussian'``: u free as well, so the component can also sit on a *cold* kinematic
+* ``'broad'``: u = 0 and a broad sigma_out (a hot halo / contaminant population; default
+  prior 150-1000 km/s, :class:`jaxhalo.inference.PriorSet`);
+* ``'gaussian'``: u free as well, so the component can sit on a *cold* kinematic
   substructure -- a stream whose stars share one Galactocentric velocity projects onto the
-  observables exactly as this mean does, with a small sigma_out.
+  observables exactly as this mean does, with a small sigma_out (default prior 5-50 km/s).
+  Its likelihood is multimodal (the mean can sit on any clump): fit it with
+  :func:`jaxhalo.inference_outliers.fit_map_outliers` (data-seeded starts) before NUTS.
+
+On mocks with a cold 5% stream, 'gaussian' finds the stream and beats clipping, while 'broad'
+changes almost nothing (a cold stream inside the halo's velocity range is not an outlier of a
+broad distribution): see ``benchmarks/results/outliers_cpu2.json``.
 
 Everything is pure JAX (jit / vmap / grad). Stars with ``data.weight == 0`` contribute 0.
 """
