@@ -105,11 +105,15 @@ def summarise(recs: list[dict]) -> dict:
     return out
 
 
+def run(quick: bool = False) -> list[dict]:
+    n_mocks, n, warmup, samples = (2, 300, 200, 200) if quick else (4, 500, 300, 400)
+    return [one_mock(seed, n, warmup, samples) for seed in range(n_mocks)]
+
+
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    n_mocks, n, warmup, samples = (2, 300, 200, 200) if quick else (4, 500, 300, 400)
     t0 = time.perf_counter()
-    recs = [one_mock(seed, n, warmup, samples) for seed in range(n_mocks)]
+    recs = run(quick)
     meta = {"quick": quick, "summary": summarise(recs), "wall_s": time.perf_counter() - t0,
             "model": "continuity/galactic reflex, default_truth, errors ErrorModel(frac_distance=(0.10, 0.25))",
             "prior": "rho ∝ r^-2.5 on 40-160 kpc (as the mock), d^2 Jacobian",

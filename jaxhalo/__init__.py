@@ -56,6 +56,8 @@ from .observe import observe_catalog
 from .orbits import integrate_orbit
 from .potentials import NFW, Composite, Hernquist, MiyamotoNagai, Potential, SphericalFromDensity, lmc_hernquist, milky_way
 from .summaries import brooks_summaries, brooks_summary_vector, vgsr_sky_map
+from . import hierarchical, inference_outliers, mocks_substructure, model_comparison  # noqa: E402  (issue 3, items 5-8)
+from .model_comparison import compare_models  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -70,3 +72,4 @@ __all__ = [
     "NFW", "Composite", "Hernquist", "MiyamotoNagai", "Potential", "SphericalFromDensity", "lmc_hernquist", "milky_way",
     "brooks_summaries", "brooks_summary_vector", "vgsr_sky_map", "__version__",
 ]
+__all__ += ["hierarchical", "inference_outliers", "mocks_substructure", "model_comparison", "compare_models"]

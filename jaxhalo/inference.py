@@ -33,6 +33,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, log_density, unco
 
 from .frames import MS_ROTATION
 from .likelihoods.outlier import outlier_parameter_names
+from .optim import lbfgs_scan
 from .likelihoods.reflex import ReflexData, ReflexModel
 
 __all__ = [
@@ -194,15 +195,7 @@ def _map_solver(spec: ReflexModel, priors: PriorSet, n_steps: int) -> Callable:
 
     def run_one(u0, data):
         fd = lambda u: neg_log_like(u, data)  # noqa: E731
-        vg = optax.value_and_grad_from_state(fd)
-
-        def step(carry, _):
-            u, state = carry
-            value, grad = vg(u, state=state)
-            updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=fd)
-            return (optax.apply_updates(u, updates), state), value
-
-        (u, _), _ = jax.lax.scan(step, (u0, opt.init(u0)), None, length=n_steps)
+        u = lbfgs_scan(fd, u0, n_steps, opt)
         return u, fd(u)
 
     return jax.jit(jax.vmap(run_one, in_axes=(0, None)))
@@ -261,6 +254,7 @@ def run_nuts(
     chain_method: str | None = None,
     progress_bar: bool = True,
     target_accept_prob: float = 0.85,
+    inverse_mass_matrix: Array | None = None,
 ) -> MCMC:
     """Run NUTS on the reflex model; returns the numpyro ``MCMC`` object.
 
@@ -269,6 +263,9 @@ def run_nuts(
     ``chain_method`` defaults to 'parallel' when there are at least ``num_chains`` JAX
     devices, 'vectorized' on an accelerator, and 'sequential' on a CPU (measured 1.8x
     faster than 'vectorized' on 2 cores, benchmarks/results/samplers_cpu2.json).
+    ``inverse_mass_matrix`` (optional, (D,) over the sorted unconstrained sites) seeds the
+    adapted mass matrix, e.g. from a Laplace approximation
+    (:func:`jaxhalo.inference_outliers.run_nuts_outliers`).
     """
     key = jax.random.PRNGKey(1) if key is None else key
     if chain_method is None:
@@ -276,7 +273,7 @@ def run_nuts(
             chain_method = "parallel"
         else:
             chain_method = "sequential" if jax.devices()[0].platform == "cpu" else "vectorized"
-    kernel = NUTS(reflex_numpyro_model, target_accept_prob=target_accept_prob)
+    kernel = NUTS(reflex_numpyro_model, target_accept_prob=target_accept_prob, inverse_mass_matrix=inverse_mass_matrix)
     mcmc = MCMC(
         kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
         chain_method=chain_method, progress_bar=progress_bar,

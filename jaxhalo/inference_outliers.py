@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from numpyro.infer.util import constrain_fn, unconstrain_fn
+from jax.flatten_util import ravel_pytree
+from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-from .inference import PriorSet, _map_solver, fit_map, reflex_numpyro_model
+from .inference import PriorSet, _map_solver, fit_map, reflex_numpyro_model, run_nuts
 from .likelihoods.reflex import ReflexData, ReflexModel
 
-__all__ = ["star_galactocentric_velocities", "fit_map_outliers", "truth_offsets"]
+__all__ = ["star_galactocentric_velocities", "fit_map_outliers", "laplace_scales", "run_nuts_outliers", "truth_offsets"]
 
 
 def star_galactocentric_velocities(data: ReflexData) -> Array:
@@ -111,6 +112,49 @@ def _seed_stars(data: ReflexData, base: ReflexModel, p0, n_seeds: int, kernel_km
     by_chi2 = list(np.argsort(-chi2)[:n_a])
     by_density = [i for i in np.argsort(-score) if i not in by_chi2][: n_seeds - n_a]
     return np.asarray(by_chi2 + by_density, int)
+
+
+def laplace_scales(data: ReflexData, spec: ReflexModel, priors: PriorSet, params: Mapping[str, Array]) -> Array:
+    """Posterior standard deviations (D,) in numpyro's unconstrained space from the Hessian diagonal.
+
+    Ordered as ``ravel_pytree`` orders the unconstrained sites (sorted names), i.e. as NUTS'
+    mass matrix. Non-positive curvatures fall back to 1.
+    """
+    kw = dict(data=data, spec=spec, priors=priors)
+    sites = {k: v for k, v in params.items() if k in spec.param_names and not (priors.kind == "reference" and k.startswith("sigma_") and k != "sigma_out")}
+    if priors.kind == "reference":
+        sites.update({"tau" + k[5:]: v**-2 for k, v in params.items() if k.startswith("sigma_") and k != "sigma_out"})
+    u0 = unconstrain_fn(reflex_numpyro_model, (), kw, sites)
+    flat, unravel = ravel_pytree(u0)
+    h = jnp.diag(jax.hessian(lambda f: potential_energy(reflex_numpyro_model, (), kw, unravel(f)))(flat))
+    return jnp.where(h > 0, 1.0 / jnp.sqrt(jnp.where(h > 0, h, 1.0)), 1.0)
+
+
+def run_nuts_outliers(
+    data: ReflexData,
+    spec: ReflexModel,
+    priors: PriorSet = PriorSet(),
+    key: Array | None = None,
+    init_params: Mapping[str, Array] | None = None,
+    **kwargs,
+):
+    """NUTS for a reflex model with an outlier component, started safely inside the MAP's mode.
+
+    A cold component's posterior mode is narrow (its mean is known to a few km/s) while the
+    region f_out -> 0 is wide and flat in the component's mean; chains started with
+    :func:`jaxhalo.inference.run_nuts`' default jitter, or early warm-up steps with a unit
+    mass matrix, can fall out of the mode and never return. Here the mass matrix is seeded
+    with the Laplace variances at the MAP (:func:`laplace_scales`) and the start jitter is
+    half the smallest Laplace scale. ``init_params`` default: :func:`fit_map_outliers`.
+    Other keyword arguments go to :func:`jaxhalo.inference.run_nuts`.
+    """
+    key = jax.random.PRNGKey(1) if key is None else key
+    if init_params is None:
+        init_params = fit_map_outliers(data, spec, priors, key)
+    scales = laplace_scales(data, spec, priors, init_params)
+    kwargs.setdefault("init_jitter", float(0.5 * jnp.min(scales)))
+    kwargs.setdefault("target_accept_prob", 0.9)
+    return run_nuts(data, spec, priors, key, init_params=init_params, inverse_mass_matrix=scales**2, **kwargs)
 
 
 def truth_offsets(posterior: Mapping[str, np.ndarray], truth: Mapping[str, float], names) -> dict[str, float]:
