@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxhalo.inference import fit_map, run_nuts
-from jaxhalo.inference_outliers import fit_map_outliers
+from jaxhalo.inference_outliers import fit_map_outliers, run_nuts_outliers
 from jaxhalo.inference_profiles import MixturePrior, mixture_profile_model, nuts_profile
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel
 from jaxhalo.mocks import make_reflex_mock
@@ -61,10 +61,10 @@ def test_loo_prefers_double_over_single_mixture():
     _assert_prefers(compare_models(idatas), "double")
 
 
-def _reflex_fit(data, spec, seed, map_fn=fit_map):
+def _reflex_fit(data, spec, seed, map_fn=fit_map, nuts_fn=run_nuts):
     p0 = map_fn(data, spec, key=jax.random.PRNGKey(seed))
-    m = run_nuts(data, spec, key=jax.random.PRNGKey(seed + 1), num_chains=2, num_warmup=200, num_samples=250,
-                 init_params=p0, progress_bar=False)
+    m = nuts_fn(data, spec, key=jax.random.PRNGKey(seed + 1), num_chains=2, num_warmup=200, num_samples=250,
+                init_params=p0, progress_bar=False)
     return reflex_inference_data(m, spec, data)
 
 
@@ -86,7 +86,7 @@ def test_loo_prefers_outlier_component_with_a_stream():
     cat, _ = add_stream(jax.random.PRNGKey(1003), cat, info, StreamSpec())
     data = ReflexData.from_catalog(cat)
     spec_out = ReflexModel("constant", "galactic", outlier="gaussian")
-    df = compare_models({"with_outlier": _reflex_fit(data, spec_out, 0, fit_map_outliers),
+    df = compare_models({"with_outlier": _reflex_fit(data, spec_out, 0, fit_map_outliers, run_nuts_outliers),
                          "without": _reflex_fit(data, spec, 0)})
     print(df)
     _assert_prefers(df, "with_outlier")
