@@ -44,40 +44,56 @@ def catalog_velocities(cat, solar=None, k: float | None = None) -> dict:
     latitude of the star positions (rad), 'v' (N, 3) km/s and 'cov' (N, 3, 3) (km/s)^2, the
     first-order propagation of the distance, v_los and proper-motion error covariance.
     """
-    import jax
     import jax.numpy as jnp
 
     from .constants import K_PM
-    from .frames import SolarParameters, observables_to_galactocentric
-    from .inference_profiles import li_velocity_components
+    from .frames import SolarParameters
 
     solar = SolarParameters() if solar is None else solar
     k = K_PM if k is None else k
-
-    def one(obs, l, b):
-        d, vl, ml, mb = obs
-        r, v = observables_to_galactocentric(l, b, d, vl, ml, mb, solar, k)
-        return jnp.stack(li_velocity_components(r, v)), r
-
-    def vel(obs, l, b):
-        return one(obs, l, b)[0]
-
-    obs = jnp.stack([jnp.asarray(a, float) for a in (cat.distance, cat.v_los, cat.pm_l, cat.pm_b)], -1)
-    l, b = jnp.asarray(cat.l, float), jnp.asarray(cat.b, float)
-    v, r = jax.vmap(one)(obs, l, b)
-    J = jax.vmap(jax.jacfwd(vel))(obs, l, b)  # (N, 3, 4)
-    el, eb, rho = (jnp.asarray(a, float) for a in (cat.pm_l_err, cat.pm_b_err, cat.pm_corr))
-    z = jnp.zeros_like(el)
-    C = jnp.stack([
-        jnp.stack([jnp.asarray(cat.distance_err, float) ** 2, z, z, z], -1),
-        jnp.stack([z, jnp.asarray(cat.v_los_err, float) ** 2, z, z], -1),
-        jnp.stack([z, z, el**2, rho * el * eb], -1),
-        jnp.stack([z, z, rho * el * eb, eb**2], -1),
-    ], -2)
-    cov = J @ C @ jnp.swapaxes(J, -1, -2)
+    cols = [jnp.asarray(getattr(cat, n), float) for n in
+            ("distance", "v_los", "pm_l", "pm_b", "l", "b", "distance_err", "v_los_err", "pm_l_err", "pm_b_err", "pm_corr")]
+    v, r, cov = _kinematics(*cols, solar=solar, k=float(k))
     rr = jnp.linalg.norm(r, axis=-1)
     return {"r_gc": np.asarray(rr), "lon_gc": np.asarray(jnp.arctan2(r[:, 1], r[:, 0])),
             "lat_gc": np.asarray(jnp.arcsin(r[:, 2] / rr)), "v": np.asarray(v), "cov": np.asarray(cov)}
+
+
+def _kinematics_impl(d, v_los, pm_l, pm_b, l, b, ed, ev, el, eb, rho, *, solar, k):
+    """(v (N, 3), r_gal (N, 3), cov (N, 3, 3)); see :func:`catalog_velocities`."""
+    import jax
+    import jax.numpy as jnp
+
+    from .frames import observables_to_galactocentric
+    from .inference_profiles import li_velocity_components
+
+    def one(obs, li, bi):
+        r, v = observables_to_galactocentric(li, bi, obs[0], obs[1], obs[2], obs[3], solar, k)
+        return jnp.stack(li_velocity_components(r, v)), r
+
+    obs = jnp.stack([d, v_los, pm_l, pm_b], -1)
+    v, r = jax.vmap(one)(obs, l, b)
+    J = jax.vmap(jax.jacfwd(lambda o, li, bi: one(o, li, bi)[0]))(obs, l, b)  # (N, 3, 4)
+    z = jnp.zeros_like(el)
+    C = jnp.stack([
+        jnp.stack([ed**2, z, z, z], -1),
+        jnp.stack([z, ev**2, z, z], -1),
+        jnp.stack([z, z, el**2, rho * el * eb], -1),
+        jnp.stack([z, z, rho * el * eb, eb**2], -1),
+    ], -2)
+    return v, r, J @ C @ jnp.swapaxes(J, -1, -2)
+
+
+def _kinematics(*args, solar, k):
+    import equinox as eqx
+
+    global _KIN_JIT
+    if _KIN_JIT is None:
+        _KIN_JIT = eqx.filter_jit(_kinematics_impl)
+    return _KIN_JIT(*args, solar=solar, k=k)
+
+
+_KIN_JIT = None
 
 
 def healpix_index(lon: np.ndarray, lat: np.ndarray, nside: int = 4) -> np.ndarray:
@@ -134,15 +150,15 @@ def run_profiles(
     out.mkdir(parents=True, exist_ok=True)
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
+    has_feh = "feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()
+    if model == "double" and not has_feh:
+        raise ValueError("--model double needs a finite 'feh' column (the components are ordered by [Fe/H])")
     kin = catalog_velocities(cat, solar)
     masks, ranges, li_layout = _bins(list(bins), kin["r_gc"])
     good = np.all(np.isfinite(kin["v"]), axis=1) & np.all(np.isfinite(kin["cov"].reshape(len(cat), -1)), axis=1)
     masks = masks & good[None]
     n_bins = masks.shape[0]
 
-    has_feh = "feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()
-    if model == "double" and not has_feh:
-        raise ValueError("--model double needs a finite 'feh' column (the components are ordered by [Fe/H])")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmptyBinWarning)
         if model == "dipole":
