@@ -58,6 +58,8 @@ from .observe import observe_catalog
 from .orbits import integrate_orbit
 from .potentials import NFW, Composite, Hernquist, MiyamotoNagai, Potential, SphericalFromDensity, lmc_hernquist, milky_way
 from .summaries import brooks_summaries, brooks_summary_vector, vgsr_sky_map
+from . import hierarchical, inference_outliers, mocks_substructure, model_comparison  # noqa: E402  (issue 3, items 5-8)
+from .model_comparison import compare_models  # noqa: E402
 
 from . import simulator, tracers  # noqa: E402  (the chained Brooks et al. simulator; tracer densities)
 from .simulator import SimConfig, simulate_observed, simulate_present_day, summary_vector  # noqa: E402
@@ -76,3 +78,4 @@ __all__ = [
     "brooks_summaries", "brooks_summary_vector", "vgsr_sky_map", "__version__",
 ]
 __all__ += ["simulator", "tracers", "SimConfig", "simulate_present_day", "simulate_observed", "summary_vector"]
+__all__ += ["hierarchical", "inference_outliers", "mocks_substructure", "model_comparison", "compare_models"]

@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_suite_parser(sub)
     add_sbi_parser(sub)
+
+    from .profiles_cli import add_profiles_parser
+
+    add_profiles_parser(sub)
     return p
 
 

@@ -30,9 +30,11 @@ import optax
 from jax import Array
 from jax.typing import ArrayLike
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import constrain_fn, initialize_model, log_density, unconstrain_fn
+from numpyro.infer.util import constrain_fn, initialize_model, log_density
 
 from .frames import MS_ROTATION
+from .likelihoods.outlier import outlier_parameter_names
+from .optim import lbfgs_scan
 from .likelihoods.reflex import ReflexData, ReflexModel
 
 __all__ = [
@@ -53,6 +55,8 @@ __all__ = [
 
 PriorName = Literal["chandra", "reference"]
 
+_OUTLIER_NAMES = frozenset(outlier_parameter_names("gaussian"))
+
 #: chi^2 with 3 dof at the two-sided 3-sigma Gaussian probability erf(3/sqrt2) = 0.99730.
 CHI2_3SIGMA_3DOF: float = 14.156413609126677
 
@@ -67,6 +71,14 @@ class PriorSet:
     uniform elsewhere.
     ``kind='reference'`` (reflexcalc, REFLEX_MODEL.md §2): as above but uniform in the
     precisions tau = sigma^-2 on [1e-8, 1e-2] (km/s)^-2, i.e. p(sigma) ∝ sigma^-3.
+
+    Outlier component (models with ``outlier`` != 'none'): f_out uniform on [0, f_out_max]
+    (<= 0.5 keeps the reflex component the majority, so the two cannot swap labels);
+    sigma_out log-uniform on [sigma_out_min, sigma_out_max] ('broad', a hot component, default
+    [150, 1000] km/s: broader than any halo dispersion, so it cannot take over half the halo)
+    or on [sigma_out_min_gaussian, sigma_out_max_gaussian] ('gaussian', a cold substructure
+    component, default [5, 50] km/s); the 'gaussian' mean velocity components uniform on
+    [-out_v_max, out_v_max] km/s.
     """
 
     kind: str = "chandra"
@@ -76,6 +88,12 @@ class PriorSet:
     sigma_max: float = 500.0
     tau_min: float = 1e-8
     tau_max: float = 1e-2
+    f_out_max: float = 0.5
+    sigma_out_min: float = 150.0
+    sigma_out_max: float = 1000.0
+    sigma_out_min_gaussian: float = 5.0
+    sigma_out_max_gaussian: float = 50.0
+    out_v_max: float = 600.0
 
     def __post_init__(self):
         if self.kind not in ("chandra", "reference"):
@@ -84,6 +102,16 @@ class PriorSet:
 
 def _sample_base(name: str, base: str, priors: PriorSet) -> Array:
     """Sample one parameter called ``name`` whose base (radius-free) name is ``base``."""
+    if base == "f_out":
+        return numpyro.sample(name, dist.Uniform(0.0, priors.f_out_max))
+    if base in ("sigma_out", "sigma_out_gaussian"):
+        if base == "sigma_out":
+            lo, hi = priors.sigma_out_min, priors.sigma_out_max
+        else:
+            lo, hi = priors.sigma_out_min_gaussian, priors.sigma_out_max_gaussian
+        return numpyro.sample("sigma_out", dist.LogUniform(lo, hi))
+    if base in ("out_vx", "out_vy", "out_vz"):
+        return numpyro.sample(name, dist.Uniform(-priors.out_v_max, priors.out_v_max))
     if base == "v_travel":
         return numpyro.sample(name, dist.Uniform(0.0, priors.v_travel_max))
     if base in ("apex_l", "apex_L"):
@@ -103,7 +131,7 @@ def _sample_base(name: str, base: str, priors: PriorSet) -> Array:
 
 
 def _base_name(spec: ReflexModel, name: str) -> str:
-    if spec.form == "constant":
+    if spec.form == "constant" or name in _OUTLIER_NAMES:
         return name
     for s in spec.suffixes:
         if name.endswith(s):
@@ -123,7 +151,10 @@ def reflex_numpyro_model(data: ReflexData, spec: ReflexModel, priors: PriorSet =
 
 def _sample_params(spec: ReflexModel, priors: PriorSet) -> dict[str, Array]:
     """Sample every parameter of ``spec`` from ``priors`` (one numpyro site each)."""
-    return {n: _sample_base(n, _base_name(spec, n), priors) for n in spec.param_names}
+    return {
+        n: _sample_base(n, "sigma_out_gaussian" if (n == "sigma_out" and spec.outlier == "gaussian") else _base_name(spec, n), priors)
+        for n in spec.param_names
+    }
 
 
 @functools.lru_cache(maxsize=64)
@@ -252,15 +283,7 @@ def _map_solver(spec: ReflexModel, priors: PriorSet, n_steps: int) -> Callable:
 
     def run_one(u0, data):
         fd = lambda u: neg_log_like(u, data)  # noqa: E731
-        vg = optax.value_and_grad_from_state(fd)
-
-        def step(carry, _):
-            u, state = carry
-            value, grad = vg(u, state=state)
-            updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=fd)
-            return (optax.apply_updates(u, updates), state), value
-
-        (u, _), _ = jax.lax.scan(step, (u0, opt.init(u0)), None, length=n_steps)
+        u = lbfgs_scan(fd, u0, n_steps, opt)
         return u, fd(u)
 
     return jax.jit(jax.vmap(run_one, in_axes=(0, None)))
@@ -319,6 +342,7 @@ def run_nuts(
     chain_method: str | None = None,
     progress_bar: bool = True,
     target_accept_prob: float = 0.85,
+    inverse_mass_matrix: Array | None = None,
 ) -> MCMC:
     """Run NUTS on the reflex model; returns the numpyro ``MCMC`` object.
 
@@ -330,6 +354,9 @@ def run_nuts(
     ``chain_method`` defaults to 'parallel' when there are at least ``num_chains`` JAX
     devices, 'vectorized' on an accelerator, and 'sequential' on a CPU (measured 1.8x
     faster than 'vectorized' on 2 cores, benchmarks/results/samplers_cpu2.json).
+    ``inverse_mass_matrix`` (optional, (P,) over logit(u), in :func:`unit_prior_table` order)
+    seeds the adapted mass matrix, e.g. from a Laplace approximation
+    (:func:`jaxhalo.inference_outliers.run_nuts_outliers`).
     """
     key = jax.random.PRNGKey(1) if key is None else key
     if chain_method is None:
@@ -337,7 +364,7 @@ def run_nuts(
             chain_method = "parallel"
         else:
             chain_method = "sequential" if jax.devices()[0].platform == "cpu" else "vectorized"
-    kernel = NUTS(reflex_numpyro_model_unit, target_accept_prob=target_accept_prob)
+    kernel = NUTS(reflex_numpyro_model_unit, target_accept_prob=target_accept_prob, inverse_mass_matrix=inverse_mass_matrix)
     mcmc = MCMC(
         kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
         chain_method=chain_method, progress_bar=progress_bar,

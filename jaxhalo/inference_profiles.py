@@ -46,6 +46,7 @@ from . import frames
 from .likelihoods import binned as _binned
 from .likelihoods.dipole import dipole_log_likelihood_per_star, polar_velocity_from_dipole
 from .likelihoods.mixture import mixture_log_likelihood_per_star, mixture_log_likelihood_star_parameters
+from .optim import lbfgs_scan
 
 __all__ = [
     "LI2025_COLUMNS",
@@ -318,17 +319,7 @@ def map_profile(
             d1 = {k: None if v is None else v[None] for k, v in d.items()}
             return potential_energy(model, (), {**d1, **static}, {k: v[None] for k, v in p.items()})
 
-        opt = optax.lbfgs()
-        vg = optax.value_and_grad_from_state(loss)
-
-        def step(carry, _):
-            p, s = carry
-            val, g = vg(p, state=s)
-            upd, s = opt.update(g, s, p, value=val, grad=g, value_fn=loss)
-            return (optax.apply_updates(p, upd), s), None
-
-        (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=num_steps)
-        return p
+        return lbfgs_scan(loss, p0, num_steps, optax.lbfgs())
 
     run = jax.jit(jax.vmap(single))
     params = run(init, data)

@@ -80,6 +80,18 @@ class PaddedBins(NamedTuple):
     index: np.ndarray
 
 
+def _warn_small_bins(counts: np.ndarray, valid: np.ndarray, min_stars: int) -> None:
+    """Warn (:class:`EmptyBinWarning`) naming the bins with fewer than ``min_stars`` stars."""
+    if not valid.all():
+        bad = np.flatnonzero(~valid)
+        warnings.warn(
+            f"bins {bad.tolist()} have fewer than {min_stars} stars (counts {counts[bad].tolist()}); "
+            "they are fitted to nothing and reported as NaN",
+            EmptyBinWarning,
+            stacklevel=3,
+        )
+
+
 def masks_from_edges(values: ArrayLike, edges: Sequence[float], right_closed_last: bool = True) -> np.ndarray:
     """Membership masks (B, N) for bins [edges[j], edges[j+1]) of ``values`` (N,).
 
@@ -145,14 +157,8 @@ def pad_bins(
         g = np.where(slot.reshape(slot.shape + (1,) * (c.ndim - 1)), g, fill)
         data.append(jnp.asarray(g))
     valid = counts >= min_stars
-    if warn and not valid.all():
-        bad = np.flatnonzero(~valid)
-        warnings.warn(
-            f"bins {bad.tolist()} have fewer than {min_stars} stars (counts {counts[bad].tolist()}); "
-            "they are fitted to nothing and reported as NaN",
-            EmptyBinWarning,
-            stacklevel=2,
-        )
+    if warn:
+        _warn_small_bins(counts, valid, min_stars)
     return PaddedBins(tuple(data), jnp.asarray(slot, dtype=float), counts, valid, index)
 
 
@@ -183,14 +189,8 @@ def ragged_bins(masks: ArrayLike, *columns: ArrayLike, min_stars: int = 10, warn
     b_idx, s_idx = np.nonzero(m)  # row-major: sorted by bin
     counts = m.sum(axis=1)
     valid = counts >= min_stars
-    if warn and not valid.all():
-        bad = np.flatnonzero(~valid)
-        warnings.warn(
-            f"bins {bad.tolist()} have fewer than {min_stars} stars (counts {counts[bad].tolist()}); "
-            "they are fitted to nothing and reported as NaN",
-            EmptyBinWarning,
-            stacklevel=2,
-        )
+    if warn:
+        _warn_small_bins(counts, valid, min_stars)
     data = tuple(jnp.asarray(np.asarray(c)[s_idx]) for c in columns)
     return RaggedBins(data, jnp.asarray(b_idx), s_idx, counts, valid)
 

@@ -68,6 +68,24 @@ def _sanitize(x: Array, errors: Array | None, mask: Array | None) -> tuple[Array
     return x, errors
 
 
+def _diag_log_density(columns: list[tuple[Array, Array]]) -> Array:
+    """-0.5 (D ln 2 pi + sum_d ln var_d + sum_d r_d^2 / var_d) from per-column (r_d, var_d) pairs.
+
+    The shared diagonal-Gaussian kernel of the mixture likelihoods: residuals and variances of
+    each of the D (few, static) columns, broadcastable arrays such as (K, N) or (K, 1). The log
+    determinant takes one log per group of <= 3 columns (no overflow even in float32).
+    """
+    D = len(columns)
+    quad, logdet, prod = 0.0, 0.0, None
+    for d, (r, var) in enumerate(columns):
+        quad = quad + r * r / var
+        prod = var if prod is None else prod * var
+        if d % 3 == 2 or d == D - 1:
+            logdet = logdet + jnp.log(prod)
+            prod = None
+    return -0.5 * (D * _LOG_2PI + logdet + quad)
+
+
 def _component_logpdf_kn(
     x: Array,
     means: Array,
@@ -94,20 +112,13 @@ def _component_logpdf_kn(
         scales = jnp.asarray(scales)
         xt = x.T  # (D, N)
         e2 = None if errors is None else (errors * errors).T
-        quad = 0.0
-        logdet = 0.0
-        prod = None
+        cols = []
         for d in range(D):
             var = scales[:, d, None] ** 2  # (K, 1)
             if e2 is not None:
                 var = var + e2[d][None, :]  # (K, N)
-            r = xt[d][None, :] - means[:, d, None]
-            quad = quad + r * r / var
-            prod = var if prod is None else prod * var
-            if d % 3 == 2 or d == D - 1:
-                logdet = logdet + jnp.log(prod)
-                prod = None
-        out = -0.5 * (D * _LOG_2PI + logdet + quad)
+            cols.append((xt[d][None, :] - means[:, d, None], var))
+        out = _diag_log_density(cols)
         out = jnp.broadcast_to(out, (means.shape[0], x.shape[0]))
     else:
         if covariances is None:
@@ -334,18 +345,13 @@ def mixture_log_likelihood_star_parameters(
     x, errors = _sanitize(x, errors, mask)
     means, scales = jnp.asarray(means), jnp.asarray(scales)
     D = x.shape[-1]
-    quad, logdet, prod = 0.0, 0.0, None
+    cols = []
     for d in range(D):
         var = scales[..., d].T ** 2  # (K, N)
         if errors is not None:
             var = var + (errors[:, d] ** 2)[None, :]
-        r = x[:, d][None, :] - means[..., d].T
-        quad = quad + r * r / var
-        prod = var if prod is None else prod * var
-        if d % 3 == 2 or d == D - 1:
-            logdet = logdet + jnp.log(prod)
-            prod = None
-    comp = -0.5 * (D * _LOG_2PI + logdet + quad) + jnp.asarray(log_weights).T
+        cols.append((x[:, d][None, :] - means[..., d].T, var))
+    comp = _diag_log_density(cols) + jnp.asarray(log_weights).T
     ll = jax.nn.logsumexp(comp, axis=0)
     if mask is not None:
         m = jnp.asarray(mask)

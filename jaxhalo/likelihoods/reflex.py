@@ -310,6 +310,15 @@ def _travel_vector(apex: str, p: Mapping[str, Array]) -> Array:
     return jnp.asarray(p["v_travel"])[..., None] * n
 
 
+def _outlier_kind(value) -> str:
+    """Normalise the ``outlier`` option: False/None -> 'none', True -> 'gaussian'."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "gaussian"
+    return str(value)
+
+
 class ReflexModel(eqx.Module):
     """A reflex-motion model specification: radial form and apex parameterisation.
 
@@ -326,6 +335,11 @@ class ReflexModel(eqx.Module):
     log_dispersion : continuity model only. If True (default; Chandra et al. §5:
         "the continuity model assumed a linear trend of the log-dispersion") log sigma
         is linear in r; else sigma itself.
+    outlier : outlier / substructure component (:mod:`jaxhalo.likelihoods.outlier`): 'none'
+        (default, or False), 'broad' (rest-frame mean, parameters f_out, sigma_out) or
+        'gaussian' (True; free Galactocentric mean out_vx, out_vy, out_vz as well). The
+        likelihood becomes (1 - f_out) L_reflex + f_out L_out per star; the outlier
+        parameters are radius-independent, also in the continuity model.
     """
 
     form: str = eqx.field(static=True, default="constant")
@@ -333,6 +347,7 @@ class ReflexModel(eqx.Module):
     anchors: tuple[float, float] = eqx.field(static=True, default=(40.0, 120.0))
     interpolate: str = eqx.field(static=True, default="angles")
     log_dispersion: bool = eqx.field(static=True, default=True)
+    outlier: str = eqx.field(static=True, default="none", converter=_outlier_kind)
 
     def __check_init__(self):
         if self.form not in ("constant", "continuity"):
@@ -343,6 +358,8 @@ class ReflexModel(eqx.Module):
             raise ValueError(f"interpolate must be 'angles' or 'vector', got {self.interpolate!r}")
         if not self.anchors[1] > self.anchors[0]:
             raise ValueError(f"anchors must be increasing radii, got {self.anchors}")
+        if self.outlier not in ("none", "broad", "gaussian"):
+            raise ValueError(f"outlier must be 'none', 'broad' or 'gaussian' (or a bool), got {self.outlier!r}")
 
     @property
     def base_names(self) -> tuple[str, ...]:
@@ -355,10 +372,13 @@ class ReflexModel(eqx.Module):
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        """All parameter names (9 or 18), in order."""
+        """All parameter names (9 or 18, plus the outlier component's), in order."""
+        from .outlier import outlier_parameter_names
+
+        extra = outlier_parameter_names(self.outlier)
         if self.form == "constant":
-            return self.base_names
-        return tuple(n + s for s in self.suffixes for n in self.base_names)
+            return self.base_names + extra
+        return tuple(n + s for s in self.suffixes for n in self.base_names) + extra
 
     def at_radius(self, params: Mapping[str, Array], r: Array) -> dict[str, Array]:
         """The nine base parameters evaluated at radius r (kpc; scalar or (N,)).
@@ -399,8 +419,35 @@ class ReflexModel(eqx.Module):
         return travel, p["vr"], p["vphi"], p["vtheta"], p["sigma_los"], p["sigma_l"], p["sigma_b"]
 
     def log_likelihood_per_star(self, params: Mapping[str, Array], data: ReflexData) -> Array:
-        """Per-star log-likelihood (N,) for a dict of parameters (see :attr:`param_names`)."""
-        return reflex_log_likelihood(data, *self._star_params(params, data))
+        """Per-star log-likelihood (N,) for a dict of parameters (see :attr:`param_names`).
+
+        With an outlier component this is ln[(1 - f_out) L_reflex + f_out L_out] per star.
+        """
+        if self.outlier == "none":
+            return reflex_log_likelihood(data, *self._star_params(params, data))
+        from .outlier import mix_with_outliers
+
+        ll_main, ll_out = self.component_log_likelihoods(params, data)
+        return mix_with_outliers(ll_main, ll_out, params["f_out"], data.weight)
+
+    def component_log_likelihoods(self, params: Mapping[str, Array], data: ReflexData) -> tuple[Array, Array]:
+        """Unweighted per-star log-likelihoods (N,), (N,) of the reflex and outlier components."""
+        from .outlier import _unit_weight, outlier_component_log_likelihood
+
+        if self.outlier == "none":
+            raise ValueError("this ReflexModel has no outlier component (outlier='none')")
+        ll_main = reflex_log_likelihood(_unit_weight(data), *self._star_params(params, data))
+        u = None
+        if self.outlier == "gaussian":
+            u = jnp.stack(jnp.broadcast_arrays(params["out_vx"], params["out_vy"], params["out_vz"]), -1)
+        return ll_main, outlier_component_log_likelihood(data, params["sigma_out"], u)
+
+    def outlier_probability(self, params: Mapping[str, Array], data: ReflexData) -> Array:
+        """Per-star posterior probability (N,) of belonging to the outlier component (0 where weight 0)."""
+        from .outlier import outlier_probability
+
+        ll_main, ll_out = self.component_log_likelihoods(params, data)
+        return outlier_probability(ll_main, ll_out, params["f_out"]) * (data.weight > 0)
 
     def log_likelihood(self, params: Mapping[str, Array], data: ReflexData) -> Array:
         """Total log-likelihood (scalar)."""
