@@ -213,3 +213,28 @@ def test_real_simulator_sharded_over_4_devices_matches_1(tmp_path, prior):
     four = np.load(path)
     assert np.isfinite(four).any()
     assert np.array_equal(four, out1["summaries"], equal_nan=True)
+
+
+def test_brooks_simulator_with_reflex_fit_outputs():
+    """With reflex_fit the suite stores the per-simulation reflex fit next to the summaries."""
+    from jaxhalo.sbi.simulators import brooks_simulator
+
+    shapes = brooks_simulator(reflex_fit=True, n_particles=100, dt=50.0).output_shapes()
+    assert shapes["summaries"][0] == (52,)
+    assert shapes["reflex_params"][0] == (18,) and shapes["v_travel"][0] == (3,) and shapes["v_travel_xyz"][0] == (3, 3)
+    assert "reflex_fit" in brooks_simulator(reflex_fit=True, n_particles=100).identity()["config"]
+
+
+@pytest.mark.slow
+def test_real_simulator_suite_with_reflex_fit(tmp_path, prior):
+    """A small real suite with per-simulation reflex fits: finite travel velocities for valid theta,
+    |v_travel| equal to the norm of the stored Cartesian components."""
+    from jaxhalo.sbi.simulators import brooks_simulator
+
+    sim = brooks_simulator(reflex_fit=True, n_particles=2000, dt=10.0)
+    run_suite(str(tmp_path / "rf"), sim, prior, 4, chunk_size=4, seed=5, progress=False)
+    rows = SuiteStore.open(tmp_path / "rf").load(require_complete=True)
+    ok = np.isfinite(rows.summaries).any(axis=1)
+    vt = rows.outputs["v_travel"]
+    assert ok.any() and np.isfinite(vt[ok]).all() and (vt[ok] >= 0).all()
+    np.testing.assert_allclose(vt[ok], np.linalg.norm(rows.outputs["v_travel_xyz"][ok], axis=-1), rtol=1e-12)

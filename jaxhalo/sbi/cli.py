@@ -45,7 +45,8 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
             sim = make_simulator("linear-gaussian", prior, n_particles=args.n_particles, n_summaries=args.n_summaries,
                                  noise=args.noise)
         else:
-            sim = make_simulator("brooks", prior, n_particles=args.n_particles, dt=args.dt)
+            sim = make_simulator("brooks", prior, n_particles=args.n_particles, dt=args.dt,
+                                 reflex_fit=args.reflex_fit or None)
         devs = jax.devices()
         print(f"[jaxhalo suite] {args.n} simulations ({sim.name}, prior {prior.name}, seed {args.seed}) into {args.out}; "
               f"chunks of {args.chunk} over {len(devs)} {devs[0].platform} device(s)")
@@ -110,6 +111,9 @@ def add_suite_parser(sub) -> None:
     r.add_argument("--micro-batch", type=int, default=None,
                    help="simulations vmapped at once per device (default 4; a loop over groups bounds memory); results "
                         "depend on it, not on the chunk size or device count: keep it fixed within a store")
+    r.add_argument("--reflex-fit", action="store_true",
+                   help="also store each simulated halo's ML reflex fit (continuity model, Cartesian apex) and "
+                        "v_travel at 40/100/120 kpc (Brooks et al. 2026 3.2.1)")
     r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"])
     r.add_argument("--simulator", default="brooks", choices=["brooks", "linear-gaussian"],
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")
@@ -150,6 +154,10 @@ def _read_summary(path: str):
     return x
 
 
+#: Extra NPE targets from a suite's per-simulation reflex fits (``jaxhalo sbi train --with-reflex``).
+REFLEX_TARGETS = ["v_travel_r40", "v_travel_r100", "v_travel_r120", "v_x_r100", "v_y_r100", "v_z_r100"]
+
+
 def cmd_sbi_train(args: argparse.Namespace) -> int:
     """Train an NPE ensemble on a suite store and save it."""
     _enable_x64()
@@ -178,6 +186,15 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
             use = [n for i, n in enumerate(names) if not (lo[i] == hi[i])]
         cols = [names.index(n) for n in use]
         theta, x = data.theta[:, cols], data.summaries.reshape(len(data), -1)
+        lo_use, hi_use = np.asarray(lo)[cols], np.asarray(hi)[cols]
+        if args.with_reflex:  # the per-simulation reflex fit as extra NPE targets (Brooks et al. 2026 Figs. 4-6)
+            if "v_travel" not in data.outputs:
+                raise NPEError(f"suite {args.store} has no reflex fits: run `jaxhalo suite run --reflex-fit`")
+            extra = np.concatenate([data.outputs["v_travel"], data.outputs["v_travel_xyz"][:, 1, :]], axis=1)
+            use = list(use) + REFLEX_TARGETS
+            theta = np.concatenate([theta, extra], axis=1)
+            lo_use = np.concatenate([lo_use, [0.0, 0.0, 0.0, -np.inf, -np.inf, -np.inf]])
+            hi_use = np.concatenate([hi_use, np.full(6, np.inf)])
         if data.missing.size:
             print(f"[jaxhalo sbi] note: the suite is incomplete ({data.missing.size} of {store.n_total} missing); "
                   "training on the finished rows")
@@ -198,7 +215,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
               f"parameters: {', '.join(use)}")
         t0 = time.perf_counter()
         model, rep = train_npe(theta[train_rows], x[train_rows], jax.random.PRNGKey(args.seed), cfg, parameter_names=use,
-                               prior_bounds=(lo[cols], hi[cols]), summary_sigma=sigma, impute_missing=args.impute_missing,
+                               prior_bounds=(lo_use, hi_use), summary_sigma=sigma, impute_missing=args.impute_missing,
                                progress=not args.no_progress)
         wall = time.perf_counter() - t0
     except (SuiteStoreError, NPEError, FileNotFoundError, ValueError) as exc:
@@ -309,6 +326,9 @@ def add_sbi_parser(sub) -> None:
     t.add_argument("store")
     t.add_argument("--out", required=True, help="model file to write")
     t.add_argument("--params", nargs="*", default=None, help="parameters to infer (default: all that vary)")
+    t.add_argument("--with-reflex", action="store_true",
+                   help="also infer the reflex motion: v_travel at 40/100/120 kpc and (v_x, v_y, v_z) at 100 kpc, "
+                        "from a suite run with --reflex-fit")
     t.add_argument("--layers", type=int, default=5, help="MAF transformation layers (Brooks et al.: 5)")
     t.add_argument("--width", type=int, default=50, help="hidden units per layer (Brooks et al.: 50)")
     t.add_argument("--depth", type=int, default=1, help="hidden layers in each MADE")

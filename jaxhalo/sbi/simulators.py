@@ -128,7 +128,7 @@ def linear_gaussian_simulator(
 # -------------------------------------------------------------------------- the MW-LMC simulator
 
 
-def brooks_simulator(**config_overrides: Any) -> SuiteSimulator:
+def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> SuiteSimulator:
     """The rigid MW-LMC simulator of :mod:`jaxhalo.simulator` (Brooks et al. 2026 summaries).
 
     ``config_overrides`` are fields of ``jaxhalo.simulator.SimConfig`` (e.g. ``n_particles``,
@@ -137,7 +137,10 @@ def brooks_simulator(**config_overrides: Any) -> SuiteSimulator:
     c200 gives v_c(R_sun) = 235 km/s, ~31% of the Brooks et al. 2026 prior) give NaN summaries
     instead of aborting the whole vmapped chunk; they stay in the store (so that indices are
     complete) and :func:`jaxhalo.sbi.npe.train_npe` drops non-finite rows.
-    Outputs ``summary_vector(theta, key, config)`` (52,).
+    Outputs ``summary_vector(theta, key, config)`` (52,). With ``reflex_fit`` also the
+    maximum-likelihood reflex fit of each simulated halo (Brooks et al. 2026 §3.2.1;
+    :func:`jaxhalo.simulator.reflex_fit_observed`): ``reflex_params`` (18,) of the continuity
+    model with the Cartesian apex, ``v_travel`` (3,) and ``v_travel_xyz`` (3, 3) at 40, 100, 120 kpc.
     """
     config_overrides.setdefault("on_invalid", "nan")
     try:
@@ -155,9 +158,18 @@ def brooks_simulator(**config_overrides: Any) -> SuiteSimulator:
     config = sim.SimConfig(**{k: v for k, v in config_overrides.items() if v is not None})
 
     def fn(theta: Array, key: Array):
-        return sim.summary_vector(theta, key, config)
+        if not reflex_fit:
+            return sim.summary_vector(theta, key, config)
+        from ..summaries import brooks_summary_vector
+
+        obs = sim.simulate_observed(theta, key, config)
+        out = {"summaries": brooks_summary_vector(obs)}
+        out.update(sim.reflex_fit_observed(obs, jax.random.fold_in(key, 2), solar=config.solar_parameters()))
+        return out
 
     cfg = _config_dict(config)
+    if reflex_fit:
+        cfg["reflex_fit"] = "continuity/cartesian ML, v_travel at 40, 100, 120 kpc"
     return SuiteSimulator("brooks", fn, cfg, tuple(sim.PARAMETER_NAMES))
 
 
