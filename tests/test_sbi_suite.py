@@ -238,3 +238,14 @@ def test_real_simulator_suite_with_reflex_fit(tmp_path, prior):
     vt = rows.outputs["v_travel"]
     assert ok.any() and np.isfinite(vt[ok]).all() and (vt[ok] >= 0).all()
     np.testing.assert_allclose(vt[ok], np.linalg.norm(rows.outputs["v_travel_xyz"][ok], axis=-1), rtol=1e-12)
+
+
+def test_train_with_reflex_needs_reflex_fits(tmp_path, prior, capsys):
+    """`jaxhalo sbi train --with-reflex` on a suite without per-simulation reflex fits: a clear error."""
+    from jaxhalo.cli import main
+
+    sim = linear_gaussian_simulator(prior, n_particles=50)
+    run_suite(str(tmp_path / "toy"), sim, prior, 8, chunk_size=8, seed=1, progress=False)
+    rc = main(["sbi", "train", str(tmp_path / "toy"), "--out", str(tmp_path / "m.npe"), "--with-reflex", "--no-progress"])
+    assert rc != 0
+    assert "--reflex-fit" in capsys.readouterr().err
