@@ -30,7 +30,7 @@ import optax
 from jax import Array
 from jax.typing import ArrayLike
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import constrain_fn, initialize_model, log_density
+from numpyro.infer.util import constrain_fn, log_density
 
 from .frames import MS_ROTATION
 from .likelihoods.outlier import outlier_parameter_names
@@ -254,19 +254,12 @@ def fit_map(
     calls (e.g. clipping iterations) do not recompile.
     """
     key = jax.random.PRNGKey(0) if key is None else key
-    kw = dict(data=data, spec=spec, priors=priors)
-    info = initialize_model(key, reflex_numpyro_model, model_kwargs=kw)
-    sites = sorted(info.param_info.z)
+    sites = _prior_sites(spec, priors)
     keys = jax.random.split(key, n_starts)
     inits = jax.vmap(
-        lambda k: {n: jax.random.uniform(kk, jnp.shape(info.param_info.z[n]), minval=-2, maxval=2)
-                   for n, kk in zip(sites, jax.random.split(k, len(sites)))}
+        lambda k: {n: jax.random.uniform(kk, (), minval=-2, maxval=2) for n, kk in zip(sites, jax.random.split(k, len(sites)))}
     )(keys)
-    u_all, val = _map_solver(spec, priors, n_steps)(inits, data)
-    best = int(jnp.nanargmin(val))
-    u = jax.tree_util.tree_map(lambda a: a[best], u_all)
-    z = constrain_fn(reflex_numpyro_model, (), kw, u, return_deterministic=True)
-    return dict(z)
+    return _best_of_starts(inits, data, spec, priors, n_steps)
 
 
 def fit_map_traceable(
@@ -285,9 +278,22 @@ def fit_map_traceable(
     returned as a dict of constrained values (incl. deterministic sites), as :func:`fit_map`.
     """
     key = jax.random.PRNGKey(0) if key is None else key
-    sites = sorted(site for site, *_ in unit_prior_table(spec, priors))
+    sites = _prior_sites(spec, priors)
     keys = jax.random.split(key, len(sites))
     inits = {n: jax.random.uniform(k, (n_starts,), minval=-2.0, maxval=2.0) for n, k in zip(sites, keys)}
+    return _best_of_starts(inits, data, spec, priors, n_steps)
+
+
+def _prior_sites(spec: ReflexModel, priors: PriorSet) -> list[str]:
+    """Sorted names of the (scalar) sample sites of :func:`reflex_numpyro_model`."""
+    return sorted(site for site, *_ in unit_prior_table(spec, priors))
+
+
+def _best_of_starts(inits: Mapping[str, Array], data: ReflexData, spec: ReflexModel, priors: PriorSet,
+                    n_steps: int) -> dict[str, Array]:
+    """Run the L-BFGS of :func:`_map_solver` from a batch of unconstrained starts (site -> (S,)) and
+    return the best finite one as a dict of constrained values (incl. deterministic sites).
+    Pure JAX (jit / vmap over catalogues)."""
     u_all, val = _map_solver(spec, priors, n_steps)(inits, data)
     best = jnp.argmin(jnp.where(jnp.isfinite(val), val, jnp.inf))
     u = {n: v[best] for n, v in u_all.items()}

@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+from numpyro.infer.util import potential_energy, unconstrain_fn
 
 from .inference import (
     PriorSet,
-    _map_solver,
+    _best_of_starts,
     fit_map,
     params_to_unit,
     reflex_numpyro_model,
@@ -93,10 +93,7 @@ def fit_map_outliers(
             site = {k: v for k, v in site.items() if not (k.startswith("sigma_") and k != "sigma_out")}
         starts.append(unconstrain_fn(reflex_numpyro_model, (), kw, site))
     inits = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *starts)
-    u_all, val = _map_solver(spec, priors, n_steps)(inits, data)
-    best = int(jnp.nanargmin(val))
-    u = jax.tree_util.tree_map(lambda a: a[best], u_all)
-    return dict(constrain_fn(reflex_numpyro_model, (), kw, u, return_deterministic=True))
+    return _best_of_starts(inits, data, spec, priors, n_steps)
 
 
 def _seed_stars(data: ReflexData, base: ReflexModel, p0, n_seeds: int, kernel_kms: float) -> np.ndarray:
