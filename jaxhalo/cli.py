@@ -49,7 +49,7 @@ def _setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
     from jax._src import xla_bridge
 
     done: dict = {}
-    jax.config.update("jax_enable_x64", True)
+    _enable_x64()
     flags = os.environ.get("XLA_FLAGS", "")
     if host_devices > 1 and "xla_force_host_platform_device_count" not in flags and not xla_bridge.backends_are_initialized():
         import numpyro

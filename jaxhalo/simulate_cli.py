@@ -72,12 +72,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run the simulation described by ``args`` and write its products into ``args.out``."""
     import jax
 
-    try:  # the CLI's shared setup (float64, persistent compilation cache) where this checkout has it
-        from .cli import _setup_jax
+    from .cli import _setup_jax
 
-        _setup_jax()
-    except ImportError:
-        jax.config.update("jax_enable_x64", True)
+    _setup_jax()  # the CLI's shared setup: float64, persistent compilation cache
     import jax.numpy as jnp
     import numpy as np
     from astropy.table import Table

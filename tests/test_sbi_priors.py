@@ -14,7 +14,8 @@ from jaxhalo.sbi.priors import PriorError, brooks2025_prior, brooks2026_prior, g
 
 
 def test_brooks2026_matches_simulator_table():
-    """Same Table 1 as the simulator module's own transcription (names, order, families, numbers)."""
+    """brooks2026_prior is built from the simulator's Table 1 (the one transcription): same names,
+    order, distribution families and numbers."""
     from jaxhalo import simulator
 
     p = brooks2026_prior()

@@ -12,13 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import _enable_x64
+
 __all__ = ["add_suite_parser", "add_sbi_parser", "main"]
-
-
-def _enable_x64() -> None:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
 
 
 def _fail(msg: str) -> int:

@@ -50,6 +50,9 @@ from jax import Array
 from jax.typing import ArrayLike
 from numpyro.distributions import transforms as T
 
+from ..simulator import PARAMETER_NAMES, PRIOR_TABLE1
+from ..simulator import PARAMETER_UNITS as _SIM_UNITS
+
 __all__ = [
     "PARAMETER_NAMES",
     "PARAMETER_UNITS",
@@ -62,17 +65,8 @@ __all__ = [
     "PRIORS",
 ]
 
-#: The simulator's parameter order (``jaxhalo.simulator.PARAMETER_NAMES``).
-PARAMETER_NAMES: tuple[str, ...] = (
-    "log10_m200", "m_lmc", "log10_lambda_df", "ra_lmc", "dec_lmc", "d_lmc",
-    "vlos_lmc", "pmra_lmc", "pmdec_lmc", "beta0", "r_dens", "gamma",
-)
-
-PARAMETER_UNITS: dict[str, str] = {
-    "log10_m200": "log10 Msun", "m_lmc": "Msun", "log10_lambda_df": "", "ra_lmc": "deg",
-    "dec_lmc": "deg", "d_lmc": "kpc", "vlos_lmc": "km/s", "pmra_lmc": "mas/yr", "pmdec_lmc": "mas/yr",
-    "beta0": "", "r_dens": "kpc", "gamma": "",
-}
+#: Units of each parameter, by name (from :data:`jaxhalo.simulator.PARAMETER_UNITS`).
+PARAMETER_UNITS: dict[str, str] = dict(zip(PARAMETER_NAMES, _SIM_UNITS))
 
 #: M_LMC(< 8.7 kpc) = 1.7e10 Msun (van der Marel & Kallivayalil 2014).
 LMC_ENCLOSED_MASS = 1.7e10
@@ -273,22 +267,11 @@ def _log10_of(base: dist.Distribution) -> dist.Distribution:
 
 
 def brooks2026_prior() -> SuitePrior:
-    """Brooks et al. (2026) Table 1 (units of :data:`PARAMETER_UNITS`)."""
-    U, N = dist.Uniform, dist.Normal
-    return SuitePrior("brooks2026", {
-        "log10_m200": U(10.5, 12.5),
-        "m_lmc": U(2.5e10, 5.0e11),
-        "log10_lambda_df": U(-3.0, 1.0),
-        "ra_lmc": U(72.5, 87.5),
-        "dec_lmc": U(-75.0, -65.0),
-        "d_lmc": N(49.6, 2.0),
-        "vlos_lmc": N(262.2, 5.0),
-        "pmra_lmc": N(1.9, 0.25),
-        "pmdec_lmc": N(0.33, 0.25),
-        "beta0": U(0.0, 0.85),
-        "r_dens": U(10.0, 20.0),
-        "gamma": U(3.0, 5.0),
-    }, description="Brooks et al. (2026) Table 1")
+    """Brooks et al. (2026) Table 1 (units of :data:`PARAMETER_UNITS`), as transcribed once in
+    :data:`jaxhalo.simulator.PRIOR_TABLE1`."""
+    family = {"uniform": dist.Uniform, "normal": dist.Normal}
+    return SuitePrior("brooks2026", {n: family[kind](a, b) for n, (kind, a, b) in PRIOR_TABLE1.items()},
+                      description="Brooks et al. (2026) Table 1")
 
 
 def brooks2025_prior(m200_min: float = 10**10.5, m_lmc_min: float = 2.5e10) -> SuitePrior:
