@@ -77,6 +77,8 @@ from jax.typing import ArrayLike
 from . import frames
 from .constants import KMS_TO_KPC_PER_MYR
 from .df import ConstantBetaDF, SphericalProfile, constant_beta_df
+from .inference import PriorSet, fit_map_traceable
+from .likelihoods.reflex import ReflexData, ReflexModel
 from .mwlmc import LMCObservables, MWLMCOrbit, integrate_mw_lmc, lmc_present_day
 from .observe import BROOKS_R_GAL_RANGE, MockObservation, observe
 from .potentials import Hernquist, MilkyWay, lmc_hernquist, milky_way, solve_c200, spherical_average
@@ -461,7 +463,7 @@ def simulate_observed(
 def reflex_fit_observed(
     obs: MockObservation,
     key: Array,
-    spec=None,
+    spec: ReflexModel = ReflexModel("continuity", "cartesian"),
     radii: tuple[float, ...] = (40.0, 100.0, 120.0),
     solar: frames.SolarParameters | None = None,
     n_starts: int = 8,
@@ -469,15 +471,11 @@ def reflex_fit_observed(
     """Maximum-likelihood reflex fit of a mock observation, as Brooks et al. (2026 §3.2.1) do
     per simulation: pure JAX (jit / vmap over simulations).
 
-    ``spec`` defaults to the continuity model with the Cartesian apex (v_x, v_y, v_z at 40 and
+    ``spec``: by default the continuity model with the Cartesian apex (v_x, v_y, v_z at 40 and
     120 kpc; Brooks et al. 2026). Stars outside ``obs.selected`` get zero weight. Returns
     ``reflex_params`` (P,) in ``spec.param_names`` order (km/s; dispersions km/s) and
     ``v_travel`` (len(radii),) km/s and ``v_travel_xyz`` (len(radii), 3) km/s at ``radii`` (kpc).
     """
-    from .inference import PriorSet, fit_map_traceable
-    from .likelihoods.reflex import ReflexData, ReflexModel
-
-    spec = ReflexModel("continuity", "cartesian") if spec is None else spec
     sel = jnp.asarray(obs.selected)
     safe = lambda x, fill: jnp.where(sel, x, fill)  # noqa: E731  (unselected rows: finite, weight 0)
     data = ReflexData._from_arrays(

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ..summaries import brooks_summary_vector
 from .priors import SuitePrior
 
 __all__ = [
@@ -160,8 +161,6 @@ def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> Suite
     def fn(theta: Array, key: Array):
         if not reflex_fit:
             return sim.summary_vector(theta, key, config)
-        from ..summaries import brooks_summary_vector
-
         obs = sim.simulate_observed(theta, key, config)
         out = {"summaries": brooks_summary_vector(obs)}
         out.update(sim.reflex_fit_observed(obs, jax.random.fold_in(key, 2), solar=config.solar_parameters()))
