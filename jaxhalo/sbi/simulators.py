@@ -144,13 +144,8 @@ def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> Suite
     model with the Cartesian apex, ``v_travel`` (3,) and ``v_travel_xyz`` (3, 3) at 40, 100, 120 kpc.
     """
     config_overrides.setdefault("on_invalid", "nan")
-    try:
-        from .. import simulator as sim
-    except ImportError as exc:  # pragma: no cover - depends on the branch
-        raise SimulatorError(
-            "the MW-LMC simulator (jaxhalo.simulator) is not available in this installation; "
-            "use --simulator linear-gaussian for a toy suite"
-        ) from exc
+    from .. import simulator as sim
+
     fields = {f.name for f in dataclasses.fields(sim.SimConfig)} if dataclasses.is_dataclass(sim.SimConfig) else None
     if fields is not None:
         unknown = [k for k in config_overrides if k not in fields]
