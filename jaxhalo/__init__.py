@@ -14,7 +14,8 @@ The public API is re-exported here; see the submodules for details:
 - :mod:`jaxhalo.simulator`, :mod:`jaxhalo.tracers` -- the chained Brooks et al. MW-LMC simulator
   (Table 1 parameters -> snapshot / mock observation / 52 summaries) and tracer densities.
 - :mod:`jaxhalo.inference_profiles`, :mod:`jaxhalo.mocks_populations` -- Li et al. mixture and
-  dipole models fitted in many bins at once, and their mocks.
+  dipole models fitted in many bins at once, and their mocks; :mod:`jaxhalo.inference_per_bin` --
+  NUTS run independently in every bin (own step size and dense mass matrix), vmapped.
 
 jaxhalo never switches on ``jax_enable_x64`` itself (that would change its users'
 other JAX code); enable it in your script for float64, as the CLI and tests do.
@@ -60,6 +61,8 @@ from .potentials import NFW, Composite, Hernquist, MiyamotoNagai, Potential, Sph
 from .summaries import brooks_summaries, brooks_summary_vector, vgsr_sky_map
 from . import hierarchical, inference_outliers, mocks_substructure, model_comparison  # noqa: E402  (issue 3, items 5-8)
 from .model_comparison import compare_models  # noqa: E402
+from . import inference_per_bin  # noqa: E402
+from .inference_per_bin import PerBinNUTS, bucket_bins, nuts_per_bin  # noqa: E402
 
 from . import simulator, tracers  # noqa: E402  (the chained Brooks et al. simulator; tracer densities)
 from .simulator import SimConfig, simulate_observed, simulate_present_day, summary_vector  # noqa: E402
@@ -79,3 +82,4 @@ __all__ = [
 ]
 __all__ += ["simulator", "tracers", "SimConfig", "simulate_present_day", "simulate_observed", "summary_vector"]
 __all__ += ["hierarchical", "inference_outliers", "mocks_substructure", "model_comparison", "compare_models"]
+__all__ += ["inference_per_bin", "nuts_per_bin", "PerBinNUTS", "bucket_bins"]

@@ -122,8 +122,9 @@ def run_profiles(
     out: Path,
     bins: list[str] = ("li2025",),
     model: str = "single",
-    warmup: int = 300,
-    samples: int = 300,
+    warmup: int = 200,
+    samples: int = 500,
+    chains: int = 2,
     seed: int = 0,
     min_stars: int = 10,
     nside: int = 4,
@@ -140,8 +141,8 @@ def run_profiles(
         li2025_dipole_prior,
         li2025_mixture_prior,
         mixture_profile_model,
-        nuts_profile,
     )
+    from .inference_per_bin import nuts_per_bin
     from .likelihoods.binned import EmptyBinWarning, han_mc_dispersions, masks_from_index, pad_bins, summarize_profile
 
     if model not in ("single", "double", "dipole"):
@@ -163,9 +164,8 @@ def run_profiles(
         warnings.simplefilter("always", EmptyBinWarning)
         if model == "dipole":
             sig_r = np.sqrt(kin["cov"][:, 0, 0])
-            pb = pad_bins(masks, kin["v"][:, 0], sig_r, np.asarray(cat.l), np.asarray(cat.b), min_stars=min_stars)
-            v_r, e_r, lb, bb = (jnp.nan_to_num(a, nan=1.0) for a in pb.data)
-            data = {"v_r": v_r, "v_r_err": e_r, "l": lb, "b": bb, "mask": pb.mask}
+            columns = {"v_r": kin["v"][:, 0], "v_r_err": sig_r, "l": np.asarray(cat.l), "b": np.asarray(cat.b)}
+            fill = {"v_r_err": 1.0}
             static = {"prior": li2025_dipole_prior(identifiable=True)}
             fit_model = dipole_model
             K = 0
@@ -183,26 +183,30 @@ def run_profiles(
                 c4[:, 3, 3] = np.nan_to_num(feh_err) ** 2
                 cov = c4
                 masks = masks & np.isfinite(feh)[None]
-            pb = pad_bins(masks, x, cov, min_stars=min_stars)
-            eye = np.broadcast_to(np.eye(D), pb.data[1].shape)
-            data = {"x": jnp.nan_to_num(pb.data[0]), "errors": jnp.where(pb.mask[..., None, None] > 0, jnp.nan_to_num(pb.data[1]), eye),
-                    "mask": pb.mask}
+            columns = {"x": x, "errors": cov}  # full per-star error covariances (padded slots are masked)
+            fill = {"errors": 1.0}
             K = 1 if model == "single" else 2
             static = {"n_components": K, "prior": li2025_mixture_prior(cols), "order_column": D - 1,
                       "beta_columns": (0, 2, 1)}
             fit_model = mixture_profile_model
-    empty = [int(i) for i in np.flatnonzero(~pb.valid)]
+        counts = masks.sum(axis=1)
+        valid = counts >= min_stars
+        empty = [int(i) for i in np.flatnonzero(~valid)]
+        say(f"[jaxhalo profiles] {len(cat)} stars, {n_bins} bins ({int(valid.sum())} fitted, empty: {empty}); "
+            f"model {model}; NUTS per bin, {chains} chain(s) x ({warmup} + {samples}), seed {seed}")
+        t_fit = time.perf_counter()
+        res = nuts_per_bin(fit_model, masks, columns, static, key=jax.random.PRNGKey(seed), num_warmup=warmup,
+                           num_samples=samples, num_chains=chains, min_stars=min_stars, fill=fill, progress=verbose)
+        t_fit = time.perf_counter() - t_fit
     for w in caught:
         say(f"[jaxhalo profiles] note: {w.message}")
-    say(f"[jaxhalo profiles] {len(cat)} stars, {n_bins} bins ({int(pb.valid.sum())} fitted, empty: {empty}); model {model}; "
-        f"NUTS {warmup} + {samples}, seed {seed}")
-    t_fit = time.perf_counter()
-    mcmc = nuts_profile(fit_model, data, static, key=jax.random.PRNGKey(seed), num_warmup=warmup,
-                        num_samples=samples, extra_fields=("diverging",))
-    post = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
-    t_fit = time.perf_counter() - t_fit
-    n_div = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
-    q = summarize_profile(post, pb.valid)
+    post = res.flat_samples()
+    n_div = int(res.diverging.sum())
+    rhat = _max_rhat_per_bin(res) if chains > 1 else None
+    if rhat is not None and np.nanmax(rhat) > 1.05:
+        say(f"[jaxhalo profiles] WARNING: R-hat > 1.05 in bins {np.flatnonzero(rhat > 1.05).tolist()} "
+            f"(max {np.nanmax(rhat):.3f}); run longer (--warmup/--samples) before trusting those rows")
+    q = summarize_profile(post, valid)
 
     # ---- table -------------------------------------------------------------------------
     from astropy.table import Table
@@ -210,8 +214,11 @@ def run_profiles(
     tab = Table()
     tab["bin"] = np.arange(n_bins)
     tab["r_lo"], tab["r_hi"] = ranges[:, 0], ranges[:, 1]
-    tab["n_stars"] = pb.counts
-    tab["status"] = np.where(pb.valid, "ok", "empty")
+    tab["n_stars"] = counts
+    tab["status"] = np.where(valid, "ok", "empty")
+    if rhat is not None:
+        tab["max_rhat"] = rhat
+        tab["max_rhat"].info.format = ".3f"
     quantities = []
     if model == "dipole":
         for name in ("mu_compr", "mu_dipole", "sigma_r", "l_apex_deg", "b_apex_deg", "v_theta_eq7"):
@@ -237,7 +244,7 @@ def run_profiles(
 
     # ---- figures -------------------------------------------------------------------------
     plot_rows = np.arange(n_bins)[1:] if (li_layout and n_bins > 1) else np.arange(n_bins)
-    _profile_figure(model, K, q, ranges, pb.valid, plot_rows).savefig(out / "profiles.png", dpi=110)
+    _profile_figure(model, K, q, ranges, valid, plot_rows).savefig(out / "profiles.png", dpi=110)
 
     # ---- HEALPix sigma_r map (Han et al. Fig. 6) ---------------------------------------
     in_range = good & (kin["r_gc"] >= ranges[:, 0].min()) & (kin["r_gc"] <= ranges[:, 1].max())
@@ -260,14 +267,28 @@ def run_profiles(
     sky.write(out / "sky_sigma_r.csv", format="ascii.csv", overwrite=True)
     _sky_figure(han["quantiles"][1, :, 0], nside).savefig(out / "sky_sigma_r.png", dpi=110)
 
-    diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": pb.counts.tolist(),
+    diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": counts.tolist(),
             "empty_bins": empty, "model": model, "warmup": warmup, "samples": samples, "seed": seed,
-            "divergences": n_div, "min_stars": min_stars, "nside": nside,
+            "divergences": n_div, "chains": chains,
+            "max_rhat": None if rhat is None else float(np.nanmax(rhat)), "min_stars": min_stars, "nside": nside,
             "sky_pixels_fitted": int(han["valid"].sum()), "fit_s": t_fit, "total_s": time.perf_counter() - t0}
     (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
     say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
         f"({diag['total_s']:.1f} s)")
     return diag
+
+
+def _max_rhat_per_bin(res) -> np.ndarray:
+    """(B,) largest split R-hat (arviz, rank-normalised) over every sampled quantity of each bin."""
+    import arviz as az
+
+    with warnings.catch_warnings():  # empty bins hold NaN draws: their R-hat is NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = az.rhat(az.convert_to_dataset({k: v for k, v in res.samples.items()}))  # each (B, ...)
+    per_bin = np.concatenate([np.asarray(r[k].values).reshape(res.counts.size, -1) for k in r.data_vars], axis=1)
+    with np.errstate(all="ignore"):
+        out = np.nanmax(np.where(np.isfinite(per_bin), per_bin, -np.inf), axis=1)
+    return np.where(res.valid & np.isfinite(out), out, np.nan)
 
 
 def _profile_figure(model: str, K: int, q: dict, ranges: np.ndarray, valid: np.ndarray, rows: np.ndarray):
@@ -340,6 +361,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     _enable_x64()
     cat, _ = _load_catalog(args.catalog, args.format)
     run_profiles(cat, Path(args.out), bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
+                 chains=args.chains,
                  seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
     return 0
 
@@ -351,8 +373,9 @@ def add_profiles_parser(sub) -> None:
     p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
     p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
     p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
-    p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--samples", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=200, help="NUTS warmup iterations per chain and bin")
+    p.add_argument("--samples", type=int, default=500, help="NUTS draws per chain and bin")
+    p.add_argument("--chains", type=int, default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-stars", type=int, default=10, help="bins / pixels with fewer stars are reported empty")
     p.add_argument("--nside", type=int, default=4, help="HEALPix nside of the sigma_r sky map")

@@ -86,6 +86,66 @@ def _diag_log_density(columns: list[tuple[Array, Array]]) -> Array:
     return -0.5 * (D * _LOG_2PI + logdet + quad)
 
 
+def _diag_components(xt: Array, means: Array, scales: Array, log_weights: Array, e2t: Array):
+    """(K, N) weighted log densities and per-column residuals / inverse variances (K, N) each.
+
+    xt, e2t : (D, N) data and squared errors (columns on the major axis); means, scales (K, D);
+    log_weights (K,).
+    """
+    D = xt.shape[0]
+    quad, prod, res, inv = 0.0, None, [], []
+    logdet = 0.0
+    for d in range(D):
+        var = scales[:, d, None] ** 2 + e2t[d][None, :]
+        iv = 1.0 / var
+        r = xt[d][None, :] - means[:, d, None]
+        quad = quad + r * r * iv
+        prod = var if prod is None else prod * var
+        if d % 3 == 2 or d == D - 1:  # one log per <= 3 columns: no overflow in float32
+            logdet = logdet + jnp.log(prod)
+            prod = None
+        res.append(r)
+        inv.append(iv)
+    return -0.5 * (D * _LOG_2PI + logdet + quad) + log_weights[:, None], res, inv
+
+
+@jax.custom_vjp
+def _diag_mixture_ll(x: Array, means: Array, scales: Array, log_weights: Array, errors: Array) -> Array:
+    """Per-star ln sum_k w_k N(x_i | mu_k, diag(s_k^2 + e_i^2)), shape (N,); x, errors (N, D).
+
+    Written with a hand-derived reverse-mode rule because XLA's CPU backend turns the
+    automatic one into 2K D + K separate passes over the stars (4-5x the cost of the value);
+    the rule below reduces every parameter's per-star terms in one pass and is about 1.8x
+    faster at 1e4-1e5 stars (no faster at 1e6, where memory bandwidth limits both).
+    Its gradients are checked against the automatic ones in the tests. Reverse mode only:
+    differentiate twice with ``jax.jacrev(jax.jacrev(f))``, not ``jax.hessian``.
+    """
+    c, _, _ = _diag_components(x.T, means, scales, log_weights, (errors * errors).T)
+    return jax.nn.logsumexp(c, axis=0)
+
+
+def _diag_mixture_ll_fwd(x, means, scales, log_weights, errors):
+    return _diag_mixture_ll(x, means, scales, log_weights, errors), (x, means, scales, log_weights, errors)
+
+
+def _diag_mixture_ll_bwd(res, g):
+    x, means, scales, log_weights, errors = res
+    D = x.shape[1]
+    xt, et = x.T, errors.T
+    c, r, iv = _diag_components(xt, means, scales, log_weights, et * et)
+    w = jnp.exp(c - jnp.max(c, axis=0))
+    gam = w / jnp.sum(w, axis=0) * g[None, :]  # (K, N): responsibilities x cotangent
+    a = [gam * r[d] * iv[d] for d in range(D)]  # d lnL_i / d mu_kd
+    q = [gam * (r[d] * r[d] * iv[d] * iv[d] - iv[d]) for d in range(D)]  # d lnL_i / d s_kd / s_kd
+    tot = jnp.sum(jnp.stack(a + q + [gam]), axis=-1)  # (2D + 1, K): one pass over the stars
+    dx = -jnp.stack([jnp.sum(ad, axis=0) for ad in a], axis=-1)  # (N, D)
+    de = jnp.stack([jnp.sum(qd, axis=0) for qd in q], axis=-1) * errors  # (N, D)
+    return dx, tot[:D].T, tot[D : 2 * D].T * scales, tot[2 * D], de
+
+
+_diag_mixture_ll.defvjp(_diag_mixture_ll_fwd, _diag_mixture_ll_bwd)
+
+
 def _component_logpdf_kn(
     x: Array,
     means: Array,
@@ -195,9 +255,18 @@ def mixture_log_likelihood_per_star(
     """
     x, means = jnp.asarray(x), jnp.asarray(means)
     errors = None if errors is None else jnp.asarray(errors)
-    comp = _component_logpdf_kn(x, means, scales, covariances, errors, mask)  # (K, N)
     lw = _log_weights(weights, log_weights)
-    ll = jax.nn.logsumexp(comp + lw[:, None], axis=0)
+    if scales is not None and covariances is None and (errors is None or errors.ndim == 2) and x.ndim == 2:
+        if means.ndim != 2 or x.shape[-1] != means.shape[-1]:
+            raise MixtureInputError(f"x must be (N, D) and means (K, D); got {x.shape} and {means.shape}")
+        if errors is not None and errors.shape != x.shape:
+            raise MixtureInputError(f"errors must be (N, {x.shape[-1]}) or (N, D, D); got {errors.shape}")
+        xs, es = _sanitize(x, jnp.zeros_like(x) if errors is None else errors, mask)
+        scales = jnp.broadcast_to(jnp.asarray(scales, xs.dtype), means.shape)
+        ll = _diag_mixture_ll(xs, means.astype(xs.dtype), scales, jnp.broadcast_to(lw, means.shape[:1]).astype(xs.dtype), es)
+    else:
+        comp = _component_logpdf_kn(x, means, scales, covariances, errors, mask)  # (K, N)
+        ll = jax.nn.logsumexp(comp + lw[:, None], axis=0)
     if mask is not None:
         m = jnp.asarray(mask)
         ll = jnp.where(m > 0, ll * m, 0.0)
