@@ -227,7 +227,11 @@ def _profile(quick: bool) -> list[dict]:
                    "min_ess_per_s_bins_ge100": float(ess_jax[big].min() / t_full)}
         print(rec, flush=True)
         recs.append(rec)
+    recs[2]["median_bulk_ess"] = recs[1]["median_bulk_ess"]
+    for rec in recs:
+        rec["median_ess_per_s"] = rec["median_bulk_ess"] / rec["wall_s"]
     for rec, tag in ((recs[1], "jax_emcee"), (recs[2], "numpy_emcee")):
+        rec_nuts[f"speedup_median_ess_per_s_vs_{tag}"] = rec_nuts["median_ess_per_s"] / rec["median_ess_per_s"]
         rec_nuts[f"speedup_min_ess_per_s_vs_{tag}"] = rec_nuts["min_ess_per_s"] / max(rec["min_ess_per_s"], 1e-300)
         rec_nuts[f"speedup_bins_ge100_vs_{tag}"] = (rec_nuts["min_ess_per_s_bins_ge100"]
                                                     / max(rec["min_ess_per_s_bins_ge100"], 1e-300))
