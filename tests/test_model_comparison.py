@@ -81,8 +81,12 @@ def test_loo_prefers_continuity_on_a_continuity_mock():
 
 @pytest.mark.slow
 def test_loo_prefers_outlier_component_with_a_stream():
+    """1500 halo stars + a cold stream of 5%. Measured: with-outlier ahead by 162 +- 25 in elpd,
+    no Pareto-k warning. With 600 stars it was 6.5 +- 4.0 (1.6 sigma) and PSIS flagged the
+    with-outlier fit (p_loo 57: each of the 30 stream stars is influential for the narrow
+    component), so the test uses the larger mock."""
     spec = ReflexModel("constant", "galactic")
-    cat, info = make_reflex_mock(jax.random.PRNGKey(3), 600, spec)
+    cat, info = make_reflex_mock(jax.random.PRNGKey(3), 1500, spec)
     cat, _ = add_stream(jax.random.PRNGKey(1003), cat, info, StreamSpec())
     data = ReflexData.from_catalog(cat)
     spec_out = ReflexModel("constant", "galactic", outlier="gaussian")
