@@ -29,19 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
-import optax
 from jax import Array
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 from .likelihoods.binned import BinError, _warn_small_bins, pad_bins
-from .optim import lbfgs_scan
-
-
-def _LBFGS():
-    # backtracking line search: compiles several times faster than optax's default zoom search
-    return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
+from .optim import lbfgs_backtracking, lbfgs_scan
 
 __all__ = ["PerBinNUTS", "bucket_bins", "nuts_per_bin"]
 
@@ -205,7 +199,7 @@ def nuts_per_bin(
 
     # Buckets go round-robin to the local devices (on CPU: the XLA host devices, see
     # numpyro.set_host_device_count) and are all dispatched before any is awaited, so with
-    # two or more devices they sample concurrently and later buckets compile meanwhile.
+    # two or more devices they can sample concurrently; on one device they run in turn.
     devices = list(jax.local_devices()) if devices is None else list(devices)
     t0 = time.perf_counter()
     z_init = None
@@ -262,7 +256,7 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
     def laplace(kw):
         """Posterior mode (L-BFGS from the prior median) and the inverse Hessian there."""
         pot = potential_gen(**kw)
-        z_map = lbfgs_scan(pot, z_center, map_steps, _LBFGS())
+        z_map = lbfgs_scan(pot, z_center, map_steps, lbfgs_backtracking())
         # Hessian by central differences of the gradient (2P gradients, vmapped): it compiles
         # to the gradient program again, where jacrev(jacrev(.)) (the mixture's gradient is a
         # custom VJP, so no forward mode) doubled the bucket's compile time.
@@ -285,8 +279,8 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
             z0 = z_center + jax.random.uniform(k_jit, z_center.shape, z_center.dtype, -init_jitter, init_jitter)
             inv_mass = None
         state = init_kernel(z0, num_warmup, dense_mass=dense_mass, target_accept_prob=target_accept_prob,
-                            inverse_mass_matrix=inv_mass, adapt_mass_matrix=adapt_mass_matrix, max_tree_depth=max_tree_depth, model_kwargs=kw,
-                            rng_key=k_init)
+                            inverse_mass_matrix=inv_mass, adapt_mass_matrix=adapt_mass_matrix,
+                            max_tree_depth=max_tree_depth, model_kwargs=kw, rng_key=k_init)
         state = jax.lax.fori_loop(0, num_warmup, lambda i, s: sample_kernel(s, model_kwargs=kw), state)
 
         def body(s, _):

@@ -7,7 +7,16 @@ from typing import Any, Callable
 import jax
 import optax
 
-__all__ = ["lbfgs_scan"]
+__all__ = ["lbfgs_backtracking", "lbfgs_scan"]
+
+
+def lbfgs_backtracking() -> optax.GradientTransformationExtraArgs:
+    """optax L-BFGS with a backtracking (Armijo) line search.
+
+    On jaxhalo's reflex and mixture posteriors it converges as well as optax's default zoom
+    search and compiles about 5x faster, which dominates the time to first result.
+    """
+    return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
 
 
 def lbfgs_scan(fun: Callable[[Any], jax.Array], x0: Any, n_steps: int,
