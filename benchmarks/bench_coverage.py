@@ -21,9 +21,10 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from benchmarks.common import write_results  # noqa: E402
-from jaxhalo.inference import PriorSet, fit_map  # noqa: E402
+from jaxhalo.inference.priors import PriorSet
+from jaxhalo.inference.ml import fit_map  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import ErrorModel, make_reflex_mock  # noqa: E402
+from jaxhalo.mocks.reflex import ErrorModel, make_reflex_mock  # noqa: E402
 
 RESULT_NAME = "coverage"
 
@@ -33,7 +34,8 @@ def coverage(n_mocks: int = 50, n_stars: int = 850, num_warmup: int = 300, num_s
     """Run the coverage experiment; returns per-parameter and pooled coverage of 68% intervals."""
     from numpyro.infer import MCMC, NUTS
 
-    from jaxhalo.inference import params_to_unit, reflex_numpyro_model_unit
+    from jaxhalo.inference.priors import params_to_unit
+    from jaxhalo.inference.models import reflex_numpyro_model_unit
 
     spec = ReflexModel("continuity", "ms")
     priors = PriorSet()

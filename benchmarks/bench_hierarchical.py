@@ -6,7 +6,7 @@ ways, all with NUTS (2 chains):
 
 * ``first_order``: the standard likelihood at the catalogue distances with the first-order
   distance-error term of REFLEX_MODEL.md §5 (no clipping);
-* ``hierarchical``: :func:`jaxhalo.hierarchical.hierarchical_reflex_model`, one latent true
+* ``hierarchical``: :func:`jaxhalo.inference.hierarchical.hierarchical_reflex_model`, one latent true
   distance per star (N + 18 parameters), power-law prior rho ∝ r^-2.5 on 40-160 kpc (the
   mock's own tracer density: the model is correctly specified);
 * ``oracle``: the true distances with zero distance error (the floor).
@@ -30,10 +30,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
-from jaxhalo.hierarchical import run_hierarchical_nuts  # noqa: E402
-from jaxhalo.inference import fit_map, run_nuts  # noqa: E402
+from jaxhalo.inference.hierarchical import run_hierarchical_nuts  # noqa: E402
+from jaxhalo.inference.ml import fit_map
+from jaxhalo.inference.nuts import run_nuts  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import ErrorModel, make_reflex_mock  # noqa: E402
+from jaxhalo.mocks.reflex import ErrorModel, make_reflex_mock  # noqa: E402
 
 RADII = (40.0, 120.0)
 

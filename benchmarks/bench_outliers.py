@@ -1,14 +1,14 @@
 """Experiment: outlier mixture vs 3-sigma clipping on reflex mocks with an injected cold stream.
 
 For each mock (constant / galactic reflex model, ``N_HALO`` halo stars from
-:func:`jaxhalo.mocks.make_reflex_mock` plus a cold stream of 5% of the final sample from
-:func:`jaxhalo.mocks_substructure.add_stream`):
+:func:`jaxhalo.mocks.reflex.make_reflex_mock` plus a cold stream of 5% of the final sample from
+:func:`jaxhalo.mocks.substructure.add_stream`):
 
 * **clipping** (Chandra et al.): ML fit + 5 rounds of 3-sigma clipping, then NUTS on the
   clipped stars;
 * **outlier mixture**: the reflex model mixed with a cold Gaussian substructure component
   (``ReflexModel(..., outlier='gaussian')``), data-seeded ML fit, then NUTS on all stars with a
-  Laplace-seeded mass matrix (:func:`jaxhalo.inference_outliers.run_nuts_outliers`);
+  Laplace-seeded mass matrix (:func:`jaxhalo.inference.outliers.run_nuts_outliers`);
 * **no treatment**: NUTS on all stars without outlier component (for PSIS-LOO against the
   mixture, which is fitted to the same stars).
 
@@ -31,12 +31,13 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
-from jaxhalo.inference import clip_outliers, fit_map, run_nuts  # noqa: E402
-from jaxhalo.inference_outliers import fit_map_outliers, run_nuts_outliers, truth_offsets  # noqa: E402
+from jaxhalo.inference.ml import clip_outliers, fit_map
+from jaxhalo.inference.nuts import run_nuts  # noqa: E402
+from jaxhalo.inference.outliers import fit_map_outliers, run_nuts_outliers, truth_offsets  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import make_reflex_mock  # noqa: E402
-from jaxhalo.mocks_substructure import StreamSpec, add_stream  # noqa: E402
-from jaxhalo.model_comparison import compare_models, reflex_inference_data  # noqa: E402
+from jaxhalo.mocks.reflex import make_reflex_mock  # noqa: E402
+from jaxhalo.mocks.substructure import StreamSpec, add_stream  # noqa: E402
+from jaxhalo.inference.comparison import compare_models, reflex_inference_data  # noqa: E402
 
 N_HALO = 800
 

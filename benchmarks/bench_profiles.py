@@ -2,7 +2,7 @@
 
 1. The 14 rows of Li et al. (2025) Table 1 (all stars + 13 radial shells) fitted with the
    17-parameter double-component model on a Li-like mock (:func:`li2025_profile_mock`):
-   * jaxhalo: :func:`jaxhalo.inference_per_bin.nuts_per_bin` -- one NUTS chain per bin with
+   * jaxhalo: :func:`jaxhalo.inference.per_bin.nuts_per_bin` -- one NUTS chain per bin with
      its own step size and a dense mass matrix from the Laplace approximation at its mode
      (200 warmup + 500 draws), bins of similar size bucketed into a few compiled programs;
    * emcee: bin by bin, 100 walkers x 1000 steps (first 400 discarded, as Li et al.), same
@@ -36,11 +36,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import timeit, write_results  # noqa: E402
-from jaxhalo.inference_profiles import li2025_mixture_prior, mixture_profile_model  # noqa: E402
+from jaxhalo.inference.profiles import li2025_mixture_prior, mixture_profile_model  # noqa: E402
 from jaxhalo.likelihoods import binned  # noqa: E402
 from jaxhalo.likelihoods.mixture import mixture_log_likelihood  # noqa: E402
-from jaxhalo.mocks_populations import li2025_profile_mock  # noqa: E402
-from jaxhalo.inference_per_bin import nuts_per_bin  # noqa: E402
+from jaxhalo.mocks.populations import li2025_profile_mock  # noqa: E402
+from jaxhalo.inference.per_bin import nuts_per_bin  # noqa: E402
 
 
 def _throughput(quick: bool) -> list[dict]:

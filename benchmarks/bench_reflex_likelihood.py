@@ -20,7 +20,7 @@ from benchmarks.common import device_name, timeit, write_results
 jax.config.update("jax_enable_x64", True)
 
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import default_truth  # noqa: E402
+from jaxhalo.mocks.reflex import default_truth  # noqa: E402
 
 
 def _synthetic_data(n: int, dtype) -> ReflexData:

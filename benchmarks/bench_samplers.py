@@ -4,8 +4,8 @@ One 850-star mock (``make_reflex_mock(PRNGKey(0), 850, ReflexModel('continuity',
 one likelihood (``ReflexModel.log_likelihood``), one prior (``PriorSet()``, Chandra et al.
 2025: uniform ranges, log-uniform dispersions on [5, 500] km/s). Only the sampler differs:
 
-* **NUTS** -- :func:`jaxhalo.inference.run_nuts` (numpyro; 4 chains x 500 warm-up + 1000
-  draws, diagonal mass matrix, started around :func:`jaxhalo.inference.fit_map`) with
+* **NUTS** -- :func:`jaxhalo.inference.nuts.run_nuts` (numpyro; 4 chains x 500 warm-up + 1000
+  draws, diagonal mass matrix, started around :func:`jaxhalo.inference.ml.fit_map`) with
   ``chain_method='sequential'``. run_nuts's CPU default, 'vectorized', takes the same ~9
   leapfrog steps per draw here but ~1.7x the wall time on 2 cores (``--vectorized`` adds that
   variant); in quick runs (200 warm-up) it adapted badly (700-830 steps per draw). Wall time = MAP + NUTS, both including their compilation; the
@@ -53,9 +53,11 @@ jax.config.update("jax_enable_x64", True)
 
 import arviz as az  # noqa: E402
 
-from jaxhalo.inference import PriorSet, fit_map, run_nuts  # noqa: E402
+from jaxhalo.inference.priors import PriorSet
+from jaxhalo.inference.ml import fit_map
+from jaxhalo.inference.nuts import run_nuts  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import make_reflex_mock  # noqa: E402
+from jaxhalo.mocks.reflex import make_reflex_mock  # noqa: E402
 
 MEDIAN_TOL_SIGMA = 0.1
 WIDTH_TOL = 0.10
@@ -99,7 +101,7 @@ def _stopwatch():
 def prior_bounds(spec: ReflexModel, priors: PriorSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lo, hi, is_log_uniform) arrays over ``spec.param_names``, exactly the ranges of ``priors``.
 
-    Mirrors :func:`jaxhalo.inference._sample_base` for the 'ms' apex and Chandra priors.
+    Mirrors :func:`jaxhalo.inference.priors.sample_prior_site` for the 'ms' apex and Chandra priors.
     """
     if priors.kind != "chandra" or spec.apex != "ms":
         raise ValueError("the sampler benchmark is set up for the 'ms' apex and the Chandra priors")
@@ -170,7 +172,7 @@ def run_nuts_sampler(spec, data, priors, s, map_params, map_timing, chain_method
     ess = _arviz_ess(chains, names)
     wall = map_timing["wall_s"] + t_run["wall_s"]
     rec = {
-        "sampler": f"NUTS (numpyro via jaxhalo.inference.run_nuts), chain_method '{chain_method}'",
+        "sampler": f"NUTS (numpyro via jaxhalo.inference.nuts.run_nuts), chain_method '{chain_method}'",
         "settings": f"{s['nuts_chains']} chains ({chain_method}), {s['nuts_warmup']} warm-up + {s['nuts_samples']} draws, "
                     "diagonal mass matrix, target accept 0.85, init around fit_map (8 L-BFGS starts)",
         "chain_method": chain_method,
@@ -314,7 +316,7 @@ def check_same_posterior(spec, data, priors, logpost_jit, prior_transform, point
     """
     from numpyro.infer.util import log_density
 
-    from jaxhalo.inference import reflex_numpyro_model
+    from jaxhalo.inference.models import reflex_numpyro_model
 
     from numpyro import handlers
 

@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, timeit, write_results
-from jaxhalo.df import DoublePowerLawDensity, SphericalProfile, constant_beta_df, sample_df
-from jaxhalo.potentials import NFW, Hernquist
-from jaxhalo.simulate import StaticTrack, UniformTrack, integrate_orbits
+from jaxhalo.dynamics.densities import DoublePowerLawDensity
+from jaxhalo.dynamics.df import SphericalProfile, constant_beta_df, sample_df
+from jaxhalo.dynamics.potentials import NFW, Hernquist
+from jaxhalo.simulation.tracer_orbits import StaticTrack, UniformTrack, integrate_orbits
 
 N = 20_000
 T0 = -2200.0

@@ -1,4 +1,4 @@
-"""Throughput of the full chained Brooks et al. simulator (jaxhalo.simulator), gala on the same problem,
+"""Throughput of the full chained Brooks et al. simulator (jaxhalo.simulation.brooks), gala on the same problem,
 and the projected time of the Brooks et al. (2025) 128,000-simulation suite.
 
 Cases
@@ -32,10 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, write_results
-from jaxhalo import simulator as S
-from jaxhalo.constants import KMS_TO_KPC_PER_MYR
-from jaxhalo.potentials import Composite, Hernquist
-from jaxhalo.simulate import integrate_orbits
+from jaxhalo.simulation import brooks as S
+from jaxhalo.dynamics.potentials import Composite, Hernquist
+from jaxhalo.simulation.tracer_orbits import integrate_orbits
 
 RESULT_NAME = "simulator"
 N_SINGLE = 20_000
@@ -121,7 +120,7 @@ def _gala_and_accuracy(n: int, quick: bool) -> list[dict]:
     cfg = S.SimConfig(n_particles=n)
     sim = jax.jit(S.simulate, static_argnums=2)(jnp.asarray(S.FIDUCIAL_THETA), jax.random.key(2), cfg)
     track, mw, lmc = sim.track, sim.mw, sim.lmc
-    from jaxhalo.df import sample_df
+    from jaxhalo.dynamics.df import sample_df
 
     x_h, v_h = (np.asarray(a) for a in sample_df(jax.random.key(3), sim.df, n))
     t0 = -cfg.t_back

@@ -2,7 +2,7 @@
 NPE training time on a 32,000-row suite.
 
 * ``suite``: :func:`jaxhalo.sbi.suite.run_suite` with the MW-LMC simulator
-  (:mod:`jaxhalo.simulator`, summaries only) into a temporary store, two chunks per setting:
+  (:mod:`jaxhalo.simulation.brooks`, summaries only) into a temporary store, two chunks per setting:
   the first includes compilation, the second is the steady rate. Settings: particles per
   simulation and leapfrog step. The projections are n / steady rate on this device (all its
   devices; on CPU, one XLA device using every core).
@@ -58,7 +58,7 @@ def _suite_records(settings) -> list[dict]:
         rate = chunk / steady
         finite = np.isfinite(d.summaries)
         out.append({
-            "case": "suite", "simulator": "brooks (jaxhalo.simulator.summary_vector)", "n_particles": n_particles,
+            "case": "suite", "simulator": "brooks (jaxhalo.simulation.brooks.summary_vector)", "n_particles": n_particles,
             "dt_myr": dt, "n_steps": int(round(2200 / dt)), "chunk": chunk, "n_devices": len(jax.devices()),
             "first_chunk_incl_compile_s": first, "steady_chunk_s": steady, "chunk_walls_s": walls, "run_total_s": total, "sims_per_s": rate,
             "particle_steps_per_s": rate * n_particles * 2200 / dt,

@@ -17,8 +17,8 @@ import numpy as np
 
 from benchmarks.common import device_name, timeit, write_results
 from jaxhalo.frames import SolarParameters
-from jaxhalo.observe import observe
-from jaxhalo.summaries import brooks_summary_vector, sky_grid, vgsr_sky_map
+from jaxhalo.simulation.observe import observe
+from jaxhalo.simulation.summaries import brooks_summary_vector, sky_grid, vgsr_sky_map
 
 SUITE_SIMS = 128_000
 

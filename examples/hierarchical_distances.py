@@ -4,7 +4,7 @@ Draws a continuity-model mock with 10-25% distance errors, then fits it twice wi
 
 1. the usual likelihood at the catalogue distances, with the first-order distance-error term
    of REFLEX_MODEL.md §5;
-2. :func:`jaxhalo.hierarchical.hierarchical_reflex_model`: every star's true distance is a
+2. :func:`jaxhalo.inference.hierarchical.hierarchical_reflex_model`: every star's true distance is a
    parameter (prior rho ∝ r_gal^-2.5 times d^2 on 40-160 kpc, catalogue distance as a
    Gaussian measurement), the reflex likelihood evaluated at the latent distance with no
    distance-error term -- N + 18 parameters, sampled jointly.
@@ -24,10 +24,11 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxhalo.hierarchical import run_hierarchical_nuts  # noqa: E402
-from jaxhalo.inference import fit_map, run_nuts  # noqa: E402
+from jaxhalo.inference.hierarchical import run_hierarchical_nuts  # noqa: E402
+from jaxhalo.inference.ml import fit_map
+from jaxhalo.inference.nuts import run_nuts  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.mocks import ErrorModel, make_reflex_mock  # noqa: E402
+from jaxhalo.mocks.reflex import ErrorModel, make_reflex_mock  # noqa: E402
 
 
 def v_travel(spec, samples, R):

@@ -35,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from jaxhalo.plots import corner_plot  # noqa: E402
-from jaxhalo.sbi.derived import derived_quantities  # noqa: E402
+from jaxhalo.sbi.derived import derived_masses  # noqa: E402
 from jaxhalo.sbi.npe import NPEConfig, save_npe, train_npe  # noqa: E402
 from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
 from jaxhalo.sbi.simulators import brooks_simulator  # noqa: E402
@@ -114,8 +114,8 @@ def main(argv=None) -> int:
     s0 = samples[:, 0]
     full = np.zeros((s0.shape[0], 3))
     full[:, 0], full[:, 1], full[:, 2] = s0[:, 0], s0[:, 1], s0[:, 2]
-    der = derived_quantities(full, ["log10_m200", "m_lmc", "log10_lambda_df"])
-    der_true = derived_quantities(truth[:1, :3], ["log10_m200", "m_lmc", "log10_lambda_df"])
+    der = derived_masses(full, ["log10_m200", "m_lmc", "log10_lambda_df"])
+    der_true = derived_masses(truth[:1, :3], ["log10_m200", "m_lmc", "log10_lambda_df"])
     post = {"log10_m200": s0[:, 0], "m_lmc_1e10": s0[:, 1] / 1e10, "log10_lambda_df": s0[:, 2], "beta0": s0[:, 3],
             "m_mw_lt50_1e11": der["m_mw_lt50"] / 1e11, "m_lmc_lt50_1e10": der["m_lmc_lt50"] / 1e10}
     tr = {"log10_m200": truth[0, 0], "m_lmc_1e10": truth[0, 1] / 1e10, "log10_lambda_df": truth[0, 2],

@@ -1,10 +1,10 @@
 """Simulate the fiducial MW-LMC system, fit the reflex model to its halo, and show v_travel(r) growing.
 
-1. One Brooks et al. rigid simulation (jaxhalo.simulator): M200 = 1e12 Msun, a 1.5e11 Msun LMC,
+1. One Brooks et al. rigid simulation (jaxhalo.simulation.brooks): M200 = 1e12 Msun, a 1.5e11 Msun LMC,
    lambda_DF = 1, beta0 = 0.5, r_dens = 15 kpc, gamma = 4; 8,000 halo tracers, leapfrog 1 Myr steps.
 2. Mock observation from the Sun with the default per-star errors, 30-160 kpc.
 3. The continuity reflex model (Chandra et al. 2025; Cartesian travel vector, Brooks et al.) fitted by
-   ML (jaxhalo.inference.fit_map) then NUTS (2 chains, 250 warm-up + 250 draws).
+   ML (jaxhalo.inference.ml.fit_map) then NUTS (2 chains, 250 warm-up + 250 draws).
 4. A figure: the posterior v_travel(r) band against the "direct" travel speed of the simulation,
    |<v>| of the particles' true MW-centred velocities in radial shells (the halo's bulk velocity
    relative to the MW centre is minus the travel velocity), written to
@@ -34,10 +34,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxhalo import simulator as S  # noqa: E402
-from jaxhalo.inference import derived_quantities, fit_map, run_nuts  # noqa: E402
+from jaxhalo.simulation import brooks as S  # noqa: E402
+from jaxhalo.inference.results import derived_quantities
+from jaxhalo.inference.ml import fit_map
+from jaxhalo.inference.nuts import run_nuts  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
-from jaxhalo.observe import observe, to_catalog  # noqa: E402
+from jaxhalo.simulation.observe import observe, to_catalog  # noqa: E402
 
 
 def direct_travel_speed(x: np.ndarray, v: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

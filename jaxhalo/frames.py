@@ -43,6 +43,7 @@ __all__ = [
     "observables_to_velocity",
     "spherical_basis",
     "spherical_velocity",
+    "li_velocity_components",
     "galactic_to_magellanic",
     "magellanic_to_galactic",
     "MS_ROTATION",
@@ -373,3 +374,13 @@ def tangential_velocity_covariance(
     d, d_err, pm = jnp.asarray(d), jnp.asarray(d_err), jnp.asarray(pm)
     outer = pm[..., :, None] * pm[..., None, :]
     return k**2 * (d[..., None, None] ** 2 * jnp.asarray(pm_cov) + d_err[..., None, None] ** 2 * outer)
+
+
+def li_velocity_components(r_gal: ArrayLike, v_gal: ArrayLike) -> tuple[Array, Array, Array]:
+    """(V_r, V_phi, V_theta) in km/s in Li et al.'s convention from Galactocentric (..., 3).
+
+    V_r > 0 outwards, V_phi < 0 prograde, V_theta > 0 towards the north Galactic pole
+    (Li et al. footnote 7); see the module docstring for the mapping.
+    """
+    v_r, v_theta, v_phi = spherical_velocity(r_gal, v_gal)
+    return v_r, v_phi, -v_theta

@@ -37,7 +37,7 @@ def corner_plot(samples: Mapping[str, np.ndarray], names: Sequence[str], truths:
 
     Uses the ``corner`` package (Foreman-Mackey 2016) with 16/50/84 quantiles.
     """
-    import corner
+    import corner  # deferred: matplotlib loads only when a figure is drawn
 
     x = np.column_stack([np.asarray(samples[n]).reshape(-1) for n in names])
     tr = None if truths is None else [truths.get(n, None) for n in names]

@@ -1,10 +1,7 @@
 """Likelihoods: reflex motion, Gaussian mixtures, dipole + compression field, binned profiles.
 
 Every likelihood returns per-star log-likelihoods (shape (N,)) as well as their sum, so that
-arviz can compute PSIS-LOO.
+arviz can compute PSIS-LOO. Modules: :mod:`~jaxhalo.likelihoods.reflex`,
+:mod:`~jaxhalo.likelihoods.outlier` (a leaf: the mixing arithmetic), :mod:`~jaxhalo.likelihoods.mixture`,
+:mod:`~jaxhalo.likelihoods.dipole`, :mod:`~jaxhalo.likelihoods.binned`.
 """
-
-from . import binned, dipole, mixture, reflex
-from .reflex import ReflexData, ReflexModel, reflex_log_likelihood
-
-__all__ = ["binned", "dipole", "mixture", "reflex", "ReflexData", "ReflexModel", "reflex_log_likelihood"]

@@ -6,7 +6,7 @@ radial bin), so they are given as boolean membership masks (B, N) or as an index
 :func:`pad_bins` gathers each bin's stars into a (B, N_max, ...) block padded to a common
 length with a 0/1 mask; :func:`binned_log_likelihood` vmaps a per-bin, per-star
 log-likelihood over the bins, so one compiled call evaluates every bin, and a numpyro model
-puts a ``plate`` over bins (see :mod:`jaxhalo.inference_profiles`).
+puts a ``plate`` over bins (see :mod:`jaxhalo.inference.profiles`).
 
 Bins with fewer than ``min_stars`` stars are flagged invalid (``PaddedBins.valid``); a
 warning names them, their likelihood is identically zero (their parameters then follow the
@@ -29,6 +29,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 __all__ = [
+    "healpix_index",
     "LI2025_RADIAL_EDGES",
     "LI2025_TABLE1_BINS",
     "BinError",
@@ -80,7 +81,7 @@ class PaddedBins(NamedTuple):
     index: np.ndarray
 
 
-def _warn_small_bins(counts: np.ndarray, valid: np.ndarray, min_stars: int) -> None:
+def warn_small_bins(counts: np.ndarray, valid: np.ndarray, min_stars: int) -> None:
     """Warn (:class:`EmptyBinWarning`) naming the bins with fewer than ``min_stars`` stars."""
     if not valid.all():
         bad = np.flatnonzero(~valid)
@@ -158,7 +159,7 @@ def pad_bins(
         data.append(jnp.asarray(g))
     valid = counts >= min_stars
     if warn:
-        _warn_small_bins(counts, valid, min_stars)
+        warn_small_bins(counts, valid, min_stars)
     return PaddedBins(tuple(data), jnp.asarray(slot, dtype=float), counts, valid, index)
 
 
@@ -190,7 +191,7 @@ def ragged_bins(masks: ArrayLike, *columns: ArrayLike, min_stars: int = 10, warn
     counts = m.sum(axis=1)
     valid = counts >= min_stars
     if warn:
-        _warn_small_bins(counts, valid, min_stars)
+        warn_small_bins(counts, valid, min_stars)
     data = tuple(jnp.asarray(np.asarray(c)[s_idx]) for c in columns)
     return RaggedBins(data, jnp.asarray(b_idx), s_idx, counts, valid)
 
@@ -289,3 +290,11 @@ def han_mc_dispersions(
     draws = np.where(valid[:, None, None], np.asarray(draws), np.nan)
     q = np.quantile(draws, quantiles, axis=1)
     return {"draws": draws, "quantiles": q, "valid": valid}
+
+
+def healpix_index(lon: np.ndarray, lat: np.ndarray, nside: int = 4) -> np.ndarray:
+    """HEALPix (ring order) pixel of each (lon, lat) in rad, via astropy-healpix."""
+    import astropy.units as u  # deferred: astropy and astropy-healpix load only when a sky map is made
+    from astropy_healpix import HEALPix
+
+    return np.asarray(HEALPix(nside=nside, order="ring").lonlat_to_healpix(lon * u.rad, lat * u.rad))

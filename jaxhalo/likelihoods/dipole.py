@@ -8,7 +8,7 @@ delta_r,i. The model (Li et al. eq. 5-6, after Bystrom et al. 2025) is
 with theta_i the angle between the star's direction (l_i, b_i) and the apex (l_apex, b_apex).
 mu_compr < 0 is contraction. The likelihood is invariant under
 (mu_dipole, apex) -> (-mu_dipole, antipode): with Li et al.'s symmetric priors the posterior
-has two mirror modes; see :func:`jaxhalo.inference_profiles.dipole_model` (``identifiable``).
+has two mirror modes; see :func:`jaxhalo.inference.profiles.dipole_model` (``identifiable``).
 
 Angles are radians here; the numpyro model and user-facing helpers take degrees where stated.
 """
@@ -93,6 +93,6 @@ def polar_velocity_from_dipole(mu_dipole: ArrayLike, b_apex: ArrayLike) -> Array
     """Mean polar velocity <V_theta> = (pi/4) mu_dipole sin(b_apex) (Li et al. eq. 7), km/s.
 
     b_apex in radians. V_theta in Li et al.'s convention (positive towards the north pole),
-    i.e. minus jaxhalo's default v_theta (see :mod:`jaxhalo.inference_profiles`).
+    i.e. minus jaxhalo's default v_theta (see :mod:`jaxhalo.inference.profiles`).
     """
     return 0.25 * math.pi * jnp.asarray(mu_dipole) * jnp.sin(jnp.asarray(b_apex))

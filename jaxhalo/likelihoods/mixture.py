@@ -330,7 +330,7 @@ def relabel_by_column(
     ``means`` is (..., K, D); every array in ``others`` has the component axis at the same
     position as ``means``' axis -2 (e.g. scales (..., K, D), weights (..., K)). Returns the
     permuted (means, *others). Use on posterior samples from unconstrained fits; the numpyro
-    models in :mod:`jaxhalo.inference_profiles` enforce the order in the prior instead.
+    models in :mod:`jaxhalo.inference.profiles` enforce the order in the prior instead.
     """
     means = jnp.asarray(means)
     key = means[..., column]

@@ -13,16 +13,17 @@ The outlier component is a Gaussian in the heliocentric observables (v_los, mu_l
 mean is the projection of one Galactocentric velocity vector ``u`` (km/s, Galactocentric axes;
 ``u = 0`` is the Galactic rest frame) and whose intrinsic dispersion ``sigma_out`` (km/s) is
 isotropic in the heliocentric (los, l, b) frame, convolved with every star's measurement errors
-exactly as the reflex component is (:func:`jaxhalo.likelihoods.reflex.reflex_log_likelihood`
-with zero travel velocity, zero spherical means and three equal dispersions). Two kinds:
+exactly as the reflex component is (:func:`jaxhalo.likelihoods.reflex.outlier_component_log_likelihood`: the reflex likelihood
+with zero travel velocity, zero spherical means and three equal dispersions). This module is a
+leaf: the mixing arithmetic only, imported by :mod:`jaxhalo.likelihoods.reflex`. Two kinds:
 
 * ``'broad'``: u = 0 and a broad sigma_out (a hot halo / contaminant population; default
-  prior 150-1000 km/s, :class:`jaxhalo.inference.PriorSet`);
+  prior 150-1000 km/s, :class:`jaxhalo.inference.priors.PriorSet`);
 * ``'gaussian'``: u free as well, so the component can sit on a *cold* kinematic
   substructure -- a stream whose stars share one Galactocentric velocity projects onto the
   observables exactly as this mean does, with a small sigma_out (default prior 5-50 km/s).
   Its likelihood is multimodal (the mean can sit on any clump): fit it with
-  :func:`jaxhalo.inference_outliers.fit_map_outliers` (data-seeded starts) before NUTS.
+  :func:`jaxhalo.inference.outliers.fit_map_outliers` (data-seeded starts) before NUTS.
 
 On mocks with a cold 5% stream, 'gaussian' finds the stream and beats clipping, while 'broad'
 changes almost nothing (a cold stream inside the halo's velocity range is not an outlier of a
@@ -33,16 +34,12 @@ Everything is pure JAX (jit / vmap / grad). Stars with ``data.weight == 0`` cont
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
-
-from .reflex import ReflexData, reflex_log_likelihood
 
 __all__ = [
     "OUTLIER_KINDS",
     "outlier_parameter_names",
-    "outlier_component_log_likelihood",
     "mix_with_outliers",
     "outlier_probability",
 ]
@@ -60,21 +57,6 @@ def outlier_parameter_names(kind: str) -> tuple[str, ...]:
     if kind == "gaussian":
         return ("f_out", "sigma_out", "out_vx", "out_vy", "out_vz")
     raise ValueError(f"outlier kind must be one of {OUTLIER_KINDS}, got {kind!r}")
-
-
-def _unit_weight(data: ReflexData) -> ReflexData:
-    return eqx.tree_at(lambda d: d.weight, data, jnp.ones_like(data.weight))
-
-
-def outlier_component_log_likelihood(data: ReflexData, sigma_out: Array, mean_velocity: Array | None = None) -> Array:
-    """Per-star log density (N,) of the outlier Gaussian (unweighted).
-
-    sigma_out : scalar intrinsic dispersion (km/s), the same along los, l and b.
-    mean_velocity : (3,) Galactocentric mean velocity u of the component (km/s), None for 0.
-    """
-    u = jnp.zeros(3) if mean_velocity is None else jnp.asarray(mean_velocity)
-    # reflex mean = -travel + spherical terms; travel = -u and zero spherical means give mean u.
-    return reflex_log_likelihood(_unit_weight(data), -u, 0.0, 0.0, 0.0, sigma_out, sigma_out, sigma_out)
 
 
 def mix_with_outliers(ll_main: Array, ll_out: Array, f_out: Array, weight: Array | None = None) -> Array:

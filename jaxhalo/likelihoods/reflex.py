@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ..catalog import StarCatalog
+from ..catalog.structure import StarCatalog
 from ..constants import K_PM, K_PM_REFERENCE
 from ..frames import (
     MS_ROTATION,
@@ -42,8 +42,10 @@ from ..frames import (
     sky_basis,
     spherical_basis,
 )
+from .outlier import mix_with_outliers, outlier_parameter_names, outlier_probability
 
 __all__ = [
+    "outlier_component_log_likelihood",
     "ReflexData",
     "ReflexModel",
     "reflex_log_likelihood",
@@ -100,14 +102,14 @@ class ReflexData(eqx.Module):
 
     @classmethod
     def from_arrays(cls, *args, **kwargs) -> "ReflexData":
-        """Precompute the geometry from per-star arrays; see :func:`_reflex_data_from_arrays`.
+        """Precompute the geometry from per-star arrays; see :meth:`from_arrays_traceable` (its un-jitted form, for use inside ``jit``/``vmap``).
 
         The computation is compiled once per catalogue size (``equinox.filter_jit``).
         """
         return _reflex_data_from_arrays(*args, **kwargs)
 
     @staticmethod
-    def _from_arrays(
+    def from_arrays_traceable(
         l: np.ndarray,
         b: np.ndarray,
         distance: np.ndarray,
@@ -202,7 +204,7 @@ class ReflexData(eqx.Module):
         distance_quirk: bool | None = None,
         use_catalog_xyz: bool | None = None,
     ) -> "ReflexData":
-        """Build from a :class:`~jaxhalo.catalog.StarCatalog`.
+        """Build from a :class:`~jaxhalo.catalog.structure.StarCatalog`.
 
         ``reference=True`` switches every default to the reflexcalc reference code:
         ``SolarParameters.reference()``, k = 4.74057, the catalogue's Cartesian
@@ -229,7 +231,7 @@ class ReflexData(eqx.Module):
         return eqx.tree_at(lambda d: d.weight, self, jnp.asarray(weight, float))
 
 
-_reflex_data_from_arrays = eqx.filter_jit(ReflexData._from_arrays)
+_reflex_data_from_arrays = eqx.filter_jit(ReflexData.from_arrays_traceable)
 
 
 def reflex_mean_observables(
@@ -373,7 +375,6 @@ class ReflexModel(eqx.Module):
     @property
     def param_names(self) -> tuple[str, ...]:
         """All parameter names (9 or 18, plus the outlier component's), in order."""
-        from .outlier import outlier_parameter_names
 
         extra = outlier_parameter_names(self.outlier)
         if self.form == "constant":
@@ -425,18 +426,16 @@ class ReflexModel(eqx.Module):
         """
         if self.outlier == "none":
             return reflex_log_likelihood(data, *self._star_params(params, data))
-        from .outlier import mix_with_outliers
 
         ll_main, ll_out = self.component_log_likelihoods(params, data)
         return mix_with_outliers(ll_main, ll_out, params["f_out"], data.weight)
 
     def component_log_likelihoods(self, params: Mapping[str, Array], data: ReflexData) -> tuple[Array, Array]:
         """Unweighted per-star log-likelihoods (N,), (N,) of the reflex and outlier components."""
-        from .outlier import _unit_weight, outlier_component_log_likelihood
 
         if self.outlier == "none":
             raise ValueError("this ReflexModel has no outlier component (outlier='none')")
-        ll_main = reflex_log_likelihood(_unit_weight(data), *self._star_params(params, data))
+        ll_main = reflex_log_likelihood(unit_weight(data), *self._star_params(params, data))
         u = None
         if self.outlier == "gaussian":
             u = jnp.stack(jnp.broadcast_arrays(params["out_vx"], params["out_vy"], params["out_vz"]), -1)
@@ -444,7 +443,6 @@ class ReflexModel(eqx.Module):
 
     def outlier_probability(self, params: Mapping[str, Array], data: ReflexData) -> Array:
         """Per-star posterior probability (N,) of belonging to the outlier component (0 where weight 0)."""
-        from .outlier import outlier_probability
 
         ll_main, ll_out = self.component_log_likelihoods(params, data)
         return outlier_probability(ll_main, ll_out, params["f_out"]) * (data.weight > 0)
@@ -456,3 +454,18 @@ class ReflexModel(eqx.Module):
     def chi2_per_star(self, params: Mapping[str, Array], data: ReflexData) -> Array:
         """Per-star chi^2 (N,) with 3 degrees of freedom, for outlier clipping."""
         return reflex_chi2(data, *self._star_params(params, data))
+
+
+def unit_weight(data: ReflexData) -> ReflexData:
+    return eqx.tree_at(lambda d: d.weight, data, jnp.ones_like(data.weight))
+
+
+def outlier_component_log_likelihood(data: ReflexData, sigma_out: Array, mean_velocity: Array | None = None) -> Array:
+    """Per-star log density (N,) of the outlier Gaussian (unweighted).
+
+    sigma_out : scalar intrinsic dispersion (km/s), the same along los, l and b.
+    mean_velocity : (3,) Galactocentric mean velocity u of the component (km/s), None for 0.
+    """
+    u = jnp.zeros(3) if mean_velocity is None else jnp.asarray(mean_velocity)
+    # reflex mean = -travel + spherical terms; travel = -u and zero spherical means give mean u.
+    return reflex_log_likelihood(unit_weight(data), -u, 0.0, 0.0, 0.0, sigma_out, sigma_out, sigma_out)

@@ -11,16 +11,3 @@
 
 Importing this package does not import flowjax (only :mod:`jaxhalo.sbi.npe` does).
 """
-
-from .priors import PARAMETER_NAMES, PriorError, SuitePrior, brooks2025_prior, brooks2026_prior, get_prior
-from .simulators import SimulatorError, SuiteSimulator, brooks_simulator, linear_gaussian_simulator, make_simulator
-from .store import SuiteConfigError, SuiteData, SuiteStore, SuiteStoreError
-from .suite import SuiteRunReport, run_suite, simulate_indices
-from .tarp import TarpResult, tarp_coverage
-
-__all__ = [
-    "PARAMETER_NAMES", "PriorError", "SuitePrior", "brooks2025_prior", "brooks2026_prior", "get_prior",
-    "SimulatorError", "SuiteSimulator", "brooks_simulator", "linear_gaussian_simulator", "make_simulator",
-    "SuiteConfigError", "SuiteData", "SuiteStore", "SuiteStoreError",
-    "SuiteRunReport", "run_suite", "simulate_indices", "TarpResult", "tarp_coverage",
-]

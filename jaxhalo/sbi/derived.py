@@ -4,7 +4,7 @@ Brooks et al. (2026 §5) quote M_MW(< 50 kpc) and M_LMC(< 50 kpc) rather than M2
 total LMC mass. For each draw:
 
 * M_MW(< r) = M_NFW(< r) + M_bulge(< r) + M_disc(< r): the NFW of M200 with c200 solved for
-  v_c(R_sun) = 235 km/s with the baryons (:func:`jaxhalo.potentials.milky_way`, exactly the
+  v_c(R_sun) = 235 km/s with the baryons (:func:`jaxhalo.dynamics.potentials.milky_way`, exactly the
   simulator's halo), the bulge's tabulated mass, and for the exponential disc (5e10 Msun,
   R_d = 3 kpc) the mass within cylindrical radius r, M_d [1 - (1 + r/R_d) e^(-r/R_d)]
   (at r = 50 kpc the disc is complete to 1e-6, so sphere and cylinder agree);
@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from ..potentials import hernquist_scale_from_enclosed_mass, milky_way
+from ..dynamics.potentials import hernquist_scale_from_enclosed_mass, milky_way
 
-__all__ = ["mw_enclosed_mass", "lmc_enclosed_mass", "derived_quantities"]
+__all__ = ["mw_enclosed_mass", "lmc_enclosed_mass", "derived_masses"]
 
 
 def mw_enclosed_mass(log10_m200: ArrayLike, r: float = 50.0, r_sun: float = 8.122, v_circ_sun: float = 235.0,
@@ -51,7 +51,7 @@ def lmc_enclosed_mass(m_lmc: ArrayLike, r: float = 50.0) -> jax.Array:
     return m * r**2 / (r + a) ** 2
 
 
-def derived_quantities(samples: ArrayLike, parameter_names: Sequence[str], r: float = 50.0) -> dict[str, np.ndarray]:
+def derived_masses(samples: ArrayLike, parameter_names: Sequence[str], r: float = 50.0) -> dict[str, np.ndarray]:
     """From draws (n, P) named by ``parameter_names``: M200, M_MW(<r), M_LMC(<r) (Msun) and their ratio,
     lambda_DF; NumPy arrays (n,). Needs ``log10_m200`` and ``m_lmc``."""
     samples = np.asarray(samples, dtype=float)

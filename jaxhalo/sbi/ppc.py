@@ -17,7 +17,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .simulators import SimulatorError, SuiteSimulator
+from ..simulation.errors import SimulatorError
+from .simulators import SuiteSimulator
 
 __all__ = ["complete_theta", "posterior_predictive", "ppc_table"]
 

@@ -1,7 +1,7 @@
 """Priors of the Brooks et al. MW-LMC simulation suites, as numpyro distributions.
 
 The parameter vector theta (12,) follows :data:`PARAMETER_NAMES` (the order of
-``jaxhalo.simulator.PARAMETER_NAMES``), in these units:
+``jaxhalo.simulation.brooks.PARAMETER_NAMES``), in these units:
 
 =================  ====================================================  =====================
 name               meaning                                               unit
@@ -50,8 +50,8 @@ from jax import Array
 from jax.typing import ArrayLike
 from numpyro.distributions import transforms as T
 
-from ..simulator import PARAMETER_NAMES, PRIOR_TABLE1
-from ..simulator import PARAMETER_UNITS as _SIM_UNITS
+from ..simulation.parameters import PARAMETER_NAMES, PRIOR_TABLE1
+from ..simulation.parameters import PARAMETER_UNITS as _SIM_UNITS
 
 __all__ = [
     "PARAMETER_NAMES",
@@ -65,7 +65,7 @@ __all__ = [
     "PRIORS",
 ]
 
-#: Units of each parameter, by name (from :data:`jaxhalo.simulator.PARAMETER_UNITS`).
+#: Units of each parameter, by name (from :data:`jaxhalo.simulation.brooks.PARAMETER_UNITS`).
 PARAMETER_UNITS: dict[str, str] = dict(zip(PARAMETER_NAMES, _SIM_UNITS))
 
 #: M_LMC(< 8.7 kpc) = 1.7e10 Msun (van der Marel & Kallivayalil 2014).
@@ -268,7 +268,7 @@ def _log10_of(base: dist.Distribution) -> dist.Distribution:
 
 def brooks2026_prior() -> SuitePrior:
     """Brooks et al. (2026) Table 1 (units of :data:`PARAMETER_UNITS`), as transcribed once in
-    :data:`jaxhalo.simulator.PRIOR_TABLE1`."""
+    :data:`jaxhalo.simulation.brooks.PRIOR_TABLE1`."""
     family = {"uniform": dist.Uniform, "normal": dist.Normal}
     return SuitePrior("brooks2026", {n: family[kind](a, b) for n, (kind, a, b) in PRIOR_TABLE1.items()},
                       description="Brooks et al. (2026) Table 1")

@@ -20,7 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ..summaries import brooks_summary_vector
+from ..simulation import brooks as sim
+from ..simulation.errors import SimulatorError
+from ..simulation.reflex_fit import reflex_fit_observed
+from ..simulation.summaries import brooks_summary_vector
 from .priors import SuitePrior
 
 __all__ = [
@@ -34,8 +37,6 @@ __all__ = [
 ]
 
 
-class SimulatorError(ValueError):
-    """A simulator that cannot be built or returns outputs of the wrong shape."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +131,9 @@ def linear_gaussian_simulator(
 
 
 def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> SuiteSimulator:
-    """The rigid MW-LMC simulator of :mod:`jaxhalo.simulator` (Brooks et al. 2026 summaries).
+    """The rigid MW-LMC simulator of :mod:`jaxhalo.simulation.brooks` (Brooks et al. 2026 summaries).
 
-    ``config_overrides`` are fields of ``jaxhalo.simulator.SimConfig`` (e.g. ``n_particles``,
+    ``config_overrides`` are fields of ``jaxhalo.simulation.brooks.SimConfig`` (e.g. ``n_particles``,
     ``dt``); unset ones keep the simulator's defaults, except ``on_invalid``, which defaults to
     ``"nan"`` here: parameters the model cannot realise (e.g. log10 M200 below ~11.13, where no
     c200 gives v_c(R_sun) = 235 km/s, ~31% of the Brooks et al. 2026 prior) give NaN summaries
@@ -140,12 +141,10 @@ def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> Suite
     complete) and :func:`jaxhalo.sbi.npe.train_npe` drops non-finite rows.
     Outputs ``summary_vector(theta, key, config)`` (52,). With ``reflex_fit`` also the
     maximum-likelihood reflex fit of each simulated halo (Brooks et al. 2026 §3.2.1;
-    :func:`jaxhalo.simulator.reflex_fit_observed`): ``reflex_params`` (18,) of the continuity
+    :func:`jaxhalo.simulation.brooks.reflex_fit_observed`): ``reflex_params`` (18,) of the continuity
     model with the Cartesian apex, ``v_travel`` (3,) and ``v_travel_xyz`` (3, 3) at 40, 100, 120 kpc.
     """
     config_overrides.setdefault("on_invalid", "nan")
-    from .. import simulator as sim
-
     fields = {f.name for f in dataclasses.fields(sim.SimConfig)} if dataclasses.is_dataclass(sim.SimConfig) else None
     if fields is not None:
         unknown = [k for k in config_overrides if k not in fields]
@@ -158,7 +157,7 @@ def brooks_simulator(reflex_fit: bool = False, **config_overrides: Any) -> Suite
             return sim.summary_vector(theta, key, config)
         obs = sim.simulate_observed(theta, key, config)
         out = {"summaries": brooks_summary_vector(obs)}
-        out.update(sim.reflex_fit_observed(obs, jax.random.fold_in(key, 2), solar=config.solar_parameters()))
+        out.update(reflex_fit_observed(obs, jax.random.fold_in(key, 2), solar=config.solar_parameters()))
         return out
 
     cfg = _config_dict(config)

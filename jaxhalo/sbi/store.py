@@ -40,6 +40,8 @@ from typing import Any, Iterable, Mapping
 import h5py
 import numpy as np
 
+from .. import __version__
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -68,8 +70,6 @@ class SuiteConfigError(SuiteStoreError):
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """``jaxhalo <version>`` plus the git commit of the source tree (``+dirty`` if modified), when known."""
-    from .. import __version__
-
     pkg = Path(__file__).resolve().parents[1]
     try:
         rev = subprocess.run(["git", "-C", str(pkg), "rev-parse", "--short=12", "HEAD"], capture_output=True,

@@ -41,9 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
 
+from ..simulation.errors import SimulatorError
 from .priors import SuitePrior
-from .simulators import SimulatorError, SuiteSimulator
+from .simulators import SuiteSimulator
 from .store import SuiteStore, code_version
 
 __all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices", "DEFAULT_MICRO_BATCH"]
@@ -216,8 +218,6 @@ def run_suite(
     jobs). ``micro_batch``: see :func:`make_batch_fn` (recorded in each chunk's attributes).
     A tqdm bar shows simulations per second. Returns a :class:`SuiteRunReport`.
     """
-    from tqdm.auto import tqdm
-
     store = SuiteStore.create(path, suite_manifest(simulator, prior, n_total, chunk_size, seed))
     stop = store.n_total if stop is None else int(stop)
     wanted = store.chunks_for_range(int(start), stop)

@@ -117,10 +117,10 @@ def tarp_coverage(samples: ArrayLike, theta: ArrayLike, key: Array | None = None
 
 def plot_tarp(result: TarpResult, ax=None, label: str | None = None):
     """Plot ECP against credibility with the diagonal; returns the matplotlib figure."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib loads only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib loads only when a figure is drawn
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(4.2, 4.2))

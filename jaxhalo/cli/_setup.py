@@ -1,0 +1,98 @@
+"""The one place that configures JAX for the command line: float64, host devices, compilation cache.
+
+Also the shared command-line helpers: the catalogue loader (with the bundled example), Markdown
+tables and the one-line error exit. Importing this module imports no JAX: each function imports
+what it needs when a command runs, so that ``jaxhalo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
+
+__all__ = ["default_cache_dir", "enable_x64", "fail", "load_catalog", "markdown_table", "setup_jax"]
+
+
+def enable_x64() -> None:
+    """Switch JAX to float64 (the CLI's default; the library never flips it)."""
+    import jax  # deferred: JAX loads only when a command computes
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def fail(msg: str) -> int:
+    """Print ``jaxhalo: error: MSG`` to stderr and return the exit code 2."""
+    print(f"jaxhalo: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def default_cache_dir() -> Path:
+    """Where the CLI keeps JAX's persistent compilation cache: ``$JAXHALO_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/jaxhalo/xla`` (``~/.cache/jaxhalo/xla``)."""
+    if os.environ.get("JAXHALO_CACHE_DIR"):
+        return Path(os.environ["JAXHALO_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "jaxhalo" / "xla"
+
+
+def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
+    """Configure JAX for a CLI run, before any computation: float64, host devices, compile cache.
+
+    ``host_devices`` > 1 splits the CPU into that many XLA host devices (numpyro's
+    ``set_host_device_count``) so that NUTS chains run in parallel threads (``chain_method
+    'parallel'``) instead of one after another; it has no effect on GPUs and is skipped when
+    ``XLA_FLAGS`` already sets a count or a JAX backend is already running (e.g. when
+    :func:`main` is called from Python). ``cache`` turns on JAX's persistent compilation cache
+    in :func:`default_cache_dir`, so a second run skips XLA compilation.
+    Returns what was set (for the diagnostics).
+    """
+    import jax  # deferred: JAX loads only when a command computes
+    from jax._src import xla_bridge
+
+    done: dict = {}
+    enable_x64()
+    flags = os.environ.get("XLA_FLAGS", "")
+    if host_devices > 1 and "xla_force_host_platform_device_count" not in flags and not xla_bridge.backends_are_initialized():
+        import numpyro  # deferred with JAX
+
+        numpyro.set_host_device_count(host_devices)
+        done["host_devices"] = host_devices
+    if cache and not os.environ.get("JAXHALO_NO_CACHE"):
+        d = default_cache_dir()
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", str(d))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            done["compilation_cache"] = str(d)
+        except OSError as e:  # read-only home: run without the cache
+            print(f"[jaxhalo] compilation cache disabled ({e})", file=sys.stderr)
+    return done
+
+
+def load_catalog(path: str | None, fmt: str | None):
+    from ..catalog.readers import read_catalog, read_peer_header, read_peer_transposed  # deferred: astropy + JAX
+
+    if path is None:
+        return read_catalog(EXAMPLE_CATALOG), EXAMPLE_TRUTH
+    if fmt == "peer-t":
+        return read_peer_transposed(path), None
+    if fmt == "peer-h":
+        return read_peer_header(path), None
+    return read_catalog(path, format=fmt), None
+
+
+def markdown_table(table) -> str:
+    """A GitHub-flavoured Markdown rendering of an astropy Table (floats with their formats)."""
+    cols = table.colnames
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table:
+        cells = []
+        for c in cols:
+            v = row[c]
+            fmt = table[c].info.format
+            cells.append(format(v, fmt) if (fmt and not isinstance(v, str)) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

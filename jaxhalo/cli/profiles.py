@@ -1,0 +1,312 @@
+"""``jaxhalo profiles``: binned kinematic profiles of a catalogue (Li et al. 2025 Fig. 2, Han et al. 2024 Fig. 6).
+
+From a 6D star catalogue (positions, distances, line-of-sight velocities, proper motions and
+their errors) this command
+
+1. computes Galactocentric (V_r, V_phi, V_theta) in Li et al.'s signs (V_phi < 0 prograde,
+   V_theta > 0 northwards; :func:`jaxhalo.inference.profiles.li_velocity_components`) and
+   propagates the distance, v_los and (correlated) proper-motion errors to their full 3x3
+   error covariance by the Jacobian of the transformation (first order, ``jax.jacfwd``);
+2. bins the stars in Galactocentric radius (``--bins`` edges in kpc, or ``li2025`` for the
+   14 rows of Li et al. Table 1) and fits every bin at once with NUTS: the single- or
+   double-component Gaussian mixture of Li et al. eqs 1-3 (``--model single|double``, with
+   the full per-star error covariance; the double model needs a ``feh`` column) or the
+   compression + dipole field of eqs 5-6 (``--model dipole``);
+3. writes ``profile.csv`` / ``profile.md`` (posterior 16/50/84 per bin and quantity; bins
+   with fewer than ``--min-stars`` stars are listed with status ``empty`` and NaN values),
+   ``profiles.png`` (means, dispersions and beta against r with error bars, as Li et al.
+   Fig. 2; mu_compr, mu_dipole, sigma_r for the dipole model), ``sky_sigma_r.csv`` and
+   ``sky_sigma_r.png`` (sigma_r in HEALPix nside 4 pixels of Galactocentric longitude and
+   latitude by the Monte Carlo estimator of Han et al. 2024, as their Fig. 6) and
+   ``diagnostics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._setup import enable_x64, load_catalog, markdown_table
+
+__all__ = ["add_profiles_parser", "cmd_profiles", "run_profiles"]
+
+_COMPONENT_NAMES = {1: ("all",), 2: ("MR", "MP")}
+_VEL_LABELS = ("V_r", "V_phi", "V_theta")
+
+
+def _bins(spec: list[str], r: np.ndarray):
+    # deferred: the JAX stack loads only when the command runs
+    from ..likelihoods.binned import BinError, LI2025_TABLE1_BINS, li2025_table1_masks, masks_from_edges
+
+    if len(spec) == 1 and spec[0].lower() == "li2025":
+        return li2025_table1_masks(r), np.array(LI2025_TABLE1_BINS, float), True
+    try:
+        edges = np.array([float(x) for x in spec])
+    except ValueError as exc:
+        raise BinError(f"--bins takes radial edges in kpc or 'li2025', got {spec}") from exc
+    masks = masks_from_edges(r, edges)
+    return masks, np.stack([edges[:-1], edges[1:]], -1), False
+
+
+def run_profiles(
+    cat,
+    out: Path,
+    bins: list[str] = ("li2025",),
+    model: str = "single",
+    warmup: int = 200,
+    samples: int = 500,
+    chains: int = 2,
+    seed: int = 0,
+    min_stars: int = 10,
+    nside: int = 4,
+    n_mc: int = 200,
+    solar=None,
+    verbose: bool = True,
+) -> dict:
+    """Fit the profiles of ``cat`` and write the products into ``out``; returns the diagnostics dict."""
+    import jax  # deferred: the JAX stack loads only when the command runs
+    import jax.numpy as jnp
+
+    from ..inference.profiles import dipole_model, li2025_dipole_prior, li2025_mixture_prior, mixture_profile_model
+    from ..catalog.kinematics import catalog_velocities
+    from ..inference.per_bin import nuts_per_bin
+    from ..likelihoods.binned import EmptyBinWarning, han_mc_dispersions, healpix_index, masks_from_index, pad_bins, summarize_profile
+
+    if model not in ("single", "double", "dipole"):
+        raise ValueError(f"--model must be single, double or dipole, got {model!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if verbose else (lambda *a, **k: None)
+    t0 = time.perf_counter()
+    has_feh = "feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()
+    if model == "double" and not has_feh:
+        raise ValueError("--model double needs a finite 'feh' column (the components are ordered by [Fe/H])")
+    kin = catalog_velocities(cat, solar)
+    masks, ranges, li_layout = _bins(list(bins), kin["r_gc"])
+    good = np.all(np.isfinite(kin["v"]), axis=1) & np.all(np.isfinite(kin["cov"].reshape(len(cat), -1)), axis=1)
+    masks = masks & good[None]
+    n_bins = masks.shape[0]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyBinWarning)
+        if model == "dipole":
+            sig_r = np.sqrt(kin["cov"][:, 0, 0])
+            columns = {"v_r": kin["v"][:, 0], "v_r_err": sig_r, "l": np.asarray(cat.l), "b": np.asarray(cat.b)}
+            fill = {"v_r_err": 1.0}
+            static = {"prior": li2025_dipole_prior(identifiable=True)}
+            fit_model = dipole_model
+            K = 0
+        else:
+            cols = ["v_r", "v_phi", "v_theta"] + (["feh"] if has_feh else [])
+            D = len(cols)
+            x = kin["v"]
+            cov = kin["cov"]
+            if has_feh:
+                feh = np.asarray(cat.extra["feh"], float)
+                feh_err = np.asarray(cat.extra.get("feh_err", np.zeros(len(cat))), float)
+                x = np.concatenate([x, feh[:, None]], axis=1)
+                c4 = np.zeros((len(cat), 4, 4))
+                c4[:, :3, :3] = cov
+                c4[:, 3, 3] = np.nan_to_num(feh_err) ** 2
+                cov = c4
+                masks = masks & np.isfinite(feh)[None]
+            columns = {"x": x, "errors": cov}  # full per-star error covariances (padded slots are masked)
+            fill = {"errors": 1.0}
+            K = 1 if model == "single" else 2
+            static = {"n_components": K, "prior": li2025_mixture_prior(cols), "order_column": D - 1,
+                      "beta_columns": (0, 2, 1)}
+            fit_model = mixture_profile_model
+        counts = masks.sum(axis=1)
+        valid = counts >= min_stars
+        empty = [int(i) for i in np.flatnonzero(~valid)]
+        say(f"[jaxhalo profiles] {len(cat)} stars, {n_bins} bins ({int(valid.sum())} fitted, empty: {empty}); "
+            f"model {model}; NUTS per bin, {chains} chain(s) x ({warmup} + {samples}), seed {seed}")
+        t_fit = time.perf_counter()
+        res = nuts_per_bin(fit_model, masks, columns, static, key=jax.random.PRNGKey(seed), num_warmup=warmup,
+                           num_samples=samples, num_chains=chains, min_stars=min_stars, fill=fill, progress=verbose)
+        t_fit = time.perf_counter() - t_fit
+    for w in caught:
+        say(f"[jaxhalo profiles] note: {w.message}")
+    post = res.flat_samples()
+    n_div = int(res.diverging.sum())
+    rhat = _max_rhat_per_bin(res) if chains > 1 else None
+    if rhat is not None and np.nanmax(rhat) > 1.05:
+        say(f"[jaxhalo profiles] WARNING: R-hat > 1.05 in bins {np.flatnonzero(rhat > 1.05).tolist()} "
+            f"(max {np.nanmax(rhat):.3f}); run longer (--warmup/--samples) before trusting those rows")
+    q = summarize_profile(post, valid)
+
+    # ---- table -------------------------------------------------------------------------
+    from astropy.table import Table
+
+    tab = Table()
+    tab["bin"] = np.arange(n_bins)
+    tab["r_lo"], tab["r_hi"] = ranges[:, 0], ranges[:, 1]
+    tab["n_stars"] = counts
+    tab["status"] = np.where(valid, "ok", "empty")
+    if rhat is not None:
+        tab["max_rhat"] = rhat
+        tab["max_rhat"].info.format = ".3f"
+    quantities = []
+    if model == "dipole":
+        for name in ("mu_compr", "mu_dipole", "sigma_r", "l_apex_deg", "b_apex_deg", "v_theta_eq7"):
+            quantities.append((name, q[name]))
+    else:
+        comps = _COMPONENT_NAMES[K]
+        for kk, cname in enumerate(comps):
+            for j, c in enumerate(cols):
+                quantities.append((f"mean_{c}_{cname}", q["mean"][:, :, kk, j]))
+            for j, c in enumerate(cols):
+                quantities.append((f"sigma_{c}_{cname}", q["sigma"][:, :, kk, j]))
+            quantities.append((f"beta_{cname}", q["beta"][:, :, kk]))
+            if K > 1:
+                quantities.append((f"weight_{cname}", q["weights"][:, :, kk]))
+    for name, arr in quantities:
+        for i, p in enumerate(("p16", "p50", "p84")):
+            tab[f"{name}_{p}"] = arr[i]
+            tab[f"{name}_{p}"].info.format = ".3f"
+    tab.write(out / "profile.csv", format="ascii.csv", overwrite=True)
+    (out / "profile.md").write_text(markdown_table(tab))
+
+    # ---- figures -------------------------------------------------------------------------
+    plot_rows = np.arange(n_bins)[1:] if (li_layout and n_bins > 1) else np.arange(n_bins)
+    _profile_figure(model, K, q, ranges, valid, plot_rows).savefig(out / "profiles.png", dpi=110)
+
+    # ---- HEALPix sigma_r map (Han et al. Fig. 6) ---------------------------------------
+    in_range = good & (kin["r_gc"] >= ranges[:, 0].min()) & (kin["r_gc"] <= ranges[:, 1].max())
+    pix = np.where(in_range, healpix_index(kin["lon_gc"], kin["lat_gc"], nside), -1)
+    n_pix = 12 * nside**2
+    pm = masks_from_index(pix, n_pix)
+    errs = np.sqrt(np.stack([kin["cov"][:, 0, 0], kin["cov"][:, 2, 2], kin["cov"][:, 1, 1]], -1))
+    vel = np.stack([kin["v"][:, 0], kin["v"][:, 2], kin["v"][:, 1]], -1)  # (V_r, V_theta, V_phi)
+    pp = pad_bins(pm, vel, errs, min_stars=min_stars, warn=False)
+    han = han_mc_dispersions(jax.random.PRNGKey(seed + 1), jnp.nan_to_num(pp.data[0]), jnp.nan_to_num(pp.data[1]),
+                             pp.mask, n_mc=n_mc, min_stars=min_stars, quantiles=(0.16, 0.5, 0.84))
+    import astropy.units as u  # deferred: astropy loads only when this runs
+    from astropy_healpix import HEALPix
+
+    lon_p, lat_p = HEALPix(nside=nside, order="ring").healpix_to_lonlat(np.arange(n_pix))
+    sky = Table({"pixel": np.arange(n_pix), "lon_deg": lon_p.to_value(u.deg), "lat_deg": lat_p.to_value(u.deg),
+                 "n_stars": pp.counts, "status": np.where(han["valid"], "ok", "empty"),
+                 "sigma_r_p16": han["quantiles"][0, :, 0], "sigma_r_p50": han["quantiles"][1, :, 0],
+                 "sigma_r_p84": han["quantiles"][2, :, 0], "beta_p50": han["quantiles"][1, :, 3]})
+    sky.write(out / "sky_sigma_r.csv", format="ascii.csv", overwrite=True)
+    _sky_figure(han["quantiles"][1, :, 0], nside).savefig(out / "sky_sigma_r.png", dpi=110)
+
+    diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": counts.tolist(),
+            "empty_bins": empty, "model": model, "warmup": warmup, "samples": samples, "seed": seed,
+            "divergences": n_div, "chains": chains,
+            "max_rhat": None if rhat is None else float(np.nanmax(rhat)), "min_stars": min_stars, "nside": nside,
+            "sky_pixels_fitted": int(han["valid"].sum()), "fit_s": t_fit, "total_s": time.perf_counter() - t0}
+    (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
+    say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
+        f"({diag['total_s']:.1f} s)")
+    return diag
+
+def _max_rhat_per_bin(res) -> np.ndarray:
+    """(B,) largest split R-hat (arviz, rank-normalised) over every sampled quantity of each bin."""
+    import arviz as az  # deferred: arviz loads only when this runs
+
+    with warnings.catch_warnings():  # empty bins hold NaN draws: their R-hat is NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = az.rhat(az.convert_to_dataset({k: v for k, v in res.samples.items()}))  # each (B, ...)
+    per_bin = np.concatenate([np.asarray(r[k].values).reshape(res.counts.size, -1) for k in r.data_vars], axis=1)
+    with np.errstate(all="ignore"):
+        out = np.nanmax(np.where(np.isfinite(per_bin), per_bin, -np.inf), axis=1)
+    return np.where(res.valid & np.isfinite(out), out, np.nan)
+
+
+def _profile_figure(model: str, K: int, q: dict, ranges: np.ndarray, valid: np.ndarray, rows: np.ndarray):
+    """Li et al. Fig. 2 layout: means, dispersions and beta vs r (error bars 16-84%)."""
+    from .. import plots  # noqa: F401  (selects a headless backend)
+    import matplotlib.pyplot as plt
+
+    rc = 0.5 * (ranges[:, 0] + ranges[:, 1])
+    rows = rows[valid[rows]]
+    r = rc[rows]
+
+    def bar(ax, arr, label, color, shift=0.0):
+        lo, mid, hi = arr[0][rows], arr[1][rows], arr[2][rows]
+        ax.errorbar(r * (1 + shift), mid, yerr=[mid - lo, hi - mid], fmt="o-", ms=3, capsize=2, label=label, color=color)
+
+    if model == "dipole":
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+        for ax, name, lab in zip(axes, ("mu_compr", "mu_dipole", "sigma_r"), (r"$\mu_{\rm compr}$", r"$\mu_{\rm dipole}$", r"$\sigma_r$")):
+            bar(ax, q[name], lab, "k")
+            ax.set_ylabel(lab + " [km/s]")
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+        colors = ("tab:red", "tab:blue") if K == 2 else ("k",)
+        markers_cols = ("tab:orange", "tab:green", "tab:purple")
+        for kk in range(K):
+            cname = _COMPONENT_NAMES[K][kk]
+            for j, lab in enumerate(_VEL_LABELS):
+                col = colors[kk] if K == 2 else markers_cols[j]
+                ls_shift = 0.01 * (j - 1)
+                bar(axes[0], q["mean"][:, :, kk, j], f"<{lab}> {cname}" if K == 2 else f"<{lab}>", col, ls_shift)
+                bar(axes[1], q["sigma"][:, :, kk, j], f"sigma({lab}) {cname}" if K == 2 else f"sigma({lab})", col, ls_shift)
+            bar(axes[2], q["beta"][:, :, kk], f"beta {cname}" if K == 2 else "beta", colors[kk])
+        axes[0].set_ylabel("mean velocity [km/s]")
+        axes[1].set_ylabel("dispersion [km/s]")
+        axes[2].set_ylabel(r"$\beta$")
+        axes[2].axhline(0, color="0.6", lw=0.8)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel(r"$r_{\rm GC}$ [kpc]")
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _sky_figure(sigma_r: np.ndarray, nside: int):
+    """Mollweide map of per-pixel sigma_r (Galactocentric lon/lat), empty pixels blank."""
+    from .. import plots  # noqa: F401
+    import astropy.units as u
+    import matplotlib.pyplot as plt
+    from astropy_healpix import HEALPix
+
+    lon = np.linspace(-np.pi, np.pi, 361)
+    lat = np.linspace(-np.pi / 2, np.pi / 2, 181)
+    LO, LA = np.meshgrid(0.5 * (lon[1:] + lon[:-1]), 0.5 * (lat[1:] + lat[:-1]))
+    idx = np.asarray(HEALPix(nside=nside, order="ring").lonlat_to_healpix(LO * u.rad, LA * u.rad))
+    img = np.ma.masked_invalid(sigma_r[idx])
+    fig = plt.figure(figsize=(8, 4.5))
+    ax = fig.add_subplot(111, projection="mollweide")
+    m = ax.pcolormesh(-lon, lat, img, shading="flat", cmap="viridis")  # longitude increasing to the left
+    ax.set_xticklabels([])
+    ax.grid(alpha=0.3)
+    fig.colorbar(m, ax=ax, orientation="horizontal", fraction=0.05, pad=0.05, label=r"$\sigma_r$ [km/s] (Han et al. MC)")
+    ax.set_title(f"HEALPix nside={nside}, Galactocentric (lon, lat)")
+    return fig
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """Entry point of ``jaxhalo profiles``."""
+
+    enable_x64()
+    cat, _ = load_catalog(args.catalog, args.format)
+    run_profiles(cat, Path(args.out), bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
+                 chains=args.chains,
+                 seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
+    return 0
+
+
+def add_profiles_parser(sub) -> None:
+    """Add the ``profiles`` subcommand to the CLI's subparsers."""
+    p = sub.add_parser("profiles", help="binned mean/dispersion/beta profiles and a HEALPix sigma_r map (Li et al., Han et al.)")
+    p.add_argument("catalog", nargs="?", default=None, help="6D star catalogue (default: the bundled example)")
+    p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
+    p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
+    p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
+    p.add_argument("--warmup", type=int, default=200, help="NUTS warmup iterations per chain and bin")
+    p.add_argument("--samples", type=int, default=500, help="NUTS draws per chain and bin")
+    p.add_argument("--chains", type=int, default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-stars", type=int, default=10, help="bins / pixels with fewer stars are reported empty")
+    p.add_argument("--nside", type=int, default=4, help="HEALPix nside of the sigma_r sky map")
+    p.add_argument("--n-mc", type=int, default=200, help="Monte Carlo realisations of the Han et al. estimator")
+    p.add_argument("--out", default="jaxhalo_profiles")
+    p.set_defaults(func=cmd_profiles)

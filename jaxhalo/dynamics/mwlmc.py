@@ -1,0 +1,265 @@
+"""The Milky Way - LMC two-body orbit with dynamical friction (Brooks et al. 2025 eqs 3-7).
+
+State (x_MW, v_MW, x_LMC, v_LMC) in an inertial frame, positions kpc, velocities km/s, time Myr:
+
+    dx_MW/dt  = v_MW
+    dv_MW/dt  = -grad Phi_LMC(x_MW - x_LMC)                       (the LMC's Hernquist)
+    dx_LMC/dt = v_LMC
+    dv_LMC/dt = -grad Phi_MW(x_LMC - x_MW) + lambda_DF a_DF       (the full MW centred on x_MW)
+    a_DF = -4 pi G^2 M_LMC rho_MW(x_LMC - x_MW) ln(Lambda) / |u|^3 [erf(X) - 2X/sqrt(pi) e^(-X^2)] u,
+    u = v_LMC - v_MW, X = |u| / (sqrt(2) sigma), sigma = 120 km/s, ln Lambda = ln(100 kpc / 1.6 a_LMC).
+
+The present day (t = 0) is the Galactocentric frame of :mod:`jaxhalo.frames`: the MW centre at the
+origin at rest, the LMC at its observed position and velocity. The system is integrated back
+2.2 Gyr with diffrax (Dopri8, adaptive PID, dense output), and :class:`MWLMCOrbit` evaluates
+both tracks at any t in [t_min, 0]. Everything is differentiable with respect to the masses,
+lambda_DF and the LMC observables.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+from jax import Array
+from jax.typing import ArrayLike
+
+from .. import frames
+from ..constants import DEG, K_PM, KMS_TO_KPC_PER_MYR, G
+from .potentials import Potential, lmc_hernquist, milky_way
+
+__all__ = [
+    "ICRS_TO_GALACTIC",
+    "LMCObservables",
+    "icrs_to_galactic",
+    "lmc_present_day",
+    "chandrasekhar_friction",
+    "MWLMCOrbit",
+    "integrate_mw_lmc",
+    "mw_lmc_orbit",
+]
+
+#: Rotation matrix (3, 3) taking ICRS Cartesian vectors to Galactic (l, b) Cartesian vectors,
+#: v_gal = ICRS_TO_GALACTIC @ v_icrs. Copied from astropy 8 (ICRS -> Galactic of unit vectors);
+#: tests/test_mwlmc.py checks it against astropy to 1e-12.
+ICRS_TO_GALACTIC: tuple[tuple[float, float, float], ...] = (
+    (-0.05487565771259163, -0.8734370519556159, -0.48383507361671546),
+    (0.4941094371927268, -0.4448297212232952, 0.7469821839866676),
+    (-0.8676661375596576, -0.19807633727300053, 0.4559838136873016),
+)
+
+
+class LMCObservables(eqx.Module):
+    """Heliocentric observables of the LMC centre (degrees at this user-facing edge).
+
+    Defaults: the centres of the Brooks et al. (2026) Table 1 priors: RA = 80 deg
+    (U(72.5, 87.5)), Dec = -70 deg (U(-75, -65)), d = 49.6 kpc, v_los = 262.2 km/s,
+    mu_alpha* = 1.9 mas/yr, mu_delta = 0.33 mas/yr.
+    """
+
+    ra: Array = eqx.field(converter=jnp.asarray, default=80.0)
+    dec: Array = eqx.field(converter=jnp.asarray, default=-70.0)
+    distance: Array = eqx.field(converter=jnp.asarray, default=49.6)
+    v_los: Array = eqx.field(converter=jnp.asarray, default=262.2)
+    pm_ra_cosdec: Array = eqx.field(converter=jnp.asarray, default=1.9)
+    pm_dec: Array = eqx.field(converter=jnp.asarray, default=0.33)
+
+
+def icrs_to_galactic(
+    ra: ArrayLike, dec: ArrayLike, pm_ra_cosdec: ArrayLike, pm_dec: ArrayLike
+) -> tuple[Array, Array, Array, Array]:
+    """(ra, dec) [rad] and (mu_alpha*, mu_delta) [mas/yr] to (l, b) [rad] and (mu_l*, mu_b) [mas/yr].
+
+    Rotates the position and the tangential proper-motion vector with :data:`ICRS_TO_GALACTIC`;
+    broadcasts over leading axes.
+    """
+    ra, dec = jnp.asarray(ra, dtype=float), jnp.asarray(dec, dtype=float)
+    M = jnp.asarray(ICRS_TO_GALACTIC)
+    ca, sa, cd, sd = jnp.cos(ra), jnp.sin(ra), jnp.cos(dec), jnp.sin(dec)
+    p = jnp.stack([cd * ca, cd * sa, sd], -1)
+    e_ra = jnp.stack([-sa, ca, jnp.zeros_like(ca)], -1)
+    e_dec = jnp.stack([-sd * ca, -sd * sa, cd], -1)
+    pm_vec = jnp.asarray(pm_ra_cosdec)[..., None] * e_ra + jnp.asarray(pm_dec)[..., None] * e_dec
+    p_gal, pm_gal = p @ M.T, pm_vec @ M.T
+    l, b, _ = frames.cartesian_to_galactic(p_gal)
+    _, e_l, e_b = frames.sky_basis(l, b)
+    return l, b, jnp.sum(pm_gal * e_l, -1), jnp.sum(pm_gal * e_b, -1)
+
+
+def lmc_present_day(
+    observables: LMCObservables | None = None, solar: frames.SolarParameters | None = None
+) -> tuple[Array, Array]:
+    """Galactocentric position (3,) [kpc] and velocity (3,) [km/s] of the LMC today.
+
+    ``observables`` default :class:`LMCObservables` (Brooks et al. 2026 Table 1 centres);
+    ``solar`` default :class:`~jaxhalo.frames.SolarParameters` (the package's frame).
+    """
+    obs = LMCObservables() if observables is None else observables
+    l, b, pm_l, pm_b = icrs_to_galactic(obs.ra * DEG, obs.dec * DEG, obs.pm_ra_cosdec, obs.pm_dec)
+    return frames.observables_to_galactocentric(l, b, obs.distance, obs.v_los, pm_l, pm_b, solar, K_PM)
+
+
+def chandrasekhar_friction(
+    v_rel: Array, rho: Array, satellite_mass: Array, coulomb_log: Array, sigma: ArrayLike = 120.0
+) -> Array:
+    """Chandrasekhar dynamical-friction acceleration (3,) in (km/s)^2/kpc (Brooks et al. eq. 7).
+
+    v_rel (3,) km/s: the satellite's velocity relative to the host; rho (Msun/kpc^3) the host's
+    density at the satellite; satellite_mass (Msun); coulomb_log ln(Lambda); sigma (km/s) the
+    host's velocity dispersion. Uses the small-X series of the bracket for a finite limit at v = 0.
+    """
+    v = jnp.sqrt(jnp.sum(v_rel * v_rel) + 1e-300)
+    X = v / (jnp.sqrt(2.0) * sigma)
+    bracket = jsp.erf(X) - 2.0 * X / jnp.sqrt(jnp.pi) * jnp.exp(-X * X)
+    # bracket / v^3 -> (4 / 3 sqrt(pi)) / (sqrt(2) sigma)^3 (1 - 3X^2/5) as X -> 0.
+    small = X < 1e-3
+    v_safe = jnp.where(small, 1.0, v)
+    ratio = jnp.where(
+        small,
+        4.0 / (3.0 * jnp.sqrt(jnp.pi)) / (jnp.sqrt(2.0) * sigma) ** 3 * (1.0 - 0.6 * X * X),
+        bracket / v_safe**3,
+    )
+    return -4.0 * jnp.pi * G**2 * satellite_mass * rho * coulomb_log * ratio * v_rel
+
+
+class MWLMCOrbit(eqx.Module):
+    """The MW and LMC tracks of one integration (a pytree: vmap over parameters batches it).
+
+    Attributes
+    ----------
+    solution : diffrax Solution with dense output; state (x_MW, v_MW, x_LMC, v_LMC), (12,).
+    mw, lmc : the potentials used (MW centred on the origin, LMC a Hernquist at the origin).
+    lambda_df : friction strength; coulomb_log : ln(Lambda) used; t_min : earliest time (Myr).
+
+    Methods take t in Myr (t_min <= t <= 0), a scalar or any array, and return (..., 3).
+    """
+
+    solution: diffrax.Solution
+    mw: Potential
+    lmc: Potential
+    lambda_df: Array
+    coulomb_log: Array
+    t_min: float = eqx.field(static=True)
+
+    def state(self, t: ArrayLike) -> Array:
+        """Full state (..., 12) at time(s) t (Myr)."""
+        t = jnp.asarray(t, dtype=float)
+        return jnp.vectorize(self.solution.evaluate, signature="()->(n)")(t)
+
+    def mw_position(self, t: ArrayLike) -> Array:
+        """MW centre position (..., 3) kpc at t (Myr)."""
+        return self.state(t)[..., 0:3]
+
+    def mw_velocity(self, t: ArrayLike) -> Array:
+        """MW centre velocity (..., 3) km/s."""
+        return self.state(t)[..., 3:6]
+
+    def lmc_position(self, t: ArrayLike) -> Array:
+        """LMC centre position (..., 3) kpc (inertial frame = Galactocentric at t = 0)."""
+        return self.state(t)[..., 6:9]
+
+    def lmc_velocity(self, t: ArrayLike) -> Array:
+        """LMC centre velocity (..., 3) km/s."""
+        return self.state(t)[..., 9:12]
+
+    def separation(self, t: ArrayLike) -> Array:
+        """x_LMC - x_MW (..., 3) kpc."""
+        s = self.state(t)
+        return s[..., 6:9] - s[..., 0:3]
+
+
+def _mw_lmc_field(mw: Potential, lmc: Potential, m_lmc, lambda_df, coulomb_log, sigma):
+    k = KMS_TO_KPC_PER_MYR
+
+    def f(t, w, args):
+        x_mw, v_mw, x_lmc, v_lmc = w[0:3], w[3:6], w[6:9], w[9:12]
+        d = x_lmc - x_mw
+        a_mw = lmc._acc(-d)
+        a_lmc = mw._acc(d)
+        rho = mw._rho(d)
+        a_df = chandrasekhar_friction(v_lmc - v_mw, rho, m_lmc, coulomb_log, sigma)
+        a_lmc = a_lmc + lambda_df * a_df
+        return k * jnp.concatenate([v_mw, a_mw, v_lmc, a_lmc])
+
+    return f
+
+
+def integrate_mw_lmc(
+    mw: Potential,
+    lmc: Potential,
+    x_lmc: ArrayLike,
+    v_lmc: ArrayLike,
+    lambda_df: ArrayLike = 1.0,
+    lmc_mass: ArrayLike | None = None,
+    coulomb_log: ArrayLike | None = None,
+    sigma: ArrayLike = 120.0,
+    t_back: float = 2200.0,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    solver: diffrax.AbstractSolver | None = None,
+    max_steps: int = 100_000,
+) -> MWLMCOrbit:
+    """Integrate the MW-LMC system back from t = 0 to t = -t_back (Myr).
+
+    Parameters
+    ----------
+    mw : MW potential centred on the origin (its density sets the friction).
+    lmc : LMC potential centred on the origin (e.g. :func:`~jaxhalo.dynamics.potentials.lmc_hernquist`).
+    x_lmc, v_lmc : (3,) present-day Galactocentric LMC position (kpc) and velocity (km/s);
+        the MW starts at the origin at rest.
+    lambda_df : friction strength (0 switches friction off).
+    lmc_mass : LMC mass in the friction term (default ``lmc.mass``).
+    coulomb_log : ln(Lambda) (default ln(100 kpc / (1.6 lmc.a)), floored at 0).
+    sigma : MW velocity dispersion in the friction term (km/s).
+    rtol, atol, solver, max_steps : diffrax settings (Dopri8, PID controller).
+    """
+    x_lmc, v_lmc = jnp.asarray(x_lmc, dtype=float), jnp.asarray(v_lmc, dtype=float)
+    m_lmc = lmc.mass if lmc_mass is None else jnp.asarray(lmc_mass, dtype=float)
+    if coulomb_log is None:
+        coulomb_log = jnp.maximum(jnp.log(100.0 / (1.6 * lmc.a)), 0.0)
+    coulomb_log = jnp.asarray(coulomb_log, dtype=float)
+    lambda_df = jnp.asarray(lambda_df, dtype=float)
+    w0 = jnp.concatenate([jnp.zeros(6, dtype=x_lmc.dtype), x_lmc, v_lmc])
+    term = diffrax.ODETerm(_mw_lmc_field(mw, lmc, m_lmc, lambda_df, coulomb_log, sigma))
+    sol = diffrax.diffeqsolve(
+        term,
+        diffrax.Dopri8() if solver is None else solver,
+        0.0,
+        -float(t_back),
+        None,
+        w0,
+        saveat=diffrax.SaveAt(t1=True, dense=True),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+    )
+    return MWLMCOrbit(sol, mw, lmc, lambda_df, coulomb_log, -float(t_back))
+
+
+def mw_lmc_orbit(
+    m200: ArrayLike = 1.0e12,
+    lmc_mass: ArrayLike = 1.5e11,
+    lambda_df: ArrayLike = 1.0,
+    observables: LMCObservables | None = None,
+    solar: frames.SolarParameters | None = None,
+    t_back: float = 2200.0,
+    v_circ_sun: ArrayLike = 235.0,
+    r_sun: ArrayLike | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    check: bool = True,
+) -> MWLMCOrbit:
+    """Brooks et al. MW-LMC orbit from the simulation parameters.
+
+    m200 (Msun) and v_circ_sun (km/s) define the MW (:func:`~jaxhalo.dynamics.potentials.milky_way`, c200
+    solved at R_sun = the solar Galactocentric distance unless ``r_sun`` is given); lmc_mass (Msun)
+    the Hernquist LMC (scale from M(<8.7 kpc) = 1.7e10); lambda_df the friction strength;
+    observables the LMC today (default Table 1 centres); solar the frame. Differentiable in every
+    array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
+    """
+    solar = frames.SolarParameters() if solar is None else solar
+    r_sun = solar.galcen_distance if r_sun is None else r_sun
+    mw = milky_way(m200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)
+    lmc = lmc_hernquist(lmc_mass, check=check)
+    x, v = lmc_present_day(observables, solar)
+    return integrate_mw_lmc(mw, lmc, x, v, lambda_df, t_back=t_back, rtol=rtol, atol=atol)

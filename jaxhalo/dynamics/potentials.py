@@ -1,0 +1,799 @@
+"""Gravitational potentials as immutable pytrees (equinox Modules).
+
+Units: positions kpc, potential (km/s)^2, accelerations (km/s)^2 / kpc, masses Msun,
+densities Msun / kpc^3. Every potential evaluates on positions ``x`` of shape (..., 3)
+and returns (...,) (potential, density) or (..., 3) (acceleration); parameters are array
+leaves, so ``jax.grad`` / ``jax.vmap`` over masses and scales work.
+
+Contents
+--------
+* :class:`NFW`, :class:`Hernquist`, :class:`PointMass`, :class:`MiyamotoNagai` (closed forms);
+* :class:`SphericalFromDensity`: any spherical density turned into M(<r) and Phi(r) by
+  quadrature on a log-r grid (cubic Hermite interpolation with the exact derivatives);
+  density profiles :class:`BulgeDensity` here, :class:`~jaxhalo.dynamics.densities.DehnenDensity` (or the unnormalised
+  :func:`~jaxhalo.dynamics.densities.dehnen_shape`), :class:`~jaxhalo.dynamics.densities.DoublePowerLawDensity`
+  re-exported from :mod:`jaxhalo.dynamics.densities` (their one home);
+* :class:`SphericalTable`: a tabulated spherical potential (the same interpolant), produced by
+  :func:`spherical_average` for the angle-averaged Milky Way (for the distribution functions);
+* :func:`exponential_disc` (a sum of Miyamoto-Nagai discs fitted to the Brooks et al. disc),
+  :func:`nfw_from_m200_c200`, :func:`solve_c200`, :func:`milky_way`, :func:`lmc_hernquist`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jax import Array
+from jax.typing import ArrayLike
+
+from ..constants import RHO_CRIT, G
+from ..jax_utils import is_concrete
+from .densities import DensityProfile, DoublePowerLawDensity
+
+__all__ = [
+    "Potential",
+    "Composite",
+    "NFW",
+    "Hernquist",
+    "PointMass",
+    "MiyamotoNagai",
+    "DensityProfile",
+    "BulgeDensity",
+    "DoublePowerLawDensity",
+    "SphericalTable",
+    "SphericalFromDensity",
+    "MilkyWay",
+    "PotentialError",
+    "exponential_disc",
+    "nfw_from_m200_c200",
+    "r200_from_m200",
+    "solve_c200",
+    "milky_way",
+    "lmc_hernquist",
+    "hernquist_scale_from_enclosed_mass",
+    "spherical_average",
+    "spherical_profile",
+]
+
+
+class PotentialError(ValueError):
+    """Raised when potential parameters are invalid or a requested solution does not exist."""
+
+
+def _as_float(x: ArrayLike) -> Array:
+    """x as a JAX array, keeping a floating dtype (float32 stays float32) and promoting integers to float."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
+
+
+def _safe_norm(x: Array) -> Array:
+    """|x| along the last axis with a finite (zero) gradient at x = 0."""
+    r2 = jnp.sum(x * x, axis=-1)
+    pos = r2 > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)
+
+
+def _map_points(f, x: Array) -> Array:
+    """Apply f, written for one point of shape (3,), over the leading axes of x."""
+    for _ in range(x.ndim - 1):
+        f = jax.vmap(f)
+    return f(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Base classes
+# --------------------------------------------------------------------------------------------
+
+
+class Potential(eqx.Module):
+    """Base class. Subclasses implement ``_phi(x)`` for one position x of shape (3,) in kpc.
+
+    Optional overrides: ``_acc(x)`` (analytic acceleration), ``_rho(x)`` (analytic density).
+    """
+
+    def _phi(self, x: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _acc(self, x: Array) -> Array:
+        return -jax.grad(self._phi)(x)
+
+    def _rho(self, x: Array) -> Array:
+        return jnp.trace(jax.hessian(self._phi)(x)) / (4.0 * jnp.pi * G)
+
+    def potential(self, x: ArrayLike) -> Array:
+        """Potential (km/s)^2 at positions x (..., 3) kpc; returns (...,)."""
+        return _map_points(self._phi, _as_float(x))
+
+    def acceleration(self, x: ArrayLike) -> Array:
+        """Acceleration -grad Phi, (..., 3) in (km/s)^2 / kpc."""
+        return _map_points(self._acc, _as_float(x))
+
+    def density(self, x: ArrayLike) -> Array:
+        """Density (Msun/kpc^3) at x (..., 3); Poisson's equation laplacian(Phi) / (4 pi G) unless analytic."""
+        return _map_points(self._rho, _as_float(x))
+
+    def circular_velocity(self, x: ArrayLike) -> Array:
+        """Circular speed sqrt(R dPhi/dR) in km/s at positions (..., 3) (cylindrical R of x).
+
+        Zero where the radial force points outwards or R = 0.
+        """
+        x = _as_float(x)
+        a = self.acceleration(x)
+        aR_R = -(a[..., 0] * x[..., 0] + a[..., 1] * x[..., 1])
+        return jnp.sqrt(jnp.maximum(aR_R, 0.0))
+
+    def __add__(self, other: "Potential") -> "Composite":
+        left = self.components if isinstance(self, Composite) else (self,)
+        right = other.components if isinstance(other, Composite) else (other,)
+        return Composite(tuple(left) + tuple(right))
+
+
+class SphericalPotential(Potential):
+    """A potential depending on r = |x - center| only. Subclasses implement ``potential_r``,
+    ``enclosed_mass`` and ``density_r``; acceleration is -G M(<r) / r^2 along x - center."""
+
+    def potential_r(self, r: ArrayLike) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def density_r(self, r: ArrayLike) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _offset(self, x: Array) -> Array:
+        """x - center (the centre is optional; without one the potential sits at the origin)."""
+        c = getattr(self, "center", None)
+        return x if c is None else x - c
+
+    def _phi(self, x: Array) -> Array:
+        return self.potential_r(_safe_norm(self._offset(x)))
+
+    def _acc(self, x: Array) -> Array:
+        d = self._offset(x)
+        r = _safe_norm(d)
+        safe_r = jnp.where(r > 0, r, 1.0)
+        return jnp.where(r > 0, -G * self.enclosed_mass(safe_r) / safe_r**3, 0.0) * d
+
+    def _rho(self, x: Array) -> Array:
+        return self.density_r(_safe_norm(self._offset(x)))
+
+    def circular_velocity_r(self, r: ArrayLike) -> Array:
+        """sqrt(G M(<r) / r) in km/s at spherical radii r (kpc)."""
+        r = _as_float(r)
+        return jnp.sqrt(G * self.enclosed_mass(r) / r)
+
+
+class Composite(Potential):
+    """Sum of potentials (``a + b`` builds one). ``components`` is a tuple of potentials."""
+
+    components: tuple[Potential, ...]
+
+    def _phi(self, x: Array) -> Array:
+        return sum(c._phi(x) for c in self.components)
+
+    def _acc(self, x: Array) -> Array:
+        return sum(c._acc(x) for c in self.components)
+
+    def _rho(self, x: Array) -> Array:
+        return sum(c._rho(x) for c in self.components)
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:
+        """Sum of the components' M(<r) (Msun); every component must be spherical."""
+        for c in self.components:
+            if not hasattr(c, "enclosed_mass"):
+                raise PotentialError(
+                    f"{type(c).__name__} is not spherical; use spherical_average() for the mass within r"
+                )
+        return sum(c.enclosed_mass(r) for c in self.components)
+
+
+# --------------------------------------------------------------------------------------------
+# Closed-form potentials
+# --------------------------------------------------------------------------------------------
+
+
+class NFW(SphericalPotential):
+    """Navarro-Frenk-White halo, rho = rho_s / [(r/r_s)(1 + r/r_s)^2],
+    Phi = -4 pi G rho_s r_s^3 ln(1 + r/r_s) / r.
+
+    Attributes: ``rho_s`` (Msun/kpc^3), ``r_s`` (kpc), ``center`` (3,) kpc.
+    Use :func:`nfw_from_m200_c200` to build one from (M200, c200).
+    """
+
+    rho_s: Array = eqx.field(converter=jnp.asarray)
+    r_s: Array = eqx.field(converter=jnp.asarray)
+    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+
+    def potential_r(self, r: ArrayLike) -> Array:
+        """Phi(r) in (km/s)^2."""
+        u = jnp.asarray(r) / self.r_s
+        # ln(1+u)/u with a series near u = 0 for a finite value and gradient at the centre.
+        small = u < 1e-6
+        us = jnp.where(small, 1.0, u)
+        g = jnp.where(small, 1.0 - u / 2.0 + u * u / 3.0, jnp.log1p(us) / us)
+        return -4.0 * jnp.pi * G * self.rho_s * self.r_s**2 * g
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:
+        """M(<r) in Msun for radii r (kpc)."""
+        u = jnp.asarray(r) / self.r_s
+        return 4.0 * jnp.pi * self.rho_s * self.r_s**3 * (jnp.log1p(u) - u / (1.0 + u))
+
+    def density_r(self, r: ArrayLike) -> Array:
+        """rho(r) in Msun/kpc^3."""
+        u = jnp.asarray(r) / self.r_s
+        return self.rho_s / (u * (1.0 + u) ** 2)
+
+    density_profile = density_r
+
+
+class Hernquist(SphericalPotential):
+    """Hernquist sphere, Phi = -G M / (r + a), M(<r) = M r^2 / (r + a)^2.
+
+    Attributes: ``mass`` (Msun), ``a`` (kpc), ``center`` (3,) kpc.
+    """
+
+    mass: Array = eqx.field(converter=jnp.asarray)
+    a: Array = eqx.field(converter=jnp.asarray)
+    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+
+    def potential_r(self, r: ArrayLike) -> Array:
+        """Phi(r) in (km/s)^2."""
+        return -G * self.mass / (jnp.asarray(r) + self.a)
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:
+        """M(<r) = M r^2 / (r + a)^2 in Msun."""
+        r = jnp.asarray(r)
+        return self.mass * r**2 / (r + self.a) ** 2
+
+    def density_r(self, r: ArrayLike) -> Array:
+        """rho(r) = M a / (2 pi r (r + a)^3) in Msun/kpc^3."""
+        r = jnp.asarray(r)
+        return self.mass * self.a / (2.0 * jnp.pi * r * (r + self.a) ** 3)
+
+    density_profile = density_r
+
+
+class PointMass(SphericalPotential):
+    """Kepler potential Phi = -G M / r (density zero away from the centre).
+
+    Attributes: ``mass`` (Msun), ``center`` (3,) kpc.
+    """
+
+    mass: Array = eqx.field(converter=jnp.asarray)
+    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+
+    def potential_r(self, r: ArrayLike) -> Array:
+        r = jnp.asarray(r)
+        return -G * self.mass / jnp.where(r > 0, r, jnp.inf)
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:
+        return jnp.broadcast_to(self.mass, jnp.shape(r)) * jnp.ones_like(_as_float(r))
+
+    def density_r(self, r: ArrayLike) -> Array:
+        return jnp.zeros_like(_as_float(r))
+
+
+class MiyamotoNagai(Potential):
+    """Miyamoto-Nagai disc, Phi = -G M / sqrt(R^2 + (a + sqrt(z^2 + b^2))^2).
+
+    Attributes: ``mass`` (Msun; may be negative inside a fitted sum), ``a``, ``b`` (kpc).
+    Acceleration and density are analytic.
+    """
+
+    mass: Array = eqx.field(converter=jnp.asarray)
+    a: Array = eqx.field(converter=jnp.asarray)
+    b: Array = eqx.field(converter=jnp.asarray)
+
+    def _phi(self, x: Array) -> Array:
+        R2 = x[0] ** 2 + x[1] ** 2
+        s = self.a + jnp.sqrt(x[2] ** 2 + self.b**2)
+        return -G * self.mass / jnp.sqrt(R2 + s * s)
+
+    def _acc(self, x: Array) -> Array:
+        sb = jnp.sqrt(x[2] ** 2 + self.b**2)
+        s = self.a + sb
+        D2 = x[0] ** 2 + x[1] ** 2 + s * s
+        f = -G * self.mass / (D2 * jnp.sqrt(D2))  # D^3 without pow (exp/log): ~2x faster on CPU
+        return jnp.stack([f * x[0], f * x[1], f * x[2] * s / sb])
+
+    def _rho(self, x: Array) -> Array:
+        R2 = x[0] ** 2 + x[1] ** 2
+        sb = jnp.sqrt(x[2] ** 2 + self.b**2)
+        s = self.a + sb
+        num = self.a * R2 + (self.a + 3.0 * sb) * s * s
+        den = (R2 + s * s) ** 2.5 * sb**3
+        return self.b**2 * self.mass / (4.0 * jnp.pi) * num / den
+
+
+# --------------------------------------------------------------------------------------------
+# Spherical potentials from a density by radial quadrature
+# --------------------------------------------------------------------------------------------
+
+
+class BulgeDensity(DensityProfile):
+    """Brooks et al. (2025) eq. 1 / McMillan (2017) bulge shape, (1 + r/r_b)^-gamma exp(-(r/u_b)^2).
+
+    Attributes: ``r_b`` = 0.2 kpc, ``u_b`` = 1.8 kpc, ``gamma`` = 1.8 (unnormalised, peak 1).
+    """
+
+    r_b: Array = eqx.field(converter=jnp.asarray, default=0.2)
+    u_b: Array = eqx.field(converter=jnp.asarray, default=1.8)
+    gamma: Array = eqx.field(converter=jnp.asarray, default=1.8)
+
+    def __call__(self, r: Array) -> Array:
+        return (1.0 + r / self.r_b) ** (-self.gamma) * jnp.exp(-((r / self.u_b) ** 2))
+
+
+def _hermite(t: Array, h: Array, y0, y1, d0, d1) -> Array:
+    """Cubic Hermite on one interval: t in [0, 1], interval width h, end values y and slopes d (per unit x)."""
+    t2, t3 = t * t, t * t * t
+    return (
+        (2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + t) * h * d0 + (-2 * t3 + 3 * t2) * y1 + (t3 - t2) * h * d1
+    )
+
+
+def _hermite_deriv(t: Array, h: Array, y0, y1, d0, d1) -> Array:
+    """d/dx of :func:`_hermite` (x = x0 + t h)."""
+    t2 = t * t
+    return ((6 * t2 - 6 * t) * y0 + (3 * t2 - 4 * t + 1) * h * d0 + (-6 * t2 + 6 * t) * y1 + (3 * t2 - 2 * t) * h * d1) / h
+
+
+class SphericalTable(SphericalPotential):
+    """Spherical potential tabulated on a uniform grid in ln r.
+
+    Attributes
+    ----------
+    log_r : (n,) ln r of the nodes (r in kpc), uniformly spaced.
+    mass : (n,) M(<r) at the nodes (Msun).
+    dmass_dlogr : (n,) dM/dln r = 4 pi r^3 rho at the nodes (Msun).
+    phi : (n,) Phi(r) at the nodes ((km/s)^2), with Phi -> 0 at infinity.
+
+    Interpolation: cubic Hermite in ln r for ln M (slopes ``dmass_dlogr / mass``; M > 0) and for Phi (slopes
+    dPhi/dln r = G M / r, exact), so the acceleration -G M(r)/r^2 is C1 in r. Outside the grid:
+    M(<r) ~ M_0 (r/r_0)^s inside r_0 (s the logarithmic slope at the first node, Phi consistent),
+    and a point mass M(<r_max) beyond r_max. Hand-written because it is a few lines and uses the
+    exact derivatives at the nodes (interpax would need them passed in the same way).
+    """
+
+    log_r: Array
+    mass: Array
+    dmass_dlogr: Array
+    phi: Array
+
+    @property
+    def r(self) -> Array:
+        """Grid radii (n,) in kpc."""
+        return jnp.exp(self.log_r)
+
+    def _locate(self, r: Array):
+        lr = jnp.log(jnp.clip(r, jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])))
+        dl = self.log_r[1] - self.log_r[0]
+        n = self.log_r.shape[0]
+        i = jnp.clip(jnp.floor((lr - self.log_r[0]) / dl).astype(jnp.int32), 0, n - 2)
+        t = (lr - self.log_r[i]) / dl
+        return i, t, dl
+
+    def _log_mass_in_grid(self, r: Array):
+        i, t, dl = self._locate(r)
+        lm = jnp.log(self.mass)
+        s = self.dmass_dlogr / self.mass  # dln M / dln r
+        return (
+            _hermite(t, dl, lm[i], lm[i + 1], s[i], s[i + 1]),
+            _hermite_deriv(t, dl, lm[i], lm[i + 1], s[i], s[i + 1]),
+        )
+
+    def _mass_in_grid(self, r: Array) -> Array:
+        return jnp.exp(self._log_mass_in_grid(r)[0])
+
+    def _inner_slope(self) -> Array:
+        return self.dmass_dlogr[0] / self.mass[0]
+
+    def enclosed_mass(self, r: ArrayLike) -> Array:
+        """M(<r) in Msun at spherical radii r (kpc), any shape."""
+        r = _as_float(r)
+        r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
+        s = self._inner_slope()
+        inner = self.mass[0] * (jnp.maximum(r, 0.0) / r0) ** s
+        return jnp.where(r < r0, inner, jnp.where(r > r1, self.mass[-1], self._mass_in_grid(r)))
+
+    def potential_r(self, r: ArrayLike) -> Array:
+        """Phi(r) in (km/s)^2 at spherical radii r (kpc)."""
+        r = _as_float(r)
+        r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
+        i, t, dl = self._locate(r)
+        rn = jnp.exp(self.log_r)
+        slope = G * self.mass / rn
+        mid = _hermite(t, dl, self.phi[i], self.phi[i + 1], slope[i], slope[i + 1])
+        # Inside r0: dPhi/dr = G M0 r0^-s r^(s-2)  =>  Phi = Phi0 - G M0/(r0 (s-1)) (1 - (r/r0)^(s-1)).
+        s = self._inner_slope()
+        x = jnp.clip(r / r0, 0.0, 1.0)
+        inner = self.phi[0] - G * self.mass[0] / (r0 * (s - 1.0)) * (1.0 - x ** (s - 1.0))
+        outer = -G * self.mass[-1] / jnp.where(r > r1, r, r1)
+        return jnp.where(r < r0, inner, jnp.where(r > r1, outer, mid))
+
+    def density_r(self, r: ArrayLike) -> Array:
+        """rho(r) = (dM/dr) / (4 pi r^2) from the interpolant (Msun/kpc^3)."""
+        r = _as_float(r)
+        lm, dlm = self._log_mass_in_grid(r)
+        dm = jnp.exp(lm) * dlm
+        r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
+        s = self._inner_slope()
+        dm = jnp.where(r < r0, s * self.enclosed_mass(r), jnp.where(r > r1, 0.0, dm))
+        return dm / (4.0 * jnp.pi * r**3)
+
+
+# numpy (not jnp) so that importing jaxhalo does not initialise a JAX backend (the CLI sets the
+# host device count before that happens).
+_GL8_X, _GL8_W = np.polynomial.legendre.leggauss(8)
+
+
+def _radial_tables(rho, log_r: Array) -> tuple[Array, Array, Array]:
+    """M(<r), dM/dln r and the outer integral int_r^rmax rho r' dr' on the grid, by 8-point
+    Gauss-Legendre quadrature in ln r on every grid interval (cumulative sums).
+
+    The mass inside the first node assumes rho ~ r^(-g) there, g the local slope (from autodiff).
+    """
+    r = jnp.exp(log_r)
+    lo, hi = log_r[:-1], log_r[1:]
+    half = 0.5 * (hi - lo)
+    nodes = 0.5 * (hi + lo)[:, None] + half[:, None] * _GL8_X[None, :]
+    rn = jnp.exp(nodes)
+    rho_n = rho(rn)
+    dm_cells = jnp.sum(4.0 * jnp.pi * rn**3 * rho_n * _GL8_W, axis=1) * half
+    dq_cells = jnp.sum(rn**2 * rho_n * _GL8_W, axis=1) * half  # int rho r dr = int rho r^2 dln r
+    # Mass inside the first node: the same quadrature on 20 cells over 20 e-folds below r0, and
+    # a power law rho ~ r^-g (local slope by autodiff) inside r0 e^-20.
+    r0 = r[0]
+    inner_edges = log_r[0] + jnp.linspace(-20.0, 0.0, 21)
+    ih = 0.5 * (inner_edges[1:] - inner_edges[:-1])
+    inodes = jnp.exp(0.5 * (inner_edges[1:] + inner_edges[:-1])[:, None] + ih[:, None] * _GL8_X[None, :])
+    m_cells = jnp.sum(4.0 * jnp.pi * inodes**3 * rho(inodes) * _GL8_W, axis=1) * ih
+    r_in = jnp.exp(inner_edges[0])
+    rho_in, drho_in = jax.jvp(rho, (r_in,), (r_in,))  # drho_in = r drho/dr
+    g = -drho_in / rho_in
+    m0 = 4.0 * jnp.pi * r_in**3 * rho_in / (3.0 - g) + jnp.sum(m_cells)
+    mass = m0 + jnp.concatenate([jnp.zeros(1), jnp.cumsum(dm_cells)])
+    outer = jnp.concatenate([jnp.cumsum(dq_cells[::-1])[::-1], jnp.zeros(1)])
+    return mass, 4.0 * jnp.pi * r**3 * rho(r), outer
+
+
+class SphericalFromDensity(SphericalTable):
+    """Spherical potential of any density ``profile`` (a :class:`DensityProfile`) by radial quadrature.
+
+    M(<r) = int 4 pi r^3 rho dln r and Phi(r) = -G M(<r)/r - 4 pi G int_r^rmax rho r' dr' are
+    tabulated on ``n`` nodes uniform in ln r between ``r_min`` and ``r_max`` (kpc), by 8-point
+    Gauss-Legendre quadrature per interval, then interpolated as in :class:`SphericalTable`. The
+    density is truncated at ``r_max`` (all mass beyond it is ignored; choose r_max where that is
+    negligible). If ``total_mass`` (Msun) is given the profile is scaled so that M(<r_max) equals
+    it; otherwise ``profile`` is taken in Msun/kpc^3 as is. Everything is traced, so the profile's
+    parameters and the mass may be traced (grad / vmap). ``density_r`` returns the exact profile.
+
+    Attributes (besides the table): ``profile``, ``norm`` (the scale applied to ``profile``).
+    """
+
+    profile: DensityProfile
+    norm: Array
+
+    def __init__(
+        self,
+        profile: DensityProfile,
+        total_mass: ArrayLike | None = None,
+        r_min: float = 1e-4,
+        r_max: float = 1e3,
+        n: int = 256,
+    ):
+        log_r = jnp.linspace(math.log(r_min), math.log(r_max), n)
+        mass, dm, outer = _radial_tables(profile, log_r)
+        norm = jnp.asarray(1.0) if total_mass is None else jnp.asarray(total_mass) / mass[-1]
+        r = jnp.exp(log_r)
+        self.profile = profile
+        self.norm = norm
+        self.log_r = log_r
+        self.mass = norm * mass
+        self.dmass_dlogr = norm * dm
+        self.phi = -G * self.mass / r - 4.0 * jnp.pi * G * norm * outer
+
+    def density_r(self, r: ArrayLike) -> Array:
+        """Exact density norm * profile(r) in Msun/kpc^3."""
+        return self.norm * self.profile(_as_float(r))
+
+
+# --------------------------------------------------------------------------------------------
+# Exponential disc as a sum of Miyamoto-Nagai discs
+# --------------------------------------------------------------------------------------------
+
+#: Miyamoto-Nagai sum fitted to the exponential disc rho ~ exp(-R/R_d) sech^2(z/2h) with
+#: h / R_d = 0.4 / 3 (Brooks et al.), rows (mass / M, a / R_d, b / h). Obtained once with
+#: ``scripts/fit_disc_mn.py``: scipy least_squares on the relative force error against the exact
+#: disc's forces (Hankel-transform quadrature) on 2 <= R <= 100 kpc, 0 <= z <= 8 kpc (in-plane
+#: points x2, R >= 9.5 kpc x3, 40 random starts, then one pass reweighted by the error). Four
+#: components: three could not reach 1% in the plane beyond 10 kpc. The masses cancel
+#: (sum = 1, largest 23 M), so float32 loses ~1.5 digits in the disc force.
+_MN_COEFFS: tuple[tuple[float, float, float], ...] = (
+    (23.1334253, 4.85658884, 2.49806743),
+    (0.31326425, 0.66383069, 2.14627451),
+    (2.41166172, 2.20942504, 2.00289659),
+    (1.0 - 23.1334253 - 0.31326425 - 2.41166172, 4.74290008, 2.47464813),
+)
+#: h / R_d ratio the coefficients were fitted for.
+_MN_FIT_RATIO = 0.4 / 3.0
+
+
+def exponential_disc(mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0, scale_height: ArrayLike = 0.4) -> Composite:
+    """Brooks et al. exponential disc (M, R_d, h) as a sum of Miyamoto-Nagai discs.
+
+    Parameters: ``mass`` (Msun), ``scale_radius`` R_d (kpc), ``scale_height`` h (kpc) of
+    rho ~ exp(-R/R_d) sech^2(z / 2h). The fit is for h/R_d = 0.4/3; other ratios raise
+    :class:`PotentialError` (when the values are concrete). Mass and both scales may be traced:
+    the MN masses scale with M and the MN scales with R_d and h.
+
+    Force error |dF| / |F| of the fit against direct quadrature of the exact disc
+    (``scripts/fit_disc_mn.py``; tested in tests/test_potentials.py):
+
+    ==============  ================  ===========================
+    R (kpc)         in the plane      worst over 0 <= z <= 8 kpc
+    ==============  ================  ===========================
+    2 - 10          < 0.5 %           3.8 % (vertical force off the plane)
+    10 - 15         < 0.25 %          2.5 % at R = 10, 1.4 % at 15
+    15 - 30         < 0.3 %           1.4 %
+    30 - 100        < 0.3 %           0.8 % at 30, 0.2 % at 100
+    ==============  ================  ===========================
+
+    i.e. below 1 % beyond 10 kpc in the plane (v_c at the Sun is good to 0.25 %), but a
+    Miyamoto-Nagai sum cannot follow the sech^2 vertical profile: off the plane the error
+    stays above 1 % out to R ~ 30 kpc (in the total MW force this is < 0.6 %).
+    """
+    if is_concrete(scale_radius, scale_height):
+        ratio = float(np.asarray(scale_height) / np.asarray(scale_radius))
+        if abs(ratio / _MN_FIT_RATIO - 1.0) > 1e-6:
+            raise PotentialError(
+                f"exponential_disc: the Miyamoto-Nagai fit is for h/R_d = {_MN_FIT_RATIO:.4f}, got {ratio:.4f}"
+            )
+    mass, Rd, h = (jnp.asarray(v, dtype=float) for v in (mass, scale_radius, scale_height))
+    return Composite(tuple(MiyamotoNagai(mass * f, Rd * a, h * b) for f, a, b in _MN_COEFFS))
+
+
+# --------------------------------------------------------------------------------------------
+# NFW from (M200, c200) and the c200 solve
+# --------------------------------------------------------------------------------------------
+
+
+def r200_from_m200(m200: ArrayLike, rho_crit: float = RHO_CRIT) -> Array:
+    """R200 (kpc) of a halo of mass M200 (Msun): M200 = 200 rho_crit (4/3) pi R200^3."""
+    return (3.0 * jnp.asarray(m200) / (4.0 * jnp.pi * 200.0 * rho_crit)) ** (1.0 / 3.0)
+
+
+def _mu(c: Array) -> Array:
+    return jnp.log1p(c) - c / (1.0 + c)
+
+
+def nfw_from_m200_c200(m200: ArrayLike, c200: ArrayLike, rho_crit: float = RHO_CRIT) -> NFW:
+    """NFW halo with mass M200 (Msun) within R200 (200 x rho_crit, H0 = 67.6) and concentration c200."""
+    m200, c200 = jnp.asarray(m200, dtype=float), jnp.asarray(c200, dtype=float)
+    r_s = r200_from_m200(m200, rho_crit) / c200
+    rho_s = m200 / (4.0 * jnp.pi * r_s**3 * _mu(c200))
+    return NFW(rho_s, r_s)
+
+
+def solve_c200(
+    m200: ArrayLike,
+    v_circ: ArrayLike = 235.0,
+    r_sun: ArrayLike = 8.122,
+    baryons: Potential | None = None,
+    c_range: tuple[float, float] = (1.0, 100.0),
+    rho_crit: float = RHO_CRIT,
+    check: bool = True,
+) -> Array:
+    """Concentration c200 such that v_c(R_sun) = v_circ with the ``baryons`` included.
+
+    Solves G M200 mu(c x) / (mu(c) R_sun) = v_circ^2 - v_c,baryons^2(R_sun), x = R_sun / R200,
+    mu(c) = ln(1 + c) - c/(1 + c), in ln c by bisection (optimistix), differentiable through the
+    implicit function theorem (grad / vmap over m200, v_circ work). v_c is evaluated in the
+    plane at (R_sun, 0, 0).
+
+    Raises :class:`PotentialError` if no c in ``c_range`` satisfies it (the baryons alone exceed
+    v_circ, or the halo is too light/heavy); under ``jit`` / ``vmap`` with ``check=True`` the
+    failure is an equinox runtime error; with ``check=False`` NaN is returned instead.
+    """
+    m200 = jnp.asarray(m200, dtype=float)
+    v_circ = jnp.asarray(v_circ, dtype=float)
+    r_sun = jnp.asarray(r_sun, dtype=float)
+    vb2 = 0.0 if baryons is None else baryons.circular_velocity(jnp.stack([r_sun, 0.0 * r_sun, 0.0 * r_sun])) ** 2
+    target = (v_circ**2 - vb2) * r_sun / (G * m200)  # required mu(c x) / mu(c)
+    x = r_sun / r200_from_m200(m200, rho_crit)
+
+    def resid(logc, args):
+        tgt, xx = args
+        c = jnp.exp(logc)
+        return _mu(c * xx) / _mu(c) - tgt
+
+    lo, hi = math.log(c_range[0]), math.log(c_range[1])
+    f_lo = resid(jnp.asarray(lo), (target, x))
+    f_hi = resid(jnp.asarray(hi), (target, x))
+    ok = (f_lo <= 0.0) & (f_hi >= 0.0)  # mu(cx)/mu(c) increases with c for x < 1
+    msg = (
+        f"no c200 in [{c_range[0]}, {c_range[1]}] gives v_c(R_sun) = v_circ: the baryons alone or an NFW of "
+        "this M200 at any concentration in the range give the wrong circular speed"
+    )
+    if check and is_concrete(m200, v_circ, r_sun, baryons):
+        if not bool(jnp.all(ok)):
+            raise PotentialError(msg + f" (M200 = {np.asarray(m200)}, v_circ = {np.asarray(v_circ)})")
+    solver = optx.Bisection(rtol=1e-14, atol=1e-14)
+
+    def solve_one(tgt, xx):  # optimistix's Bisection takes scalars: vectorise over the inputs
+        sol = optx.root_find(
+            resid, solver, jnp.asarray(0.5 * (lo + hi)), args=(tgt, xx), options=dict(lower=lo, upper=hi),
+            throw=False, max_steps=256,
+        )
+        return sol.value
+
+    # Entries without a root get a target that has one (then NaN below), since optimistix's
+    # Bisection raises at run time on an interval without a sign change.
+    mid = jnp.exp(0.5 * (lo + hi))
+    safe_target = jnp.where(ok, target, _mu(mid * x) / _mu(mid))
+    c = jnp.exp(jnp.vectorize(solve_one)(safe_target, x))
+    c = jnp.where(ok, c, jnp.nan)
+    if check and not is_concrete(m200, v_circ, r_sun, baryons):
+        c = eqx.error_if(c, ~ok, msg)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# Milky Way and LMC builders
+# --------------------------------------------------------------------------------------------
+
+
+class MilkyWay(Composite):
+    """Brooks et al. Milky Way: NFW halo + exponential disc (MN sum) + spherical bulge.
+
+    ``components`` = (halo: NFW, disc MN components..., bulge: SphericalFromDensity); the named
+    properties ``halo``, ``disc`` and ``bulge`` return them. ``c200`` and ``m200`` are kept for
+    reference (arrays).
+    """
+
+    m200: Array
+    c200: Array
+
+    @property
+    def halo(self) -> NFW:
+        return self.components[0]
+
+    @property
+    def disc(self) -> Composite:
+        return Composite(self.components[1:-1])
+
+    @property
+    def bulge(self) -> SphericalFromDensity:
+        return self.components[-1]
+
+
+def milky_way(
+    m200: ArrayLike = 1.0e12,
+    c200: ArrayLike | None = None,
+    v_circ_sun: ArrayLike = 235.0,
+    r_sun: ArrayLike = 8.122,
+    disc_mass: ArrayLike = 5e10,
+    disc_scale_radius: float = 3.0,
+    disc_scale_height: float = 0.4,
+    bulge_mass: ArrayLike = 1.2e10,
+    check: bool = True,
+) -> MilkyWay:
+    """Brooks et al. (2025 §2.1.1) Milky Way potential.
+
+    Parameters
+    ----------
+    m200 : halo mass M200 (Msun), H0 = 67.6 km/s/Mpc.
+    c200 : concentration; if None (default) solved so that v_c(R_sun) = ``v_circ_sun`` (km/s) at
+        ``r_sun`` (kpc) with disc and bulge included (:func:`solve_c200`, which raises when no
+        c200 in [1, 100] does it).
+    disc_mass, disc_scale_radius, disc_scale_height : the exponential disc (Msun, kpc, kpc).
+    bulge_mass : bulge mass (Msun); shape (1 + r/0.2)^-1.8 exp(-(r/1.8)^2).
+
+    All masses may be traced (grad / vmap over ``m200`` works through the c200 solve).
+    """
+    disc = exponential_disc(disc_mass, disc_scale_radius, disc_scale_height)
+    bulge = SphericalFromDensity(BulgeDensity(), total_mass=bulge_mass, r_min=1e-4, r_max=50.0, n=256)
+    if c200 is None:
+        c200 = solve_c200(m200, v_circ_sun, r_sun, baryons=disc + bulge, check=check)
+    halo = nfw_from_m200_c200(m200, c200)
+    return MilkyWay(components=(halo,) + tuple(disc.components) + (bulge,), m200=jnp.asarray(m200, dtype=float),
+                    c200=jnp.asarray(c200, dtype=float))
+
+
+def hernquist_scale_from_enclosed_mass(
+    total_mass: ArrayLike, enclosed_mass: ArrayLike = 1.7e10, radius: ArrayLike = 8.7, check: bool = True
+) -> Array:
+    """Hernquist scale a (kpc) with M(<radius) = enclosed_mass: a = radius (sqrt(M / M_enc) - 1).
+
+    Raises :class:`PotentialError` when total_mass <= enclosed_mass (concrete inputs); under
+    jit / vmap with ``check=True`` an equinox runtime error, with ``check=False`` NaN.
+    """
+    M, Me, r = (jnp.asarray(v, dtype=float) for v in (total_mass, enclosed_mass, radius))
+    ok = M > Me
+    if check and is_concrete(M, Me, r) and not bool(jnp.all(ok)):
+        raise PotentialError(
+            f"LMC total mass {np.asarray(M)} Msun must exceed the enclosed mass {np.asarray(Me)} Msun "
+            f"within {np.asarray(r)} kpc"
+        )
+    a = r * (jnp.sqrt(jnp.where(ok, M / Me, 2.0)) - 1.0)
+    a = jnp.where(ok, a, jnp.nan)
+    if check and not is_concrete(M, Me, r):
+        a = eqx.error_if(a, ~ok, "LMC total mass must exceed its enclosed mass M(<8.7 kpc)")
+    return a
+
+
+def lmc_hernquist(
+    mass: ArrayLike = 1.5e11, enclosed_mass: ArrayLike = 1.7e10, radius: ArrayLike = 8.7, check: bool = True
+) -> Hernquist:
+    """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``."""
+    a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
+    return Hernquist(jnp.asarray(mass, dtype=float), a)
+
+
+# --------------------------------------------------------------------------------------------
+# Spherical average (for distribution functions)
+# --------------------------------------------------------------------------------------------
+
+
+def spherical_average(
+    potential: Potential,
+    r_min: float = 1e-3,
+    r_max: float = 1e3,
+    n: int = 256,
+    n_mu: int = 16,
+    n_phi: int = 1,
+) -> SphericalTable:
+    """The monopole (angle average) of any potential as a :class:`SphericalTable`.
+
+    Phi_0(r) = <Phi(r, mu, phi)> by ``n_mu``-point Gauss-Legendre on each of 7 panels in |mu|
+    (mu = cos(theta), panels geometric towards the plane: edges 0, 4^-6, ..., 1/4, 1) (and
+    ``n_phi`` equally spaced azimuths; 1 suffices for axisymmetric potentials like the MW);
+    M(<r) = r^2 dPhi_0/dr / G (Gauss's theorem: the mass within the sphere r, exactly for
+    the monopole), dM/dln r by a second autodiff derivative. The grid is ``n`` nodes uniform in
+    ln r on [r_min, r_max] kpc; the potential must be centred on the origin. Traceable
+    (vmap over MW masses works).
+    """
+    # Composite Gauss-Legendre in mu on geometric panels towards the plane (symmetric in mu):
+    # a thin disc's potential has a near-singularity at mu ~ +-i b/r close to the real axis.
+    x_gl, w_gl = np.polynomial.legendre.leggauss(n_mu)
+    edges = np.concatenate([[0.0], 4.0 ** -np.arange(6, -1, -1)])
+    lo_e, hi_e = edges[:-1, None], edges[1:, None]
+    mu_half = (0.5 * (hi_e - lo_e) * x_gl + 0.5 * (hi_e + lo_e)).ravel()
+    w_half = (0.5 * (hi_e - lo_e) * w_gl).ravel()
+    mu = jnp.asarray(np.concatenate([-mu_half, mu_half]))
+    w = jnp.asarray(np.concatenate([w_half, w_half]))
+    az = jnp.arange(n_phi) * (2.0 * jnp.pi / n_phi)
+    st = jnp.sqrt(1.0 - mu * mu)
+    dirs = jnp.stack(
+        [st[:, None] * jnp.cos(az)[None, :], st[:, None] * jnp.sin(az)[None, :], mu[:, None] * jnp.ones_like(az)[None, :]],
+        axis=-1,
+    )  # (n_mu, n_phi, 3)
+
+    def phi0(r):
+        return 0.5 * jnp.sum(w[:, None] * potential.potential(r * dirs)) / n_phi
+
+    def mass_fn(r):
+        return r * r * jax.grad(phi0)(r) / G
+
+    log_r = jnp.linspace(math.log(r_min), math.log(r_max), n)
+    r = jnp.exp(log_r)
+    phi = jax.vmap(phi0)(r)
+    mass = jax.vmap(mass_fn)(r)
+    dm = jax.vmap(lambda rr: rr * jax.grad(mass_fn)(rr))(r)
+    return SphericalTable(log_r=log_r, mass=mass, dmass_dlogr=dm, phi=phi)
+
+
+def spherical_profile(potential: Potential, r_min: float = 1e-3, r_max: float = 1e3, n: int = 256, n_mu: int = 16):
+    """(r_grid, phi_grid, mass_grid), each (n,), of the angle-averaged ``potential``.
+
+    r in kpc (uniform in ln r), Phi_0 in (km/s)^2, M(<r) in Msun; see :func:`spherical_average`,
+    whose returned table also evaluates them at any r (``potential_r``, ``enclosed_mass``).
+    """
+    table = spherical_average(potential, r_min, r_max, n, n_mu)
+    return table.r, table.phi, table.mass

@@ -1,0 +1,128 @@
+"""Derived quantities (travel velocity, apex) and arviz InferenceData / summary tables of reflex fits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from numpyro.infer import MCMC
+
+from ..frames import MS_ROTATION
+from ..likelihoods.reflex import ReflexData, ReflexModel
+from .priors import prior_base_name
+
+if TYPE_CHECKING:
+    from astropy.table import Table  # deferred: astropy.table loads only when a table is made
+
+__all__ = [
+    "derived_quantities",
+    "summary_table",
+]
+
+
+def derived_quantities(spec: ReflexModel, samples: Mapping[str, Array], radii=(40.0, 100.0, 120.0)) -> dict[str, Array]:
+    """Travel speed, apex and Cartesian travel vector at the given radii (kpc).
+
+    Returns arrays shaped like the samples for ``v_travel_r{R}`` (km/s),
+    ``apex_l_r{R}``, ``apex_b_r{R}`` (deg, l in [0, 360)), ``apex_L_MS_r{R}``,
+    ``apex_B_MS_r{R}`` (deg) and ``v_x_r{R}``, ``v_y_r{R}``, ``v_z_r{R}`` (km/s).
+    """
+    out = {}
+    rot = jnp.asarray(MS_ROTATION)
+    for R in radii:
+        vec = spec.travel_at_radius(samples, jnp.asarray(R))
+        V = jnp.linalg.norm(vec, axis=-1)
+        n = vec / jnp.where(V > 0, V, 1.0)[..., None]
+        tag = f"r{R:g}"
+        out[f"v_travel_{tag}"] = V
+        out[f"apex_l_{tag}"] = jnp.degrees(jnp.arctan2(n[..., 1], n[..., 0])) % 360.0
+        out[f"apex_b_{tag}"] = jnp.degrees(jnp.arcsin(jnp.clip(n[..., 2], -1, 1)))
+        ms = n @ rot.T
+        out[f"apex_L_MS_{tag}"] = jnp.degrees(jnp.arctan2(ms[..., 1], ms[..., 0]))
+        out[f"apex_B_MS_{tag}"] = jnp.degrees(jnp.arcsin(jnp.clip(ms[..., 2], -1, 1)))
+        for i, c in enumerate("xyz"):
+            out[f"v_{c}_{tag}"] = vec[..., i]
+    return out
+
+
+def physical_parameters(spec: ReflexModel, samples: Mapping[str, Array]) -> dict[str, Array]:
+    """The fitted parameters in reporting units: angles in degrees, sines turned into latitudes."""
+    out = {}
+    for n in spec.param_names:
+        v = jnp.asarray(samples[n])
+        base = prior_base_name(spec, n)
+        suffix = n[len(base):]
+        if base in ("apex_l", "apex_L"):
+            out[n.replace("apex_l", "apex_l_deg").replace("apex_L", "apex_L_deg")] = jnp.degrees(v)
+        elif base in ("apex_sinb", "apex_sinB"):
+            out[("apex_b_deg" if base == "apex_sinb" else "apex_B_deg") + suffix] = jnp.degrees(jnp.arcsin(v))
+        else:
+            out[n] = v
+    return out
+
+
+_physical_jit = jax.jit(physical_parameters, static_argnums=0)
+
+
+_derived_jit = jax.jit(derived_quantities, static_argnums=(0, 2))
+
+
+def _loglike_per_star_samples(spec: ReflexModel, data: ReflexData, samples: Mapping[str, Array]) -> Array:
+    """Per-star log-likelihood for every sample: (chains, draws, N)."""
+    names = spec.param_names
+    flat = {n: jnp.reshape(samples[n], (-1,)) for n in names}
+    ll = jax.jit(jax.vmap(lambda p: spec.log_likelihood_per_star(p, data)))(flat)
+    shape = jnp.shape(samples[names[0]])
+    return ll.reshape(shape + (data.n_stars,))
+
+
+def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -> Table:
+    """Posterior quantiles (16/50/84, Chandra et al. Table 1) with R-hat and bulk/tail ESS.
+
+    Returns an astropy Table with columns: parameter, p16, p50, p84, minus, plus, r_hat,
+    ess_bulk, ess_tail.
+    """
+    from astropy.table import Table  # deferred: astropy loads only when this runs
+
+    post = idata.posterior
+    names = var_names or [v for v in post.data_vars]
+    rows = []
+    rhat = az.rhat(post, var_names=names)
+    ess_b = az.ess(post, var_names=names, method="bulk")
+    ess_t = az.ess(post, var_names=names, method="tail")
+    for n in names:
+        x = np.asarray(post[n]).reshape(-1)
+        p16, p50, p84 = np.percentile(x, [16, 50, 84])
+        rows.append((n, p16, p50, p84, p50 - p16, p84 - p50, float(rhat[n]), float(ess_b[n]), float(ess_t[n])))
+    return Table(rows=rows, names=["parameter", "p16", "p50", "p84", "minus", "plus", "r_hat", "ess_bulk", "ess_tail"])
+
+
+def report_names(spec: ReflexModel, radii) -> list[str]:
+    dummy = {n: jnp.zeros(()) for n in spec.param_names}
+    phys = list(physical_parameters(spec, dummy))
+    der = [f"v_travel_r{R:g}" for R in radii] + [f"apex_l_r{R:g}" for R in radii] + [f"apex_b_r{R:g}" for R in radii]
+    if 100.0 in radii:
+        der += ["v_x_r100", "v_y_r100", "v_z_r100"]
+    return phys + der
+
+
+def samples_to_inference_data(mcmc: MCMC | None, spec: ReflexModel, data: ReflexData, samples, radii) -> az.InferenceData:
+    """Build InferenceData: posterior (raw + physical + derived), sample_stats, per-star log_likelihood."""
+    post = {k: np.asarray(v) for k, v in samples.items() if k != "u"}
+    samples_j = {k: jnp.asarray(samples[k]) for k in spec.param_names}
+    post.update({k: np.asarray(v) for k, v in _physical_jit(spec, samples_j).items()})
+    post.update({k: np.asarray(v) for k, v in _derived_jit(spec, samples_j, tuple(radii)).items()})
+    ll = np.asarray(_loglike_per_star_samples(spec, data, samples))
+    keep = np.asarray(data.weight) > 0
+    kwargs = dict(posterior=post, log_likelihood={"star": ll[..., keep]}, constant_data={"weight": np.asarray(data.weight)})
+    if mcmc is not None:
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        kwargs["sample_stats"] = {
+            "diverging": np.asarray(extra["diverging"]),
+            **({"n_steps": np.asarray(extra["num_steps"])} if "num_steps" in extra else {}),
+        }
+    return az.from_dict(**kwargs)

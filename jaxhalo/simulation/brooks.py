@@ -1,0 +1,446 @@
+"""The Brooks et al. rigid MW-LMC simulator as one jit / vmap-able function of the Table 1 parameters.
+
+``theta`` (12,) holds the parameters of Brooks et al. (2026) Table 1 in :data:`PARAMETER_NAMES`
+order and :data:`PARAMETER_UNITS` units::
+
+    log10_m200 [log10 Msun], m_lmc [Msun], log10_lambda_df, ra_lmc [deg], dec_lmc [deg], d_lmc [kpc],
+    vlos_lmc [km/s], pmra_lmc [mas/yr], pmdec_lmc [mas/yr], beta0, r_dens [kpc], gamma
+
+One simulation (:func:`simulate`) chains, all in JAX:
+
+1. the Milky Way (:func:`~jaxhalo.dynamics.potentials.milky_way`: NFW with c200 solved for v_c(R_sun) =
+   235 km/s, Miyamoto-Nagai-sum disc, bulge) and the Hernquist LMC
+   (:func:`~jaxhalo.dynamics.potentials.lmc_hernquist`, M(<8.7 kpc) = 1.7e10 Msun);
+2. the LMC today from its observables (theta[3:9]) and the MW-LMC two-body orbit with
+   lambda_DF friction integrated back ``t_back`` Myr (:func:`~jaxhalo.dynamics.mwlmc.integrate_mw_lmc`,
+   Dopri8, rtol = atol = 1e-10), resampled on a uniform time grid as a light
+   :class:`TabulatedTrack` (cubic Hermite in t from the exact positions and velocities);
+3. the tracer density of Brooks et al. (2026) eq. 2 (inner slope 1, scale r_dens, outer slope
+   gamma), with its cusp steepened where a constant-beta DF needs it (``config.inner``, below);
+4. the constant-beta DF (:func:`~jaxhalo.dynamics.df.constant_beta_df`) in the spherically averaged MW
+   (:func:`~jaxhalo.dynamics.potentials.spherical_average`), sampled at t = -t_back on the MW centre;
+5. every particle integrated to t = 0 in the moving MW + LMC (:func:`~jaxhalo.simulation.tracer_orbits.simulate_halo`);
+   the snapshot is MW-centred (positions kpc, velocities km/s).
+
+:func:`simulate_observed` adds the mock observation (:func:`~jaxhalo.simulation.observe.observe`) and
+:func:`summary_vector` the 52 Brooks et al. summaries, so a suite is
+``jax.vmap(summary_vector, in_axes=(0, 0, None))`` (with ``config`` static under ``jit``)::
+
+    sim = jax.jit(jax.vmap(summary_vector, in_axes=(0, 0, None)), static_argnums=2)
+    x = sim(thetas, jax.random.split(key, len(thetas)), SimConfig(n_particles=4500))
+
+Decision on the cusp-slope theorem (``SimConfig.inner``)
+--------------------------------------------------------
+Brooks et al.'s tracer has inner slope 1 but beta0 goes to 0.85; a non-negative constant-beta DF
+needs a log-slope >= 2 beta (An & Evans 2006), so for beta0 > 1/2 the DF of eq. 2 as written is
+negative at high binding energies (agama's quasi-spherical DF, used by Brooks et al., obeys the same
+theorem).
+``inner="steepen"`` (default) replaces the tracer by
+:func:`~jaxhalo.dynamics.densities.steepen_cusp_for_beta`: log-slope raised to 2 beta + 0.05 inside the radius
+r_core where eq. 2's own slope reaches that value (r_core <= 12 kpc over the priors, 0 for
+beta0 <= 0.475), a C2 ramp inside r_core, and the density *exactly* unchanged for r >= r_core.
+Since the constant-beta DF's velocity distribution at radius r (and the Jeans sigma_r(r)) depends
+only on the density at radii >= r, the sampled density and kinematics outside r_core, and so the
+whole 30-160 kpc summary window, are exactly those of eq. 2 (tests/test_simulator.py checks the
+DF is non-negative at the prior corners, that the sample's density and sigma_r over 20-160 kpc
+follow eq. 2 (Poisson counts; the Jeans solution to 3%), and, slow, that f_E below Psi(r_core)
+equals eq. 2's). Nothing is clipped: where even the steepened DF were negative the
+builder still raises. ``inner="exact"`` keeps eq. 2 as is (and raises
+:class:`~jaxhalo.dynamics.df.NegativeDFError` for beta0 beyond what it admits, ~0.5).
+
+Invalid parameters (``SimConfig.on_invalid``)
+--------------------------------------------
+No c200 in [1, 100] gives v_c(R_sun) = 235 km/s for log10 M200 < ~11.13 (the disc and bulge give
+176 km/s at R_sun, and a lighter halo cannot add the rest): ~31% of the Table 1 prior range of
+log10_m200. ``on_invalid="raise"`` (default) raises (eagerly :class:`SimulatorError`, under
+jit/vmap an equinox runtime error that aborts the whole batch); ``"nan"`` returns NaN positions /
+velocities / summaries for those simulations (computed on a valid stand-in, then masked) so a
+vmapped suite survives and the caller drops them. :func:`parameter_valid` tells in advance.
+
+Determinism: the same (theta, key, config) gives bit-identical output on the same device and
+XLA build (tests/test_simulator.py). Units: kpc, km/s, Msun, Myr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from .. import frames
+from ..constants import KMS_TO_KPC_PER_MYR
+from ..dynamics.densities import DoublePowerLawDensity, SteepenedCusp, steepen_cusp_for_beta
+from ..dynamics.df import ConstantBetaDF, SphericalProfile, constant_beta_df
+from ..dynamics.mwlmc import LMCObservables, MWLMCOrbit, integrate_mw_lmc, lmc_present_day
+from ..dynamics.potentials import (
+    BulgeDensity,
+    Hernquist,
+    MilkyWay,
+    SphericalFromDensity,
+    exponential_disc,
+    lmc_hernquist,
+    milky_way,
+    solve_c200,
+    spherical_average,
+)
+from ..jax_utils import is_concrete
+from .errors import SimulatorError
+from .observe import BROOKS_R_GAL_RANGE, MockObservation, observe
+from .parameters import FIDUCIAL_THETA, PARAMETER_NAMES, PARAMETER_UNITS, PRIOR_TABLE1
+from .summaries import brooks_summary_vector
+from .tracer_orbits import SOLVERS, Snapshot, simulate_halo
+
+__all__ = [
+    "PARAMETER_NAMES",
+    "PARAMETER_UNITS",
+    "FIDUCIAL_THETA",
+    "PRIOR_TABLE1",
+    "SimConfig",
+    "ObsConfig",
+    "SimulatorError",
+    "TabulatedTrack",
+    "Simulation",
+    "theta_from_dict",
+    "theta_to_dict",
+    "parameter_valid",
+    "tracer_density",
+    "simulate",
+    "simulate_present_day",
+    "simulate_observed",
+    "summary_vector",
+]
+
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Static settings of one simulation (frozen and hashable: pass it as a static jit argument).
+
+    Attributes
+    ----------
+    n_particles : tracers per simulation (Brooks et al. 2026: 20,000; 2025: 4,500).
+    dt : tracer step (Myr) of the leapfrog; also the spacing of the tabulated MW-LMC track.
+    t_back : integration time (Myr): the halo is set up at t = -t_back.
+    solver : tracer integrator, one of :data:`jaxhalo.simulation.tracer_orbits.SOLVERS` ("leapfrog" default).
+    rtol, atol : tolerances of an adaptive tracer solver (kpc, km/s).
+    r_min, r_max : radial range (kpc) of the sampled tracers (the profile is truncated there).
+    inner : "steepen" (default) or "exact": the cusp-slope decision of the module docstring.
+    steepen_margin, steepen_width : slope margin above 2 beta and ramp width (ln r) of the steepening.
+    on_invalid : "raise" or "nan" (module docstring).
+    solar : "default" (:class:`~jaxhalo.frames.SolarParameters`, as ``jaxhalo fit``) or "brooks"
+        (d = 8.3 kpc, Brooks et al.): the frame of the LMC observables, the c200 solve at R_sun
+        and the mock observation.
+    v_circ_sun : circular speed at R_sun imposed by the c200 solve (km/s).
+    c200_max : upper end of the c200 search range.
+    orbit_rtol, orbit_atol, orbit_max_steps : the MW-LMC orbit integration (Dopri8).
+    dtype : "float64" (default) or "float32": precision of the tracer integration (the MW-LMC
+        orbit, potentials and DF are built in the ambient precision and cast).
+    df_n_energy, df_n_quad : energy grid and quadrature nodes of the DF's Abel inversion.
+    """
+
+    n_particles: int = 20_000
+    dt: float = 1.0
+    t_back: float = 2200.0
+    solver: str = "leapfrog"
+    rtol: float = 1e-8
+    atol: float = 1e-8
+    r_min: float = 0.1
+    r_max: float = 500.0
+    inner: Literal["steepen", "exact"] = "steepen"
+    steepen_margin: float = 0.05
+    steepen_width: float = math.log(2.0)
+    on_invalid: Literal["raise", "nan"] = "raise"
+    solar: Literal["default", "brooks"] = "default"
+    v_circ_sun: float = 235.0
+    c200_max: float = 100.0
+    orbit_rtol: float = 1e-10
+    orbit_atol: float = 1e-10
+    orbit_max_steps: int = 4096
+    dtype: Literal["float64", "float32"] = "float64"
+    df_n_energy: int = 256
+    df_n_quad: int = 128
+
+    def __post_init__(self):
+        if self.n_particles < 1:
+            raise SimulatorError(f"n_particles must be >= 1, got {self.n_particles}")
+        if not (self.dt > 0 and self.t_back > 0 and self.dt <= self.t_back):
+            raise SimulatorError(f"need 0 < dt <= t_back, got dt = {self.dt}, t_back = {self.t_back} Myr")
+        if self.solver not in SOLVERS:
+            raise SimulatorError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
+        if not 0 < self.r_min < self.r_max:
+            raise SimulatorError(f"need 0 < r_min < r_max, got {self.r_min}, {self.r_max} kpc")
+        for name, value, allowed in (("inner", self.inner, ("steepen", "exact")),
+                                     ("on_invalid", self.on_invalid, ("raise", "nan")),
+                                     ("solar", self.solar, ("default", "brooks")),
+                                     ("dtype", self.dtype, ("float64", "float32"))):
+            if value not in allowed:
+                raise SimulatorError(f"{name} must be one of {allowed}, got {value!r}")
+
+    def solar_parameters(self) -> frames.SolarParameters:
+        """The :class:`~jaxhalo.frames.SolarParameters` named by ``solar``."""
+        return frames.SolarParameters.brooks() if self.solar == "brooks" else frames.SolarParameters()
+
+    @property
+    def n_steps(self) -> int:
+        """Leapfrog steps (and track intervals): round(t_back / dt)."""
+        return int(round(self.t_back / self.dt))
+
+
+@dataclasses.dataclass(frozen=True)
+class ObsConfig:
+    """Static settings of the mock observation used by :func:`simulate_observed` / :func:`summary_vector`.
+
+    Defaults follow Brooks et al. (2026) §3.2: the per-star observables are exact
+    (``add_errors=False``) and survey uncertainties are applied to the binned summaries instead
+    (:func:`~jaxhalo.simulation.summaries.add_summary_noise`); the window is 30-160 kpc in r_gal. With
+    ``add_errors=True`` the per-star errors of :func:`~jaxhalo.simulation.observe.observe` are drawn
+    (fractional distance error, km/s, mas/yr).
+    """
+
+    add_errors: bool = False
+    distance_frac_err: float = 0.10
+    v_los_err: float = 2.0
+    pm_l_err: float = 0.15
+    pm_b_err: float = 0.15
+    r_gal_range: tuple[float, float] | None = BROOKS_R_GAL_RANGE
+
+
+class TabulatedTrack(eqx.Module):
+    """MW and LMC centres on a uniform time grid, cubic Hermite in t (a :class:`~jaxhalo.simulation.tracer_orbits.Track`).
+
+    Attributes: ``t0`` (Myr, first node), ``h`` (Myr, spacing), ``mw_x``, ``mw_v``, ``lmc_x``,
+    ``lmc_v`` (n, 3) positions (kpc) and velocities (km/s) at the nodes t0 + i h. Positions are
+    interpolated with the velocities as slopes (exact at the nodes; O(h^4) between), velocities
+    as the derivative of that interpolant. Evaluating costs O(1) (no search), and the table is a
+    few hundred kB, unlike a diffrax dense solution sized by its ``max_steps``.
+    """
+
+    t0: Array
+    h: Array
+    mw_x: Array
+    mw_v: Array
+    lmc_x: Array
+    lmc_v: Array
+
+    @classmethod
+    def from_orbit(cls, orbit: MWLMCOrbit, t_back: float, n_steps: int) -> "TabulatedTrack":
+        """Sample ``orbit`` at n_steps + 1 equally spaced times on [-t_back, 0] (Myr)."""
+        t = jnp.linspace(-float(t_back), 0.0, n_steps + 1)
+        s = orbit.state(t)
+        return cls(t[0], t[1] - t[0], s[:, 0:3], s[:, 3:6], s[:, 6:9], s[:, 9:12])
+
+    @property
+    def times(self) -> Array:
+        """Node times (n,) in Myr."""
+        return self.t0 + self.h * jnp.arange(self.mw_x.shape[0], dtype=self.mw_x.dtype)
+
+    def _cell(self, t):
+        t = jnp.asarray(t, self.mw_x.dtype)
+        f = (t - self.t0) / self.h
+        i = jnp.clip(jnp.floor(f).astype(jnp.int32), 0, self.mw_x.shape[0] - 2)
+        return i, (f - i)[..., None]
+
+    def _pos(self, x, v, t):
+        i, s = self._cell(t)
+        k = self.h * KMS_TO_KPC_PER_MYR
+        s2, s3 = s * s, s * s * s
+        return ((2 * s3 - 3 * s2 + 1) * x[i] + (s3 - 2 * s2 + s) * k * v[i]
+                + (-2 * s3 + 3 * s2) * x[i + 1] + (s3 - s2) * k * v[i + 1])
+
+    def _vel(self, x, v, t):
+        i, s = self._cell(t)
+        k = self.h * KMS_TO_KPC_PER_MYR
+        s2 = s * s
+        dx = ((6 * s2 - 6 * s) * x[i] + (3 * s2 - 4 * s + 1) * k * v[i]
+              + (-6 * s2 + 6 * s) * x[i + 1] + (3 * s2 - 2 * s) * k * v[i + 1])
+        return dx / k
+
+    def mw_position(self, t: ArrayLike) -> Array:
+        """MW centre (..., 3) kpc at t (Myr)."""
+        return self._pos(self.mw_x, self.mw_v, t)
+
+    def mw_velocity(self, t: ArrayLike) -> Array:
+        """MW centre velocity (..., 3) km/s at t (Myr)."""
+        return self._vel(self.mw_x, self.mw_v, t)
+
+    def lmc_position(self, t: ArrayLike) -> Array:
+        """LMC centre (..., 3) kpc at t (Myr)."""
+        return self._pos(self.lmc_x, self.lmc_v, t)
+
+    def lmc_velocity(self, t: ArrayLike) -> Array:
+        """LMC centre velocity (..., 3) km/s at t (Myr)."""
+        return self._vel(self.lmc_x, self.lmc_v, t)
+
+
+class Simulation(eqx.Module):
+    """Everything one :func:`simulate` call built (a pytree; batched under vmap).
+
+    snapshot : present-day MW-centred :class:`~jaxhalo.simulation.tracer_orbits.Snapshot` (n, 3) kpc / km/s.
+    track : the MW-LMC :class:`TabulatedTrack` (inertial frame = Galactocentric at t = 0).
+    mw, lmc : the potentials (centred on the origin). tracer : the tracer density used.
+    df : the :class:`~jaxhalo.dynamics.df.ConstantBetaDF`. valid : bool scalar (False only with
+    ``on_invalid="nan"``, where every float of ``snapshot`` is NaN).
+    """
+
+    snapshot: Snapshot
+    track: TabulatedTrack
+    mw: MilkyWay
+    lmc: Hernquist
+    tracer: eqx.Module
+    df: ConstantBetaDF
+    valid: Array
+
+
+def theta_from_dict(values: dict) -> np.ndarray:
+    """theta (12,) from a dict keyed by :data:`PARAMETER_NAMES` (missing keys: :data:`FIDUCIAL_THETA`)."""
+    unknown = set(values) - set(PARAMETER_NAMES)
+    if unknown:
+        raise SimulatorError(f"unknown parameter(s) {sorted(unknown)}; known: {PARAMETER_NAMES}")
+    return np.array([float(values.get(n, FIDUCIAL_THETA[i])) for i, n in enumerate(PARAMETER_NAMES)])
+
+
+def theta_to_dict(theta: ArrayLike) -> dict[str, float]:
+    """The (12,) theta as {name: float}."""
+    th = np.asarray(theta, float)
+    return {n: float(v) for n, v in zip(PARAMETER_NAMES, th)}
+
+
+def _check_theta(theta: Array) -> None:
+    if theta.shape != (len(PARAMETER_NAMES),):
+        raise SimulatorError(
+            f"theta must have shape ({len(PARAMETER_NAMES)},) in the order {PARAMETER_NAMES}, got {theta.shape}"
+            " (vmap over a leading axis for a batch)"
+        )
+
+
+def _c200(log10_m200: Array, config: SimConfig) -> Array:
+    """c200 giving v_c(R_sun) = config.v_circ_sun with the Brooks disc and bulge (NaN where none in
+    [1, config.c200_max]); the baryons are those of :func:`~jaxhalo.dynamics.potentials.milky_way`'s defaults."""
+    disc = exponential_disc()
+    bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
+    return solve_c200(10.0 ** log10_m200, config.v_circ_sun, config.solar_parameters().galcen_distance,
+                      baryons=disc + bulge, c_range=(1.0, config.c200_max), check=False)
+
+
+def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
+    """Whether theta (..., 12) can be simulated: c200 solvable, M_LMC > 1.7e10 Msun, 0 <= beta0 < 1,
+    gamma > 2 beta0, r_dens > 0, d_lmc > 0. Returns a bool array (...,). Cheap (no orbit, no DF)."""
+    theta = jnp.asarray(theta, dtype=float)
+    if theta.shape[-1:] != (len(PARAMETER_NAMES),):
+        raise SimulatorError(f"theta must end in an axis of {len(PARAMETER_NAMES)}, got {theta.shape}")
+    c = _c200(theta[..., 0], config)
+    beta, gamma = theta[..., 9], theta[..., 11]
+    return (jnp.isfinite(c) & (theta[..., 1] > 1.7e10) & (beta >= 0) & (beta < 1) & (gamma > 2 * beta)
+            & (gamma > 1.0) & (theta[..., 10] > 0) & (theta[..., 5] > 0) & jnp.all(jnp.isfinite(theta), -1))
+
+
+def tracer_density(theta: ArrayLike, config: SimConfig = SimConfig()) -> DoublePowerLawDensity | SteepenedCusp:
+    """The tracer density of theta: Brooks et al. (2026) eq. 2 (inner slope 1, r_dens, gamma),
+    steepened for beta0 when ``config.inner == "steepen"`` (module docstring)."""
+    theta = jnp.asarray(theta, dtype=float)
+    base = DoublePowerLawDensity(theta[10], theta[11], 1.0)
+    if config.inner == "exact":
+        return base
+    return steepen_cusp_for_beta(base, theta[9], margin=config.steepen_margin, width=config.steepen_width)
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
+
+
+def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> Simulation:
+    """Run one Brooks et al. MW-LMC simulation (module docstring) and return everything it built.
+
+    Args:
+      theta: (12,) parameters in :data:`PARAMETER_NAMES` order and :data:`PARAMETER_UNITS`.
+      key: ``jax.random`` key (the tracer sample).
+      config: :class:`SimConfig` (static under jit).
+    Returns: :class:`Simulation` (snapshot at t = 0 MW-centred, the track, potentials, DF).
+    Raises: :class:`SimulatorError` for a bad theta shape or (eagerly, ``on_invalid="raise"``)
+      infeasible parameters; under jit the same as an equinox runtime error.
+    """
+    theta = jnp.asarray(theta, dtype=jnp.result_type(float))
+    _check_theta(theta)
+    valid = parameter_valid(theta, config)
+    if config.on_invalid == "raise":
+        if is_concrete(theta):
+            if not bool(valid):
+                raise SimulatorError(
+                    f"theta cannot be simulated: {theta_to_dict(theta)} (no c200 in [1, {config.c200_max}] gives "
+                    f"v_c(R_sun) = {config.v_circ_sun} km/s for log10 M200 below ~11.13, or M_LMC <= 1.7e10 Msun, "
+                    "or beta0 / gamma / r_dens / d_lmc out of range); see simulator.parameter_valid"
+                )
+        else:
+            theta = eqx.error_if(theta, ~valid, "simulator: theta cannot be simulated (see simulator.parameter_valid)")
+    else:
+        theta = jnp.where(valid, theta, jnp.asarray(FIDUCIAL_THETA, theta.dtype))
+    check = config.on_invalid == "raise"
+    solar = config.solar_parameters()
+
+    mw = milky_way(10.0 ** theta[0], c200=_c200(theta[0], config))
+    lmc = lmc_hernquist(theta[1], check=False)
+    obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])
+    x_lmc, v_lmc = lmc_present_day(obs, solar)
+    orbit = integrate_mw_lmc(mw, lmc, x_lmc, v_lmc, 10.0 ** theta[2], t_back=config.t_back,
+                             rtol=config.orbit_rtol, atol=config.orbit_atol, max_steps=config.orbit_max_steps)
+    track = TabulatedTrack.from_orbit(orbit, config.t_back, config.n_steps)
+
+    tracer = tracer_density(theta, config)
+    profile = SphericalProfile(spherical_average(mw))
+    df = constant_beta_df(tracer, profile, theta[9], r_min=config.r_min, r_max=config.r_max,
+                          n_energy=config.df_n_energy, n_quad=config.df_n_quad, check=check)
+    if not check:  # the builder's negativity test, as a flag instead of an error
+        tiny = jnp.log(jnp.finfo(df.ln_f.dtype).tiny)
+        valid = valid & jnp.all(jnp.isfinite(df.ln_f) & (df.ln_f > tiny + 1.0))
+
+    dtype = jnp.dtype(config.dtype)
+    host_i, lmc_i, track_i, df_i = (mw, lmc, track, df) if dtype == theta.dtype else _cast((mw, lmc, track, df), dtype)
+    snap = simulate_halo(key, df_i, host_i, lmc_i, track_i, config.n_particles, t0=-config.t_back,
+                         solver=config.solver, dt=config.dt, rtol=config.rtol, atol=config.atol)
+    if not check:
+        nan = jnp.asarray(jnp.nan, snap.positions.dtype)
+        snap = Snapshot(jnp.where(valid, snap.positions, nan), jnp.where(valid, snap.velocities, nan))
+    return Simulation(snap, track, mw, lmc, tracer, df, valid)
+
+
+def simulate_present_day(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> Snapshot:
+    """The present-day (t = 0) MW-centred snapshot of :func:`simulate`: positions (n, 3) kpc,
+    velocities (n, 3) km/s. jit with ``static_argnums=2`` (config) and vmap over theta (..., 12)
+    and keys (module docstring)."""
+    return simulate(theta, key, config).snapshot
+
+
+def simulate_observed(
+    theta: ArrayLike, key: Array, config: SimConfig = SimConfig(), obs_config: ObsConfig = ObsConfig()
+) -> MockObservation:
+    """:func:`simulate_present_day` then :func:`~jaxhalo.simulation.observe.observe` from the Sun of
+    ``config.solar`` with ``obs_config``. ``key`` is split into (simulation, observation) keys.
+    Returns a :class:`~jaxhalo.simulation.observe.MockObservation` of (n,) arrays with its ``selected`` mask."""
+    k_sim, k_obs = jax.random.split(key)
+    snap = simulate_present_day(theta, k_sim, config)
+    return observe(
+        k_obs, snap.positions, snap.velocities, config.solar_parameters(),
+        distance_frac_err=obs_config.distance_frac_err, v_los_err=obs_config.v_los_err,
+        pm_l_err=obs_config.pm_l_err, pm_b_err=obs_config.pm_b_err, r_gal_range=obs_config.r_gal_range,
+        add_errors=obs_config.add_errors,
+    )
+
+
+def summary_vector(
+    theta: ArrayLike, key: Array, config: SimConfig = SimConfig(), obs_config: ObsConfig = ObsConfig()
+) -> Array:
+    """The 52 Brooks et al. (2026) summaries (km/s; order :data:`jaxhalo.simulation.summaries.BROOKS_SUMMARY_LABELS`)
+    of one simulation: :func:`simulate_observed` then :func:`~jaxhalo.simulation.summaries.brooks_summary_vector`.
+    NaN for empty bins and (``on_invalid="nan"``) for invalid theta."""
+    return brooks_summary_vector(simulate_observed(theta, key, config, obs_config))

@@ -1,0 +1,117 @@
+"""Tests for jaxhalo.inference.per_bin: bucketing, and per-bin NUTS recovering known posteriors."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from jaxhalo.inference.profiles import MixturePrior, mixture_profile_model
+from jaxhalo.likelihoods.binned import EmptyBinWarning
+from jaxhalo.mocks.populations import population_mock
+from jaxhalo.inference.per_bin import bucket_bins, nuts_per_bin
+
+
+def _cost(groups, counts, overhead):
+    return sum(len(g) * max(counts[i] for i in g) + overhead for g in groups)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bucket_bins_is_optimal_against_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 5000, size=int(rng.integers(1, 8)))
+    overhead = float(rng.uniform(0, 4000))
+    got = bucket_bins(counts, overhead)
+    assert sorted(i for g in got for i in g) == list(range(counts.size))
+    order = list(np.argsort(-counts, kind="stable"))
+    best = np.inf
+    for cuts in itertools.product([0, 1], repeat=len(order) - 1):  # every run partition of the sorted bins
+        groups, cur = [], [order[0]]
+        for c, b in zip(cuts, order[1:]):
+            if c:
+                groups.append(cur)
+                cur = []
+            cur.append(b)
+        groups.append(cur)
+        best = min(best, _cost(groups, counts, overhead))
+    assert _cost(got, counts, overhead) == pytest.approx(best, rel=1e-12)
+
+
+def test_bucket_bins_li2025_layout_and_empty_bins():
+    # Li et al. Table 1 counts at 64,000 stars: the all-stars row is bucketed alone
+    counts = [64000, 6933, 6828, 6681, 6611, 6581, 6417, 6186, 5826, 5270, 4152, 1581, 772, 162]
+    got = bucket_bins(counts)
+    assert got[0] == [0] and 2 <= len(got) <= 3
+    assert bucket_bins([10, 0, 5], 1e9) == [[0, 2]]  # empty bins are left out
+
+
+@pytest.fixture(scope="module")
+def two_bin_fit():
+    """Two bins from different single-component populations (400 and 250 stars) plus a bin of
+    4 stars; K = 1 model with wide uniform priors."""
+    truths = [
+        (np.array([[10.0, -20.0, 5.0]]), np.array([[120.0, 80.0, 70.0]])),
+        (np.array([[-30.0, 15.0, 0.0]]), np.array([[90.0, 110.0, 60.0]])),
+    ]
+    sizes = (400, 250)
+    xs, es = [], []
+    for i, ((mu, sg), n) in enumerate(zip(truths, sizes)):
+        m = population_mock(jax.random.PRNGKey(10 + i), n, [1.0], mu, sg, [15.0, 25.0, 25.0])
+        xs.append(np.asarray(m["x"]))
+        es.append(np.asarray(m["errors"]))
+    x, e = np.concatenate(xs), np.concatenate(es)
+    masks = np.zeros((3, len(x)), bool)
+    masks[0, :400] = True
+    masks[1, 400:] = True
+    masks[2, 400:404] = True  # too few stars
+    prior = MixturePrior(np.full(3, -200.0), np.full(3, 200.0), np.full(3, 5.0), np.full(3, 300.0))
+    static = dict(n_components=1, prior=prior, order_column=2, beta_columns=(0, 2, 1))
+    with pytest.warns(EmptyBinWarning):
+        res = nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, key=jax.random.PRNGKey(3),
+                           num_warmup=200, num_samples=300, num_chains=2, fill={"errors": 1.0}, vectorize=False)
+    return res, truths, x, e, masks, static
+
+
+def test_nuts_per_bin_recovers_truth_and_analytic_widths(two_bin_fit):
+    res, truths, x, e, masks, _ = two_bin_fit
+    s = res.flat_samples()
+    assert s["mean"].shape == (600, 3, 1, 3) and s["sigma"].shape == (600, 3, 1, 3)
+    assert res.valid.tolist() == [True, True, False] and res.counts.tolist() == [400, 250, 4]
+    assert np.all(np.isnan(s["mean"][:, 2])) and np.all(np.isnan(s["beta"][:, 2]))
+    assert int(res.diverging.sum()) == 0
+    for b, (mu, sg) in enumerate(truths):
+        post_mu, post_s = s["mean"][:, b, 0], s["sigma"][:, b, 0]
+        for post, truth in ((post_mu, mu[0]), (post_s, sg[0])):
+            z = np.abs(np.median(post, 0) - truth) / post.std(0)
+            assert np.all(z < 4.0), (b, z)
+        # width of the mean's posterior: 1 / sd^2 = sum_i 1 / (sigma^2 + e_i^2) (Gaussian, flat prior)
+        sel = masks[b]
+        med_s = np.median(post_s, 0)
+        sd_expected = 1.0 / np.sqrt(np.sum(1.0 / (med_s**2 + e[sel] ** 2), axis=0))
+        np.testing.assert_allclose(post_mu.std(0), sd_expected, rtol=0.2)
+    # per-bin adaptation: the larger bin's narrower posterior is reflected in its own step size
+    assert np.all(np.isfinite(res.step_size[:, :2])) and np.all(np.isnan(res.step_size[:, 2]))
+
+
+def test_nuts_per_bin_vmapped_agrees_with_sequential(two_bin_fit):
+    res, _, x, e, masks, static = two_bin_fit
+    with pytest.warns(EmptyBinWarning):
+        vec = nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, key=jax.random.PRNGKey(4),
+                           num_warmup=200, num_samples=300, num_chains=1, fill={"errors": 1.0}, vectorize=True)
+    a, b = res.flat_samples(), vec.flat_samples()
+    for name in ("mean", "sigma"):
+        sd = a[name][:, :2].std(0)
+        z = np.abs(np.median(a[name][:, :2], 0) - np.median(b[name][:, :2], 0)) / sd
+        assert np.all(z < 0.6), (name, z)
+
+
+def test_nuts_per_bin_rejects_bad_input():
+    x = np.zeros((20, 3))
+    with pytest.raises(ValueError, match="masks must be"):
+        nuts_per_bin(mixture_profile_model, np.ones(20, bool), {"x": x}, {})
+    with pytest.raises(ValueError, match="mask"):
+        nuts_per_bin(mixture_profile_model, np.ones((1, 20), bool), {"x": x, "mask": np.ones(20)}, {})
+    with pytest.raises(ValueError, match="no bin"), pytest.warns(EmptyBinWarning):
+        nuts_per_bin(mixture_profile_model, np.zeros((2, 20), bool), {"x": x}, {"n_components": 1})
