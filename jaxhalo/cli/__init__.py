@@ -5,11 +5,16 @@ building the parser imports no JAX, so ``jaxhalo --help`` prints at once and the
 only in the command that runs. :mod:`jaxhalo.cli._setup` is the one place that configures JAX
 (float64, host devices, the persistent compilation cache); the library itself never flips
 ``jax_enable_x64``.
+
+Errors in the input (a bad catalogue, option, file or store: ``ValueError``, ``OSError`` and jaxhalo's
+own error types) end the command with one line ``jaxhalo COMMAND: error: ...`` on stderr and exit
+code 2; ``jaxhalo --debug COMMAND`` (or ``JAXHALO_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._setup import setup_jax
@@ -26,6 +31,7 @@ __all__ = ["build_parser", "main", "setup_jax"]
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxhalo`` argument parser with every subcommand."""
     p = argparse.ArgumentParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also JAXHALO_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     add_fit_parser(sub)
     add_bench_parser(sub)
@@ -36,10 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_input_error(exc: BaseException) -> bool:
+    """An error the user can fix (bad input, option, file, store), as opposed to a bug."""
+    if isinstance(exc, (ValueError, OSError)):
+        return True
+    return type(exc).__module__.startswith("jaxhalo.") or type(exc).__name__ == "IORegistryError"
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()] or [type(exc).__name__]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} [...]"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code
+    (0 success, 2 an error in the input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    debug = args.debug or os.environ.get("JAXHALO_DEBUG", "") not in ("", "0")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"jaxhalo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug or not _is_input_error(exc):
+            raise
+        print(f"jaxhalo {args.command}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
