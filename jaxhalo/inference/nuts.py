@@ -13,8 +13,15 @@ from .models import reflex_numpyro_model_unit
 from .priors import PriorSet, params_to_unit
 
 __all__ = [
+    "NUTS_EXTRA_FIELDS",
     "run_nuts",
 ]
+
+#: Per-draw NUTS statistics collected for arviz's ``sample_stats`` (energy for BFMI and
+#: ``az.plot_energy``, tree size, step size, acceptance, divergences, log density).
+NUTS_EXTRA_FIELDS: tuple[str, ...] = (
+    "diverging", "num_steps", "energy", "potential_energy", "accept_prob", "adapt_state.step_size",
+)
 
 
 def run_nuts(
@@ -63,6 +70,5 @@ def run_nuts(
         z0 = jax.scipy.special.logit(params_to_unit(spec, priors, init_params))
         z = z0 + init_jitter * jax.random.normal(init_key, (num_chains,) + z0.shape)
         init_params = {"u": jax.nn.sigmoid(z[0] if num_chains == 1 else z)}
-    mcmc.run(run_key, data=data, spec=spec, priors=priors, init_params=init_params,
-             extra_fields=("diverging", "num_steps"))
+    mcmc.run(run_key, data=data, spec=spec, priors=priors, init_params=init_params, extra_fields=NUTS_EXTRA_FIELDS)
     return mcmc

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "derived_quantities",
+    "sample_stats_from_mcmc",
+    "samples_to_inference_data",
     "summary_table",
 ]
 
@@ -110,19 +112,51 @@ def report_names(spec: ReflexModel, radii) -> list[str]:
     return phys + der
 
 
-def samples_to_inference_data(mcmc: MCMC | None, spec: ReflexModel, data: ReflexData, samples, radii) -> az.InferenceData:
-    """Build InferenceData: posterior (raw + physical + derived), sample_stats, per-star log_likelihood."""
+#: numpyro extra field -> arviz ``sample_stats`` name (arviz's own convention, as ``az.from_numpyro``).
+_SAMPLE_STAT_NAMES = {
+    "diverging": "diverging", "num_steps": "n_steps", "energy": "energy", "potential_energy": "lp",
+    "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size",
+}
+
+
+def sample_stats_from_mcmc(mcmc: MCMC) -> dict[str, np.ndarray]:
+    """arviz ``sample_stats`` (chain, draw) from a numpyro MCMC's extra fields: diverging, n_steps,
+    tree_depth, energy, lp (= -potential energy), acceptance_rate, step_size, as ``az.from_numpyro``
+    names them, so that ``az.bfmi`` and ``az.plot_energy`` work."""
+    stats = {}
+    for field, value in mcmc.get_extra_fields(group_by_chain=True).items():
+        if field not in _SAMPLE_STAT_NAMES:
+            continue
+        value = np.asarray(value)
+        stats[_SAMPLE_STAT_NAMES[field]] = -value if field == "potential_energy" else value
+        if field == "num_steps":
+            stats["tree_depth"] = np.log2(np.maximum(value, 1)).astype(int) + 1
+    return stats
+
+
+def samples_to_inference_data(
+    mcmc: MCMC | None, spec: ReflexModel, data: ReflexData, samples, radii, pointwise: bool = True
+) -> az.InferenceData:
+    """InferenceData of a reflex fit with named dimensions.
+
+    Groups: ``posterior`` (raw parameters, physical and derived quantities; dims chain, draw),
+    ``sample_stats`` (:func:`sample_stats_from_mcmc`), ``log_likelihood`` (variable ``star``, dims
+    chain, draw, ``star_id``: one entry per star used, whose coordinate is its row in the catalogue;
+    omitted with ``pointwise=False`` -- it is 8 bytes x chains x draws x stars, 27 MB for 850 stars
+    and 4 x 1000 draws) and ``constant_data`` (``weight`` over every ``catalog_row``).
+    """
     post = {k: np.asarray(v) for k, v in samples.items() if k != "u"}
     samples_j = {k: jnp.asarray(samples[k]) for k in spec.param_names}
     post.update({k: np.asarray(v) for k, v in _physical_jit(spec, samples_j).items()})
     post.update({k: np.asarray(v) for k, v in _derived_jit(spec, samples_j, tuple(radii)).items()})
-    ll = np.asarray(_loglike_per_star_samples(spec, data, samples))
-    keep = np.asarray(data.weight) > 0
-    kwargs = dict(posterior=post, log_likelihood={"star": ll[..., keep]}, constant_data={"weight": np.asarray(data.weight)})
+    weight = np.asarray(data.weight)
+    keep = np.flatnonzero(weight > 0)
+    kwargs = dict(posterior=post, constant_data={"weight": weight},
+                  dims={"star": ["star_id"], "weight": ["catalog_row"]},
+                  coords={"star_id": keep, "catalog_row": np.arange(weight.shape[0])})
+    if pointwise:
+        ll = np.asarray(_loglike_per_star_samples(spec, data, samples))
+        kwargs["log_likelihood"] = {"star": ll[..., keep]}
     if mcmc is not None:
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        kwargs["sample_stats"] = {
-            "diverging": np.asarray(extra["diverging"]),
-            **({"n_steps": np.asarray(extra["num_steps"])} if "num_steps" in extra else {}),
-        }
+        kwargs["sample_stats"] = sample_stats_from_mcmc(mcmc)
     return az.from_dict(**kwargs)

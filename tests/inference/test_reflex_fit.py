@@ -106,6 +106,25 @@ def test_loglike_group_and_loo(ypp24_fit):
     assert np.isfinite(loo.elpd_loo)
 
 
+def test_inference_data_is_arviz_native(ypp24_fit):
+    """Named dimensions with catalogue-row coordinates, and the NUTS statistics arviz's energy
+    diagnostics need (BFMI of a well-mixed chain is well above arviz's 0.3 warning level)."""
+    import arviz as az
+
+    _, data, idata = ypp24_fit
+    ll = idata.log_likelihood["star"]
+    assert ll.dims == ("chain", "draw", "star_id")
+    np.testing.assert_array_equal(ll["star_id"].values, np.flatnonzero(np.asarray(data.weight) > 0))
+    assert idata.constant_data["weight"].dims == ("catalog_row",)
+    stats = idata.sample_stats
+    for name in ("diverging", "n_steps", "tree_depth", "energy", "lp", "acceptance_rate", "step_size"):
+        assert stats[name].dims == ("chain", "draw"), name
+    np.testing.assert_array_equal(stats["tree_depth"], np.log2(stats["n_steps"]).astype(int) + 1)
+    assert 0.5 < float(stats["acceptance_rate"].mean()) <= 1.0
+    bfmi = az.bfmi(idata)
+    assert bfmi.shape == (2,) and np.all(bfmi > 0.3)
+
+
 def test_derived_quantities_constant_model():
     spec = ReflexModel("constant", "galactic")
     s = {"v_travel": np.array([30.0]), "apex_l": np.array([np.radians(56.0)]), "apex_sinb": np.array([np.sin(np.radians(-34.0))])}
