@@ -1,5 +1,5 @@
 # The public API of jaxhalo.inference, loaded lazily by __init__.py (lazy_loader); one sorted block.
-from . import comparison, hierarchical, ml, models, nuts, optim, outliers, per_bin, priors, profiles, reflex_fit, results
+from . import comparison, hierarchical, ml, models, nuts, optim, outliers, per_bin, priors, profiles, reflex_fit, results, variables
 from .comparison import ModelComparisonError, compare_models, numpyro_inference_data, reflex_inference_data
 from .hierarchical import catalog_arrays, hierarchical_reflex_model, los_distance_bounds, reflex_data_at_distance, run_hierarchical_nuts
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map, fit_map_traceable
@@ -12,3 +12,4 @@ from .priors import PriorSet, params_to_unit, prior_base_name, sample_prior_site
 from .profiles import DipolePrior, LI2025_COLUMNS, MixturePrior, dipole_model, init_params, li2025_dipole_prior, li2025_mixture_prior, map_profile, mixture_profile_model, nuts_profile, per_bin_potential
 from .reflex_fit import FitResult, fit_reflex
 from .results import derived_quantities, sample_stats_from_mcmc, samples_to_inference_data, summary_table
+from .variables import SIGN_CONVENTIONS, describe_variable

@@ -14,6 +14,7 @@ from numpyro.infer import MCMC
 from ..frames import MS_ROTATION
 from ..likelihoods.reflex import ReflexData, ReflexModel
 from .priors import prior_base_name
+from .variables import SIGN_CONVENTIONS, describe_variable
 
 if TYPE_CHECKING:
     from astropy.table import Table  # deferred: astropy.table loads only when a table is made
@@ -159,4 +160,12 @@ def samples_to_inference_data(
         kwargs["log_likelihood"] = {"star": ll[..., keep]}
     if mcmc is not None:
         kwargs["sample_stats"] = sample_stats_from_mcmc(mcmc)
-    return az.from_dict(**kwargs)
+    idata = az.from_dict(**kwargs)
+    for name, var in idata.posterior.data_vars.items():
+        unit, description = describe_variable(name)
+        var.attrs.update(units=unit, description=description)
+    idata.posterior.attrs["sign_conventions"] = SIGN_CONVENTIONS
+    if pointwise:
+        idata.log_likelihood["star"].attrs.update(units="", description="per-star log-likelihood (natural log)")
+    idata.constant_data["weight"].attrs.update(units="", description="1 for a star used in the fit, 0 if clipped or cut")
+    return idata

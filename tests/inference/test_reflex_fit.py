@@ -125,6 +125,25 @@ def test_inference_data_is_arviz_native(ypp24_fit):
     assert bfmi.shape == (2,) and np.all(bfmi > 0.3)
 
 
+def test_every_output_variable_carries_its_unit(ypp24_fit, tmp_path):
+    """Units and descriptions on every posterior variable survive the netCDF round trip; angles are
+    labelled in the unit they are stored in (degrees for *_deg and derived apexes, radians for the
+    sampled apex longitude)."""
+    import arviz as az
+
+    _, _, idata = ypp24_fit
+    idata.to_netcdf(tmp_path / "posterior.nc")
+    back = az.from_netcdf(tmp_path / "posterior.nc")
+    for name, var in back.posterior.data_vars.items():
+        assert "units" in var.attrs and var.attrs["description"], name
+    assert back.posterior["v_travel"].attrs["units"] == "km/s"
+    assert back.posterior["apex_l_deg"].attrs["units"] == "deg"
+    assert back.posterior["apex_l"].attrs["units"] == "rad"
+    assert np.all(np.abs(back.posterior["apex_l"]) <= 2 * np.pi)  # the label fits the numbers
+    assert "retrograde" in back.posterior.attrs["sign_conventions"]
+    assert back.log_likelihood["star"].attrs["description"].startswith("per-star")
+
+
 def test_derived_quantities_constant_model():
     spec = ReflexModel("constant", "galactic")
     s = {"v_travel": np.array([30.0]), "apex_l": np.array([np.radians(56.0)]), "apex_sinb": np.array([np.sin(np.radians(-34.0))])}
