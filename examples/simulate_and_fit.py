@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import jax
 
@@ -59,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-particles", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(Path(__file__).with_suffix(".png")))
+    ap.add_argument("--out", default="simulate_and_fit.png", help="figure to write (default: in the current directory)")
     args = ap.parse_args()
     t_all = time.perf_counter()
     key_sim, key_obs, key_fit = jax.random.split(jax.random.key(args.seed), 3)
