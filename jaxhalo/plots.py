@@ -23,9 +23,22 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .inference.variables import describe_variable
 from .likelihoods.reflex import ReflexModel
 
-__all__ = ["corner_plot", "vtravel_profile_plot", "apex_sky_plot"]
+__all__ = ["OKABE_ITO", "corner_plot", "vtravel_profile_plot", "apex_sky_plot"]
+
+#: The Okabe & Ito (2008) colour-blind-safe palette (black first).
+OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+
+
+def _label(name: str) -> str:
+    """'name [unit]' for a reflex-fit variable (the name alone when its unit is unknown or dimensionless)."""
+    try:
+        unit = describe_variable(name)[0]
+    except KeyError:
+        return name
+    return f"{name} [{unit}]" if unit else name
 
 #: Present-day LMC in Galactic coordinates (deg), for reference marks.
 LMC_GALACTIC_DEG = (280.4652, -32.8884)
@@ -35,15 +48,17 @@ def corner_plot(samples: Mapping[str, np.ndarray], names: Sequence[str], truths:
                 labels: Sequence[str] | None = None):
     """Corner plot of ``names`` from a dict of sample arrays (any shape; flattened).
 
-    Uses the ``corner`` package (Foreman-Mackey 2016) with 16/50/84 quantiles.
+    Uses the ``corner`` package (Foreman-Mackey 2016) with 16/50/84 quantiles. Axis labels default
+    to the names with their units (:func:`jaxhalo.inference.variables.describe_variable`).
     """
     import corner  # deferred: matplotlib loads only when a figure is drawn
 
     x = np.column_stack([np.asarray(samples[n]).reshape(-1) for n in names])
     tr = None if truths is None else [truths.get(n, None) for n in names]
     fig = corner.corner(
-        x, labels=list(labels or names), truths=tr, quantiles=[0.16, 0.5, 0.84], show_titles=True,
-        title_fmt=".1f", label_kwargs={"fontsize": 9}, title_kwargs={"fontsize": 8}, truth_color="C3",
+        x, labels=list(labels or [_label(n) for n in names]), truths=tr, quantiles=[0.16, 0.5, 0.84], show_titles=True,
+        title_fmt=".1f", label_kwargs={"fontsize": 9}, title_kwargs={"fontsize": 8}, truth_color=OKABE_ITO[2],
+        color=OKABE_ITO[1],
     )
     return fig
 
@@ -56,28 +71,39 @@ def vtravel_profile_plot(spec: ReflexModel, samples: Mapping[str, np.ndarray], r
     ----------
     spec : the fitted model.
     samples : posterior samples of ``spec.param_names`` (any leading shape).
-    r : radii (kpc) to evaluate; default 30–160 kpc.
+    r : radii (kpc) to evaluate; default: the range of ``r_data`` (the model is not drawn beyond
+        the stars), or 30-160 kpc without data.
     truth : optional true parameters, drawn as a dashed line.
-    r_data : optional star radii, shown as a rug.
+    r_data : optional star radii (kpc), shown as a rug; they set the default radial range.
+
+    The continuity model's anchor radii are marked where they fall inside the range.
     """
-    r = np.linspace(30.0, 160.0, 131) if r is None else np.asarray(r)
+    if r is None:
+        lo_r, hi_r = (30.0, 160.0) if r_data is None or np.size(r_data) == 0 else (float(np.min(r_data)), float(np.max(r_data)))
+        r = np.linspace(lo_r, hi_r, 131)
+    r = np.asarray(r)
     flat = {n: jnp.reshape(jnp.asarray(samples[n]), (-1, 1)) for n in spec.param_names}
     V = np.asarray(jnp.linalg.norm(spec.travel_at_radius(flat, jnp.asarray(r)[None, :]), axis=-1))
     V = np.broadcast_to(V, (V.shape[0], r.size))  # constant model: same speed at every radius
     lo, med, hi = np.percentile(V, [16, 50, 84], axis=0)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.fill_between(r, lo, hi, color="C0", alpha=0.3, label="68% credible interval")
-    ax.plot(r, med, color="C0", label="posterior median")
+    ax.fill_between(r, lo, hi, color=OKABE_ITO[1], alpha=0.3, lw=0, label="68% credible interval")
+    ax.plot(r, med, color=OKABE_ITO[1], label="posterior median")
     if truth is not None:
         t = {n: jnp.asarray(truth[n]) for n in spec.param_names}
         Vt = np.linalg.norm(np.asarray(spec.travel_at_radius(t, jnp.asarray(r))), axis=-1)
-        ax.plot(r, np.broadcast_to(Vt, r.shape), "k--", label="truth")
+        ax.plot(r, np.broadcast_to(Vt, r.shape), "--", color=OKABE_ITO[0], label="truth")
+    if spec.form == "continuity":
+        inside = [a for a in spec.anchors if r.min() <= a <= r.max()]
+        for i, a in enumerate(inside):
+            ax.axvline(a, color=OKABE_ITO[2], ls=":", lw=1, label="continuity-model anchors" if i == 0 else None)
     if r_data is not None:
-        ax.plot(r_data, np.zeros_like(r_data) + 0.5, "|", color="0.4", ms=6, alpha=0.4)
+        ax.plot(r_data, np.zeros_like(r_data) + 0.5, "|", color="0.4", ms=6, alpha=0.4, label="stars")
+    ax.set_xlim(r.min(), r.max())
     ax.set_xlabel(r"$r_{\rm gal}$ [kpc]")
     ax.set_ylabel(r"$v_{\rm travel}$ [km s$^{-1}$]")
     ax.set_ylim(bottom=0)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -92,24 +118,38 @@ def apex_sky_plot(apex_samples: Mapping[str, tuple[np.ndarray, np.ndarray]], tru
 
     Parameters
     ----------
-    apex_samples : label -> (l_deg, b_deg) arrays of apex samples (e.g. per radius).
+    apex_samples : label -> (l_deg, b_deg) arrays of apex samples (e.g. per radius). Entries with
+        identical samples (every radius of the constant model) are drawn once, their labels joined.
     truth : optional label -> (l_deg, b_deg) true apex.
     """
+    distinct: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+    for label, (l, b) in apex_samples.items():
+        l, b = np.asarray(l).reshape(-1), np.asarray(b).reshape(-1)
+        for labels, l0, b0 in distinct:
+            if l0.shape == l.shape and np.array_equal(l0, l) and np.array_equal(b0, b):
+                labels.append(label)
+                break
+        else:
+            distinct.append(([label], l, b))
     fig = plt.figure(figsize=(8, 4.5))
     ax = fig.add_subplot(111, projection="mollweide")
-    for i, (label, (l, b)) in enumerate(apex_samples.items()):
-        l, b = np.asarray(l).reshape(-1), np.asarray(b).reshape(-1)
+    for i, (labels, l, b) in enumerate(distinct):
+        colour = OKABE_ITO[1 + i % (len(OKABE_ITO) - 1)]
         sel = slice(None, None, max(1, l.size // 3000))
-        ax.scatter(_moll_x(l[sel]), np.radians(b[sel]), s=2, alpha=0.25, color=f"C{i}", label=label, rasterized=True)
-        if truth is not None and label in truth:
-            tl, tb = truth[label]
-            ax.plot(_moll_x(tl), np.radians(tb), marker="*", ms=14, mec="k", color=f"C{i}")
+        ax.scatter(_moll_x(l[sel]), np.radians(b[sel]), s=2, alpha=0.25, color=colour, label=", ".join(labels),
+                   rasterized=True)
+        for label in labels:
+            if truth is not None and label in truth:
+                tl, tb = truth[label]
+                ax.plot(_moll_x(tl), np.radians(tb), marker="*", ms=14, mec="k", color=colour)
     ax.plot(_moll_x(LMC_GALACTIC_DEG[0]), np.radians(LMC_GALACTIC_DEG[1]), "ko", ms=8, mfc="none", label="LMC today")
     ticks = np.array([150, 120, 90, 60, 30, 0, 330, 300, 270, 240, 210])
     ax.set_xticks(_moll_x(ticks))
     ax.set_xticklabels([f"{t}°" for t in ticks], fontsize=7)
     ax.grid(True, alpha=0.3)
     ax.set_title("travel-velocity apex (Galactic)")
+    ax.set_xlabel("Galactic longitude l [deg]", fontsize=8)
+    ax.set_ylabel("Galactic latitude b [deg]", fontsize=8)
     leg = ax.legend(loc="lower right", fontsize=7, frameon=False)
     for h in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
         if hasattr(h, "set_sizes"):  # enlarge the scatter dots in the legend only
