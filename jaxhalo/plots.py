@@ -76,6 +76,8 @@ def vtravel_profile_plot(spec: ReflexModel, samples: Mapping[str, np.ndarray], r
     truth : optional true parameters, drawn as a dashed line.
     r_data : optional star radii (kpc), shown as a rug; they set the default radial range.
 
+    Notes
+    -----
     The continuity model's anchor radii are marked where they fall inside the range.
     """
     if r is None:

@@ -229,7 +229,9 @@ def cut_sgr_angular_momentum(
         (Law & Majewski 2010 frame, which the PP21 column follows to < 0.1 deg);
         ``"auto"``: the column when present, else computed.
 
-    Returns (new catalogue, :class:`CutReport` whose notes name both sources).
+    Returns
+    -------
+    (new catalogue, :class:`CutReport` whose notes name both sources).
     """
     scheme_u = scheme.upper()
     if scheme_u not in ("PP21", "YPP24"):

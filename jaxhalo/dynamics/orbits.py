@@ -84,7 +84,9 @@ def integrate_orbit(
     solver : diffrax solver (default Dopri8); adaptive PID step control with ``rtol``, ``atol``.
     dt0 : first step (Myr; default chosen by diffrax); max_steps : step budget.
 
-    Returns an :class:`Orbit` (positions / velocities (..., n_t, 3)).
+    Returns
+    -------
+    An :class:`Orbit` (positions / velocities (..., n_t, 3)).
     """
     w0 = jnp.asarray(w0, dtype=float)
     solver = diffrax.Dopri8() if solver is None else solver

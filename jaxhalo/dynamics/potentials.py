@@ -695,6 +695,8 @@ def milky_way(
     disc_mass, disc_scale_radius, disc_scale_height : the exponential disc (Msun, kpc, kpc).
     bulge_mass : bulge mass (Msun); shape (1 + r/0.2)^-1.8 exp(-(r/1.8)^2).
 
+    Notes
+    -----
     All masses may be traced (grad / vmap over ``m200`` works through the c200 solve).
     """
     disc = exponential_disc(disc_mass, disc_scale_radius, disc_scale_height)

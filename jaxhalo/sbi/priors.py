@@ -122,8 +122,10 @@ class SuitePrior:
     names : the parameter order (default :data:`PARAMETER_NAMES`).
     validate : check every support against the model's valid range (default True).
 
-    ``sample(key, shape)`` -> (*shape, P); ``log_prob(theta)`` for theta (..., P) -> (...);
-    ``in_support(theta)`` -> bool (...); ``bounds`` -> (lower (P,), upper (P,)) NumPy.
+    Notes
+    -----
+    ``sample(key, shape)`` gives (*shape, P); ``log_prob(theta)`` for theta (..., P) gives (...);
+    ``in_support(theta)`` a boolean (...); ``bounds`` (lower (P,), upper (P,)) as NumPy arrays.
     Everything is pure JAX: sampling and log densities jit and vmap.
     """
 
