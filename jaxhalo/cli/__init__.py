@@ -28,9 +28,17 @@ from .suite import add_suite_parser
 __all__ = ["build_parser", "main", "setup_jax"]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line ``jaxhalo COMMAND: error: ...`` (exit code 2), pointing
+    to ``--help`` instead of printing the usage block; subcommand parsers inherit the class."""
+
+    def error(self, message: str):  # noqa: D102  (argparse's hook)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxhalo`` argument parser with every subcommand."""
-    p = argparse.ArgumentParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
+    p = _OneLineParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also JAXHALO_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     add_fit_parser(sub)

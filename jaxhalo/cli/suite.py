@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ._setup import enable_x64, fail
+from ._validate import SEED, float_range, int_range
 
 __all__ = ["add_suite_parser", "cmd_suite_info", "cmd_suite_run"]
 
@@ -83,14 +84,14 @@ def add_suite_parser(sub) -> None:
     s = sub.add_parser("suite", help="run and inspect simulation suites (sharded, chunked, resumable)")
     ss = s.add_subparsers(dest="suite_command", required=True)
     r = ss.add_parser("run", help="simulate a suite into a store; rerun the same command to resume")
-    r.add_argument("--n", type=int, required=True, help="total number of simulations in the suite")
+    r.add_argument("--n", type=int_range(1), required=True, help="total number of simulations in the suite")
     r.add_argument("--out", required=True, help="store directory (created, or resumed if it exists)")
-    r.add_argument("--chunk", type=int, default=64, help="simulations per chunk (a multiple of the device count)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--start", type=int, default=0, help="first global index to run (a chunk boundary)")
-    r.add_argument("--stop", type=int, default=None, help="one past the last index to run (a chunk boundary or N)")
-    r.add_argument("--max-chunks", type=int, default=None, help="stop after writing this many chunks")
-    r.add_argument("--micro-batch", type=int, default=None,
+    r.add_argument("--chunk", type=int_range(1), default=64, help="simulations per chunk (a multiple of the device count)")
+    r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--start", type=int_range(0), default=0, help="first global index to run (a chunk boundary)")
+    r.add_argument("--stop", type=int_range(1), default=None, help="one past the last index to run (a chunk boundary or N)")
+    r.add_argument("--max-chunks", type=int_range(1), default=None, help="stop after writing this many chunks")
+    r.add_argument("--micro-batch", type=int_range(1), default=None,
                    help="simulations vmapped at once per device (default 4; a loop over groups bounds memory); results "
                         "depend on it, not on the chunk size or device count: keep it fixed within a store")
     r.add_argument("--reflex-fit", action="store_true",
@@ -99,10 +100,10 @@ def add_suite_parser(sub) -> None:
     r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"])
     r.add_argument("--simulator", default="brooks", choices=["brooks", "linear-gaussian"],
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")
-    r.add_argument("--n-particles", type=int, default=None, help="tracer particles per simulation (simulator default)")
-    r.add_argument("--dt", type=float, default=None, help="integration step in Myr (brooks simulator; its default)")
-    r.add_argument("--n-summaries", type=int, default=None, help="linear-gaussian only: summary length (52)")
-    r.add_argument("--noise", type=float, default=None, help="linear-gaussian only: summary noise (0.3)")
+    r.add_argument("--n-particles", type=int_range(1), default=None, help="tracer particles per simulation (simulator default)")
+    r.add_argument("--dt", type=float_range(0.0, lo_open=True), default=None, help="integration step in Myr (brooks simulator; its default)")
+    r.add_argument("--n-summaries", type=int_range(1), default=None, help="linear-gaussian only: summary length (52)")
+    r.add_argument("--noise", type=float_range(0.0), default=None, help="linear-gaussian only: summary noise (0.3)")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_suite_run)
     i = ss.add_parser("info", help="describe a suite store")
