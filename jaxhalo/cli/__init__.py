@@ -17,7 +17,9 @@ import argparse
 import os
 import sys
 
+from ._output import StagedOutput, check_output, strict_json
 from ._setup import setup_jax
+from ._validate import InputError
 from .bench import add_bench_parser
 from .fit import add_fit_parser
 from .profiles import add_profiles_parser
@@ -25,7 +27,7 @@ from .sbi import add_sbi_parser
 from .simulate import add_simulate_parser
 from .suite import add_suite_parser
 
-__all__ = ["build_parser", "main", "setup_jax"]
+__all__ = ["InputError", "StagedOutput", "build_parser", "check_output", "main", "setup_jax", "strict_json"]
 
 
 class _OneLineParser(argparse.ArgumentParser):
