@@ -74,6 +74,11 @@ def cmd_suite_info(args: argparse.Namespace) -> int:
         shown = ", ".join(f"[{a}, {b})" for a, b in info["missing_ranges"][:8])
         print(f"missing       {shown}{' ...' if len(info['missing_ranges']) > 8 else ''}")
     print(f"code          {info['code_version']} (chunks: {info['chunk_code_versions']})")
+    if info["corrupt_chunks"]:
+        print(f"corrupt       {len(info['corrupt_chunks'])} chunk(s) {sorted(info['corrupt_chunks'])[:8]} fail their checks "
+              "(counted as missing; `jaxhalo suite run` recomputes them)")
+        for k, why in sorted(info["corrupt_chunks"].items())[:3]:
+            print(f"              chunk {k}: {why}")
     if info["stray_temporary_files"]:
         print(f"stray files   {len(info['stray_temporary_files'])} temporary file(s) from interrupted writers "
               "(harmless; delete when no run is active)")

@@ -50,6 +50,7 @@ __all__ = [
     "SuiteStore",
     "SuiteData",
     "code_version",
+    "chunk_checksum",
 ]
 
 FORMAT = "jaxhalo-suite"
@@ -82,6 +83,20 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"jaxhalo {__version__}"
+
+
+def chunk_checksum(index: np.ndarray, key_data: np.ndarray, theta: np.ndarray,
+                   outputs: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of a chunk's arrays: dtype, shape and bytes of index, key_data, theta and each output
+    (sorted by name). Stored as the chunk attribute ``sha256`` and verified on every read."""
+    h = hashlib.sha256()
+    items = [("index", index), ("key_data", key_data), ("theta", theta)]
+    items += [(f"outputs/{k}", outputs[k]) for k in sorted(outputs)]
+    for name, arr in items:
+        a = np.ascontiguousarray(arr)
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _suite_hash(manifest: Mapping[str, Any]) -> str:
@@ -257,14 +272,18 @@ class SuiteStore:
         final = self.chunk_path(k)
         tmp = self.chunk_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
+            key_data = np.asarray(key_data, dtype=np.uint32)
+            theta = np.asarray(theta)
+            outputs = {name: np.asarray(arr) for name, arr in outputs.items()}
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("index", data=index)
-                f.create_dataset("key_data", data=np.asarray(key_data, dtype=np.uint32))
-                f.create_dataset("theta", data=np.asarray(theta))
+                f.create_dataset("key_data", data=key_data)
+                f.create_dataset("theta", data=theta)
                 for name, arr in outputs.items():
-                    f.create_dataset(f"outputs/{name}", data=np.asarray(arr))
+                    f.create_dataset(f"outputs/{name}", data=arr)
                 f.attrs.update({"format": FORMAT, "chunk": k, "start": start, "stop": stop,
                                 "suite_hash": self.suite_hash, "code_version": code_version(),
+                                "sha256": chunk_checksum(index, key_data, theta, outputs),
                                 **{kk: v for kk, v in (attrs or {}).items()}})
             fd = os.open(tmp, os.O_RDONLY)  # data on disk before the rename marks the chunk done
             try:
@@ -322,7 +341,29 @@ class SuiteStore:
             raise SuiteStoreError(f"corrupt chunk file {p}: {exc}") from exc
         if rec["theta"].shape != (stop - start, len(self.manifest["parameter_names"])):
             raise SuiteStoreError(f"corrupt chunk file {p}: theta has shape {rec['theta'].shape}")
+        want = rec["attrs"].get("sha256")
+        if want is not None:
+            got = chunk_checksum(rec["index"], rec["key_data"], rec["theta"], rec["outputs"])
+            if got != str(want):
+                raise SuiteStoreError(f"corrupt chunk file {p}: its arrays do not match their SHA-256 checksum "
+                                      "(changed on disk); delete it and rerun `jaxhalo suite run` to recompute it")
         return rec
+
+    def verify_chunks(self, chunks: Iterable[int] | None = None) -> dict[int, str]:
+        """Read every finished chunk (or those of ``chunks``) and return {chunk: reason} for each corrupt one
+        (unreadable, truncated, wrong shape, checksum mismatch); empty when all are sound."""
+        bad = {}
+        for k in (self.done_chunks() if chunks is None else chunks):
+            try:
+                self.read_chunk(k)
+            except SuiteStoreError as exc:
+                bad[k] = str(exc)
+        return bad
+
+    def chunk_settings(self, k: int, names: Iterable[str]) -> dict[str, Any]:
+        """The attributes ``names`` (e.g. ``micro_batch``) recorded in chunk ``k`` (absent ones left out)."""
+        with h5py.File(self.chunk_path(k), "r") as f:
+            return {n: f.attrs[n].item() if hasattr(f.attrs[n], "item") else f.attrs[n] for n in names if n in f.attrs}
 
     def load(self, chunks: Iterable[int] | None = None, require_complete: bool = False) -> SuiteData:
         """All finished rows (or those of ``chunks``), sorted by index."""
@@ -354,6 +395,8 @@ class SuiteStore:
     def info(self) -> dict[str, Any]:
         """A summary: settings, chunks done / total, simulations done, missing index ranges, stray files."""
         done = self.done_chunks()
+        corrupt = self.verify_chunks(done)  # a corrupt chunk counts as missing
+        done = [k for k in done if k not in corrupt]
         n_done = sum(self.chunk_range(k)[1] - self.chunk_range(k)[0] for k in done if k < self.n_chunks)
         todo = sorted(set(range(self.n_chunks)) - set(done))
         ranges = []
@@ -374,6 +417,7 @@ class SuiteStore:
         return {
             "path": str(self.path), "n_total": self.n_total, "chunk_size": self.chunk_size, "n_chunks": self.n_chunks,
             "chunks_done": len(done), "simulations_done": n_done, "missing_ranges": ranges,
+            "corrupt_chunks": {int(k): v for k, v in corrupt.items()},
             "stray_temporary_files": [p.name for p in self.stray_files()], "chunk_code_versions": versions,
             **{k: self.manifest[k] for k in ("seed", "parameter_names", "outputs", "simulator", "prior")},
             "code_version": self.manifest.get("code_version"), "created": self.manifest.get("created"),

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from ..simulation.errors import SimulatorError
 from .priors import SuitePrior
 from .simulators import SuiteSimulator
-from .store import SuiteStore, code_version
+from .store import SuiteConfigError, SuiteStore, code_version
 
 __all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices", "DEFAULT_MICRO_BATCH"]
 
@@ -222,6 +222,18 @@ def run_suite(
     stop = store.n_total if stop is None else int(stop)
     wanted = store.chunks_for_range(int(start), stop)
     done = set(store.done_chunks())
+    corrupt = store.verify_chunks(sorted(done & set(wanted)))
+    for k, why in corrupt.items():  # recomputed below (the rewrite replaces the file atomically)
+        print(f"[jaxhalo suite] chunk {k} is corrupt and is recomputed: {why}")
+        done.discard(k)
+    m = DEFAULT_MICRO_BATCH if micro_batch is None else int(micro_batch)
+    if done:  # the settings that change results must match those of the finished chunks
+        k0 = min(done)
+        have = store.chunk_settings(k0, ["micro_batch"])
+        if "micro_batch" in have and int(have["micro_batch"]) != m:
+            raise SuiteConfigError(f"suite {store.path} was computed with --micro-batch {int(have['micro_batch'])} "
+                                   f"(chunk {k0}); this run has {m}, which changes the results in the last digits: "
+                                   f"rerun with --micro-batch {int(have['micro_batch'])}")
     todo = [k for k in wanted if k not in done]
     if max_chunks is not None:
         todo = todo[:max_chunks]
