@@ -43,7 +43,8 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     info = rep.store.info()
     print(f"[jaxhalo suite] wrote {len(rep.chunks_written)} chunk(s) ({rep.n_simulated} simulations) in {rep.wall_s:.1f} s"
-          f" ({rep.sims_per_s:.2f} sims/s after the first chunk); skipped {len(rep.chunks_skipped)} finished chunk(s)")
+          f" ({rep.sims_per_s:.2f} sims/s after the first chunk); skipped {len(rep.chunks_skipped)} finished chunk(s)"
+          + (f"; left {len(rep.chunks_elsewhere)} chunk(s) claimed by another writer" if rep.chunks_elsewhere else ""))
     print(f"[jaxhalo suite] store: {info['simulations_done']}/{info['n_total']} simulations done"
           + (f"; missing ranges {info['missing_ranges'][:4]}" if info["missing_ranges"] else " (complete)"))
     return 0
@@ -79,6 +80,10 @@ def cmd_suite_info(args: argparse.Namespace) -> int:
               "(counted as missing; `jaxhalo suite run` recomputes them)")
         for k, why in sorted(info["corrupt_chunks"].items())[:3]:
             print(f"              chunk {k}: {why}")
+    counts = info["row_status"]
+    print("rows          " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+    if info["locked_chunks"]:
+        print(f"in progress   {len(info['locked_chunks'])} chunk(s) claimed by a writer: {info['locked_chunks'][:8]}")
     if info["stray_temporary_files"]:
         print(f"stray files   {len(info['stray_temporary_files'])} temporary file(s) from interrupted writers "
               "(harmless; delete when no run is active)")

@@ -34,7 +34,7 @@ into the same store is refused (:class:`~jaxhalo.sbi.store.SuiteConfigError`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jax
@@ -186,6 +186,7 @@ class SuiteRunReport:
     wall_s: float
     first_chunk_s: float | None
     n_devices: int
+    chunks_elsewhere: list[int] = field(default_factory=list)  # claimed by another writer, left to it
 
     @property
     def sims_per_s(self) -> float:
@@ -221,6 +222,8 @@ def run_suite(
     store = SuiteStore.create(path, suite_manifest(simulator, prior, n_total, chunk_size, seed))
     stop = store.n_total if stop is None else int(stop)
     wanted = store.chunks_for_range(int(start), stop)
+    for name in store.clean_stale():
+        print(f"[jaxhalo suite] removed {name} (left by a writer that no longer runs)")
     done = set(store.done_chunks())
     corrupt = store.verify_chunks(sorted(done & set(wanted)))
     for k, why in corrupt.items():  # recomputed below (the rewrite replaces the file atomically)
@@ -242,6 +245,7 @@ def run_suite(
     fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
     n_sims = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in todo)
     written: list[int] = []
+    elsewhere: list[int] = []
     first_s = None
     t0 = time.perf_counter()
     bar = tqdm(total=n_sims, unit="sim", disable=not progress, desc=f"suite {store.path.name}", smoothing=0.1)
@@ -249,12 +253,21 @@ def run_suite(
         for k in todo:
             tc = time.perf_counter()
             a, b = store.chunk_range(k)
-            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * fn.micro_batch,
-                                                   width=store.chunk_size)  # one compiled shape
-            store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
-                              attrs={"n_devices": len(devices), "platform": devices[0].platform,
-                                     "micro_batch": fn.micro_batch,
-                                     "wall_s": time.perf_counter() - tc})
+            if k in corrupt:
+                store.chunk_path(k).unlink(missing_ok=True)  # so that the claim below does not see it as finished
+            if not store.claim_chunk(k):  # another writer has it (or has just finished it)
+                elsewhere.append(k)
+                bar.update(b - a)
+                continue
+            try:
+                key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * fn.micro_batch,
+                                                       width=store.chunk_size)  # one compiled shape
+                store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
+                                  attrs={"n_devices": len(devices), "platform": devices[0].platform,
+                                         "micro_batch": fn.micro_batch,
+                                         "wall_s": time.perf_counter() - tc})
+            finally:
+                store.release_chunk(k)
             written.append(k)
             if first_s is None:
                 first_s = time.perf_counter() - t0
@@ -263,4 +276,5 @@ def run_suite(
     finally:
         bar.close()
     wall = time.perf_counter() - t0
-    return SuiteRunReport(store, written, sorted(set(wanted) & done), n_sims, wall, first_s, len(devices))
+    n_done = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in written)
+    return SuiteRunReport(store, written, sorted(set(wanted) & done), n_done, wall, first_s, len(devices), elsewhere)
