@@ -25,9 +25,10 @@ def enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
-def fail(msg: str) -> int:
-    """Print ``jaxhalo: error: MSG`` to stderr and return the exit code 2."""
-    print(f"jaxhalo: error: {msg}", file=sys.stderr)
+def fail(msg: str, command: str | None = None) -> int:
+    """Print ``jaxhalo COMMAND: error: MSG`` (``jaxhalo: error: MSG`` without a command) to stderr and
+    return the exit code 2."""
+    print(f"jaxhalo{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
     return 2
 
 

@@ -121,7 +121,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
                                progress=not args.no_progress)
         wall = time.perf_counter() - t0
     except (SuiteStoreError, NPEError, FileNotFoundError, ValueError) as exc:
-        return fail(str(exc))
+        return fail(str(exc), "sbi train")
     meta = {"store": str(Path(args.store).resolve()), "store_suite_hash": store.suite_hash, "prior": prior_name,
             "test_index": data.index[test_rows].tolist(), "summary_sigma": None if sigma is None else sigma.tolist(),
             "training": {**rep.as_dict(), "total_wall_s": wall}, "seed": args.seed}
@@ -158,7 +158,7 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
         samples = model.sample(k_post, x_obs, args.n_samples)
         t_sample = time.perf_counter() - t0
     except (NPEError, FileNotFoundError, ValueError) as exc:
-        return fail(str(exc))
+        return fail(str(exc), "sbi infer")
     with StagedOutput(args.out) as out:
         _infer_products(out, args, model, header, samples, t_sample, k_cov, k_ref, imputes)
     return 0

@@ -40,7 +40,7 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
                         stop=args.stop, progress=not args.no_progress, max_chunks=args.max_chunks,
                         micro_batch=args.micro_batch)
     except (PriorError, SimulatorError, SuiteStoreError, ValueError) as exc:
-        return fail(str(exc))
+        return fail(str(exc), "suite run")
     info = rep.store.info()
     print(f"[jaxhalo suite] wrote {len(rep.chunks_written)} chunk(s) ({rep.n_simulated} simulations) in {rep.wall_s:.1f} s"
           f" ({rep.sims_per_s:.2f} sims/s after the first chunk); skipped {len(rep.chunks_skipped)} finished chunk(s)"
@@ -59,7 +59,7 @@ def cmd_suite_info(args: argparse.Namespace) -> int:
         if args.check:
             store.load()  # reads every chunk: raises on a corrupt one
     except SuiteStoreError as exc:
-        return fail(str(exc))
+        return fail(str(exc), "suite info")
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
