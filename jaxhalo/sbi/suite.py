@@ -230,13 +230,18 @@ def run_suite(
         print(f"[jaxhalo suite] chunk {k} is corrupt and is recomputed: {why}")
         done.discard(k)
     m = DEFAULT_MICRO_BATCH if micro_batch is None else int(micro_batch)
+    x64 = bool(jax.config.jax_enable_x64)
     if done:  # the settings that change results must match those of the finished chunks
         k0 = min(done)
-        have = store.chunk_settings(k0, ["micro_batch"])
+        have = store.chunk_settings(k0, ["micro_batch", "x64"])
         if "micro_batch" in have and int(have["micro_batch"]) != m:
             raise SuiteConfigError(f"suite {store.path} was computed with --micro-batch {int(have['micro_batch'])} "
                                    f"(chunk {k0}); this run has {m}, which changes the results in the last digits: "
                                    f"rerun with --micro-batch {int(have['micro_batch'])}")
+        if "x64" in have and bool(have["x64"]) != x64:
+            raise SuiteConfigError(f"suite {store.path} was computed in {'float64' if have['x64'] else 'float32'} "
+                                   f"(chunk {k0}); this run computes in {'float64' if x64 else 'float32'}: set "
+                                   f"jax_enable_x64 to {bool(have['x64'])} to resume it")
     todo = [k for k in wanted if k not in done]
     if max_chunks is not None:
         todo = todo[:max_chunks]
@@ -264,7 +269,7 @@ def run_suite(
                                                        width=store.chunk_size)  # one compiled shape
                 store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
                                   attrs={"n_devices": len(devices), "platform": devices[0].platform,
-                                         "micro_batch": fn.micro_batch,
+                                         "micro_batch": fn.micro_batch, "x64": x64,
                                          "wall_s": time.perf_counter() - tc})
             finally:
                 store.release_chunk(k)

@@ -132,3 +132,14 @@ def test_overlapping_writers_compute_each_chunk_once(tmp_path):
     assert sum(wrote) == 60, (wrote, [o[0] for o in outs])  # no chunk computed twice (without locks: > 60)
     assert SuiteStore.open(out).load(require_complete=True).theta.shape[0] == 240
     print("chunks written by each writer:", wrote)
+
+
+def test_resume_in_another_precision_is_refused(store, prior):
+    path, sim = store
+    s = SuiteStore.open(path)
+    assert s.chunk_settings(0, ["x64"]) == {"x64": True}  # the tests run in float64
+    with h5py.File(s.chunk_path(0), "r+") as f:  # pretend the store was computed in float32
+        f.attrs["x64"] = False
+    s.chunk_path(2).unlink()
+    with pytest.raises(SuiteConfigError, match="computed in float32"):
+        run_suite(str(path), sim, prior, 12, chunk_size=4, seed=3, progress=False)
