@@ -306,6 +306,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     check_bins(list(args.bins))
     check_output(args.out, args.overwrite)
     cat, _ = load_catalog(args.catalog, args.format)
+    if args.model == "double" and not ("feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()):
+        raise InputError(f"--model double needs a finite 'feh' column in catalogue {args.catalog} (the components are "
+                         "ordered by [Fe/H]); use --model single or dipole")
     if len(cat) < args.min_stars:
         raise InsufficientStarsError(f"catalogue {args.catalog} holds {len(cat)} star(s), fewer than --min-stars "
                                      f"{args.min_stars}: every bin would be empty")
