@@ -140,6 +140,8 @@ CASES = {
     "profiles-bins-reversed": (["profiles", "{cat}", "--out", "{out}", "--bins", "100", "50"],
                                ["--bins", "strictly increasing"], None),
     "profiles-min-stars-0": (["profiles", "{cat}", "--out", "{out}", "--min-stars", "0"], ["argument --min-stars"], None),
+    "profiles-double-no-feh": (["profiles", "{cat}", "--out", "{out}", "--model", "double"], ["needs a finite 'feh' column"],
+                               None),
     "profiles-out-exists": (["profiles", "{cat}", "--out", "{out}"], ["exists and is not empty"], _mkdir_nonempty),
     "simulate-n-particles-0": (["simulate", "--n-particles", "0", "--out", "{out}"], ["argument --n-particles"], None),
     "simulate-dt-negative": (["simulate", "--dt", "-1", "--out", "{out}"], ["argument --dt", "must be > 0"], None),
