@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ._setup import enable_x64, fail
-from ._validate import SEED, float_range, int_range
+from ._validate import SEED, InputError, float_range, int_range
 
-__all__ = ["add_suite_parser", "cmd_suite_info", "cmd_suite_run"]
+__all__ = ["add_suite_parser", "cmd_suite_info", "cmd_suite_run", "precheck_suite_run"]
+
+
+def precheck_suite_run(args: argparse.Namespace) -> None:
+    """What ``suite run`` checks before JAX loads: ``--out`` is a directory (or new), ``--start``/``--stop``
+    fall on chunk boundaries inside [0, --n], and an existing store has the same --n, --chunk and --seed."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give the store directory (created, or resumed if it exists)")
+    n, c = args.n, args.chunk
+    stop = n if args.stop is None else args.stop
+    if not args.start < stop <= n:
+        raise InputError(f"--start {args.start} / --stop {stop} must satisfy 0 <= start < stop <= --n {n}")
+    if args.start % c or (stop % c and stop != n):
+        raise InputError(f"--start/--stop must be multiples of the chunk size {c} (or --stop = --n = {n}); "
+                         f"got [{args.start}, {stop})")
+    manifest = out / "suite.json"
+    if manifest.is_file():
+        try:
+            have = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"corrupt suite manifest {manifest} ({exc}); write to a new --out") from exc
+        diffs = [f"{opt} {have.get(key)!r} (this run {mine!r})"
+                 for opt, key, mine in (("--n", "n_total", n), ("--chunk", "chunk_size", c), ("--seed", "seed", args.seed))
+                 if have.get(key) != mine]
+        if diffs:
+            raise InputError(f"the suite store {out} was made with " + ", ".join(diffs)
+                             + "; rerun with the store's settings or write to a new --out")
 
 
 def cmd_suite_run(args: argparse.Namespace) -> int:
-    """Run (or resume) a suite into ``--out``."""
+    """Run (or resume) a suite into ``--out``; the options and an existing store's settings are checked
+    before JAX loads."""
+    precheck_suite_run(args)
     enable_x64()
     import jax  # deferred: the JAX stack loads only when the command runs
 

@@ -243,7 +243,7 @@ class SuiteStore:
         if diffs:
             raise SuiteConfigError(
                 f"the suite store {self.path} was made with different settings; rerun with the store's settings "
-                "or write to a new store:\n  " + "\n  ".join(diffs)
+                "or write to a new store: " + "; ".join(diffs)
             )
 
     # ------------------------------------------------------------------ geometry
