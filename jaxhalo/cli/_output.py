@@ -68,6 +68,28 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, kind: str = "
     return p
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_stale_partials(parent: Path, name: str) -> list[str]:
+    """Remove ``.NAME.partial-PID-*`` directories of processes that no longer run (a run killed with
+    SIGKILL cannot clean up after itself); returns their names."""
+    removed = []
+    for d in parent.glob(f".{name}.partial-*"):
+        pid = d.name[len(f".{name}.partial-"):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d.name)
+    return removed
+
+
 class StagedOutput:
     """A temporary directory beside ``final`` that replaces it when the block ends without an error.
 
@@ -75,6 +97,8 @@ class StagedOutput:
     (allowed by :func:`check_output` with ``--overwrite``) is moved aside, the staging directory is
     renamed to ``final`` (``os.replace``, atomic on one file system) and the old one removed. On any
     exception (including KeyboardInterrupt) the staging directory is removed and ``final`` is untouched.
+    The staging directory is named ``.NAME.partial-PID-*``; one left by a killed process (SIGKILL) is
+    removed by the next run that writes the same output.
     """
 
     def __init__(self, final: str | os.PathLike) -> None:
@@ -84,7 +108,8 @@ class StagedOutput:
     def __enter__(self) -> Path:
         parent = self.final.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.partial-", dir=parent))
+        self.removed_stale = _remove_stale_partials(parent, self.final.name)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.partial-{os.getpid()}-", dir=parent))
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:

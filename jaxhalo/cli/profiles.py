@@ -24,13 +24,14 @@ their errors) this command
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..catalog.checks import InsufficientStarsError
+from ..catalog.checks import DataWarning, InsufficientStarsError, check_plausible
 from ._output import StagedOutput, check_output, strict_json
 from ._setup import enable_x64, load_catalog, markdown_table
 from ._validate import SEED, InputError, int_range
@@ -309,6 +310,11 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if args.model == "double" and not ("feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()):
         raise InputError(f"--model double needs a finite 'feh' column in catalogue {args.catalog} (the components are "
                          "ordered by [Fe/H]); use --model single or dipole")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        check_plausible(cat, force=args.force)
+    for w in caught:
+        print(f"[jaxhalo profiles] WARNING: {w.message}", file=sys.stderr)
     if len(cat) < args.min_stars:
         raise InsufficientStarsError(f"catalogue {args.catalog} holds {len(cat)} star(s), fewer than --min-stars "
                                      f"{args.min_stars}: every bin would be empty")
@@ -336,4 +342,5 @@ def add_profiles_parser(sub) -> None:
     p.add_argument("--n-mc", type=int_range(1), default=200, help="Monte Carlo realisations of the Han et al. estimator")
     p.add_argument("--out", default="jaxhalo_profiles", help="output directory (written at the end; see --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.add_argument("--force", action="store_true", help="fit even when the values look like a wrong unit or repeat stars")
     p.set_defaults(func=cmd_profiles)

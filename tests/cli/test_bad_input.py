@@ -142,6 +142,8 @@ CASES = {
     "profiles-min-stars-0": (["profiles", "{cat}", "--out", "{out}", "--min-stars", "0"], ["argument --min-stars"], None),
     "profiles-double-no-feh": (["profiles", "{cat}", "--out", "{out}", "--model", "double"], ["needs a finite 'feh' column"],
                                None),
+    "profiles-pc-as-kpc": (["profiles", "{tmp}/pc.ecsv", "--out", "{out}"], ["look like pc", "--force"],
+                           lambda tmp: _scale(["distance", "distance_err"], 1000.0)(_example()).write(tmp / "pc.ecsv")),
     "profiles-out-exists": (["profiles", "{cat}", "--out", "{out}"], ["exists and is not empty"], _mkdir_nonempty),
     "simulate-n-particles-0": (["simulate", "--n-particles", "0", "--out", "{out}"], ["argument --n-particles"], None),
     "simulate-dt-negative": (["simulate", "--dt", "-1", "--out", "{out}"], ["argument --dt", "must be > 0"], None),

@@ -49,3 +49,17 @@ def test_overwrite_is_accepted_by_the_parser(tmp_path):
     for argv in (["fit", "--overwrite"], ["profiles", "--overwrite"], ["simulate", "--overwrite"],
                  ["sbi", "infer", "m", "s", "--out", "o", "--overwrite"], ["sbi", "train", "s", "--out", "o", "--overwrite"]):
         assert build_parser().parse_args(argv).overwrite
+
+
+def test_partial_directory_of_a_killed_run_is_removed(tmp_path):
+    import subprocess
+    import sys
+
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    left = tmp_path / f".res.partial-{pid}-abc123"  # what a run killed by SIGKILL leaves
+    left.mkdir()
+    (left / "posterior.nc").write_text("half")
+    with StagedOutput(tmp_path / "res") as d:
+        (d / "x").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
