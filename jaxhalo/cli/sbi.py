@@ -42,6 +42,21 @@ def _read_summary(path: str):
     return x
 
 
+def _model_header(path: str) -> dict:
+    """Before JAX loads: ``path`` is a readable file whose first line is a JSON header with a ``format``
+    (the full check, against the format tag and version, is :func:`jaxhalo.sbi.npe.load_npe`'s)."""
+    p = check_input_file(path, "model file")
+    try:
+        with open(p, "rb") as fh:
+            header = json.loads(fh.readline(1 << 20))
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or "format" not in header:
+        raise InputError(f"model file {p} is not a jaxhalo NPE model (no JSON header line); give the --out file of "
+                         "`jaxhalo sbi train`")
+    return header
+
+
 def _check_store_path(path: str) -> None:
     """Before JAX loads: ``path`` is a directory holding a suite manifest (``suite.json``)."""
     p = Path(path)
@@ -135,8 +150,11 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
 def cmd_sbi_infer(args: argparse.Namespace) -> int:
     """Posterior samples, derived masses, corner plot and TARP coverage for an observed summary vector."""
     check_output(args.out, args.overwrite)
-    check_input_file(args.model, "model file")
-    _read_summary(args.summary)
+    header = _model_header(args.model)
+    x = _read_summary(args.summary)
+    if isinstance(header.get("cond_dim"), int) and x.size != header["cond_dim"]:
+        raise InputError(f"the summary vector in {args.summary} has {x.size} entries; the model {args.model} was trained "
+                         f"on {header['cond_dim']} summaries")
     enable_x64()
     import jax  # deferred: the JAX stack loads only when the command runs
 
