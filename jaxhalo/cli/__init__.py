@@ -9,6 +9,12 @@ only in the command that runs. :mod:`jaxhalo.cli._setup` is the one place that c
 Errors in the input (a bad catalogue, option, file or store: ``ValueError``, ``OSError`` and jaxhalo's
 own error types) end the command with one line ``jaxhalo COMMAND: error: ...`` on stderr and exit
 code 2; ``jaxhalo --debug COMMAND`` (or ``JAXHALO_DEBUG=1``) shows the traceback instead.
+
+Fail fast, lose nothing: every command checks its options (argparse ranges, :mod:`._validate`), its
+input files, its catalogue (read with NumPy/astropy only; :mod:`jaxhalo.catalog.checks`) and its
+``--out`` (:mod:`._output`) before the JAX stack loads, so bad input ends it in about a second with
+nothing written; results go to a staging directory renamed into ``--out`` at the end, and an
+existing non-empty ``--out`` is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
