@@ -34,3 +34,15 @@ def test_n_clip_0_means_no_clipping_and_force_warns():
                          num_samples=30, progress_bar=False, verbose=False, force=True)
     assert res.n_clipped == [] and np.all(res.weight == 1)
     assert res.idata.posterior["v_travel"].shape == (1, 30)
+
+
+def test_clipping_that_leaves_too_few_stars_is_refused():
+    from dataclasses import replace
+
+    cat, _ = make_reflex_mock(jax.random.PRNGKey(2), 21, SPEC)
+    v = np.asarray(cat.v_los).copy()
+    v[:4] += 20000.0  # four wild outliers: clipped in the first round, leaving 17 < 18
+    data = ReflexData.from_catalog(replace(cat, v_los=v))
+    with pytest.raises(InsufficientStarsError, match=r"17 star\(s\) remain after 1 round\(s\) of 3-sigma clipping \(4 of 21"):
+        fit_reflex(data, SPEC, key=jax.random.PRNGKey(0), n_clip=1, num_chains=1, num_warmup=10, num_samples=10,
+                   progress_bar=False, verbose=False)
