@@ -281,3 +281,13 @@ def test_every_case_fails_before_jax_loads(tmp_path):
     slowest = sorted(res.items(), key=lambda kv: -kv[1][1])[:3]
     print("first case (with start-up):", ALL_CASES[0], round(res[ALL_CASES[0]][1], 3), "s; slowest (s):",
           [(c, round(v[1], 3)) for c, v in slowest])
+
+
+def test_fit_parameter_counts_match_the_model():
+    """The pre-JAX minimum-star rule of `fit` uses N_PARAMETERS; it must equal the model's own count."""
+    from jaxhalo.cli.fit import N_PARAMETERS
+    from jaxhalo.likelihoods.reflex import ReflexModel
+
+    for form, n in N_PARAMETERS.items():
+        for apex in ("galactic", "ms", "cartesian"):
+            assert len(ReflexModel(form, apex).param_names) == n, (form, apex)
