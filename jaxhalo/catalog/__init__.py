@@ -31,6 +31,8 @@ Modules
 * :mod:`~jaxhalo.catalog.structure` -- :class:`StarCatalog`, :class:`CatalogError`, validation.
 * :mod:`~jaxhalo.catalog.readers` -- :func:`read_catalog`, the peer layouts, :func:`write_catalog`.
 * :mod:`~jaxhalo.catalog.cuts` -- the cuts and selections with their :class:`CutReport`.
+* :mod:`~jaxhalo.catalog.checks` -- whether a catalogue can support a fit (2 stars per parameter),
+  plausible units, duplicates; NumPy only, run by the command line before JAX loads.
 * :mod:`~jaxhalo.catalog.kinematics` -- Galactocentric velocities with propagated errors.
 """
 

@@ -22,6 +22,8 @@ from .structure import (
 )
 
 __all__ = [
+    "FORMATS_BY_SUFFIX",
+    "KNOWN_SUFFIXES",
     "read_catalog",
     "read_peer_transposed",
     "read_peer_header",
@@ -29,7 +31,8 @@ __all__ = [
 ]
 
 
-_FORMATS_BY_SUFFIX = {
+#: File suffix -> astropy format name (the format of a file read without ``format=``).
+FORMATS_BY_SUFFIX = {
     ".ecsv": "ascii.ecsv",
     ".fits": "fits",
     ".fit": "fits",
@@ -42,11 +45,15 @@ _FORMATS_BY_SUFFIX = {
 }
 
 
+#: Every suffix :func:`read_catalog` reads without ``format=`` (.txt / .dat: astropy guesses the ASCII layout).
+KNOWN_SUFFIXES: tuple[str, ...] = (*FORMATS_BY_SUFFIX, ".txt", ".dat")
+
+
 def _guess_format(path: str | os.PathLike) -> str | None:
     name = os.fspath(path).lower()
-    for suffix in sorted(_FORMATS_BY_SUFFIX, key=len, reverse=True):
+    for suffix in sorted(FORMATS_BY_SUFFIX, key=len, reverse=True):
         if name.endswith(suffix):
-            return _FORMATS_BY_SUFFIX[suffix]
+            return FORMATS_BY_SUFFIX[suffix]
     return None
 
 

@@ -1,26 +1,25 @@
 """The star catalogue: a validated structure of arrays in jaxhalo's internal units.
 
-See :mod:`jaxhalo.catalog` for the validation rules.
+See :mod:`jaxhalo.catalog` for the validation rules. Building and validating a catalogue imports
+NumPy only (no JAX), so that the command line can check its input before it loads the JAX stack;
+the methods that transform coordinates load :mod:`jaxhalo.frames` when called.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax.numpy as jnp
 import numpy as np
-from jax import Array
 
 from ..constants import K_PM
-from ..frames import (
-    SolarParameters,
-    galactic_to_cartesian,
-    heliocentric_to_galactocentric,
-    observables_to_galactocentric,
-)
-from ..jax_utils import is_concrete
+
+if TYPE_CHECKING:  # annotations only: building and validating a catalogue needs no JAX
+    from jax import Array
+
+    from ..frames import SolarParameters
 
 __all__ = [
     "to_table",
@@ -216,8 +215,11 @@ class StarCatalog:
 
     def __post_init__(self) -> None:
         values = {k: getattr(self, k) for k in REQUIRED_COLUMNS}
-        if any((not is_concrete(v)) for v in values.values()) or (not is_concrete(self.xyz)):
-            return
+        if "jax" in sys.modules:  # a tracer exists only once JAX is loaded
+            from ..jax_utils import is_concrete  # deferred: JAX (already loaded here)
+
+            if any((not is_concrete(v)) for v in values.values()) or (not is_concrete(self.xyz)):
+                return
         validate_arrays(values, self.xyz, self.extra)
         for k, v in values.items():
             object.__setattr__(self, k, np.asarray(v, dtype=np.float64))
@@ -249,23 +251,29 @@ class StarCatalog:
                 kw[f.name] = np.asarray(v)[mask]
         return replace(self, **kw)
 
-    def galactocentric(self, solar: SolarParameters | None = None, k: float = K_PM) -> tuple[Array, Array]:
+    def galactocentric(self, solar: "SolarParameters | None" = None, k: float = K_PM) -> "tuple[Array, Array]":
         """Galactocentric position (N, 3) [kpc] and velocity (N, 3) [km/s] from the observables.
 
         ``solar`` defaults to :class:`SolarParameters` (Chandra et al.); ``k`` is the
         km/s per (kpc mas/yr) factor (``constants.K_PM_REFERENCE`` for reflexcalc).
         """
+        from ..frames import observables_to_galactocentric  # deferred: JAX loads only when coordinates are transformed
+
         return observables_to_galactocentric(
             self.l, self.b, self.distance, self.v_los, self.pm_l, self.pm_b, solar=solar, k=k
         )
 
-    def r_gal(self, solar: SolarParameters | None = None, use_catalog_xyz: bool = False) -> np.ndarray:
+    def r_gal(self, solar: "SolarParameters | None" = None, use_catalog_xyz: bool = False) -> np.ndarray:
         """Galactocentric radius (N,) [kpc]: |xyz| from the catalogue when ``use_catalog_xyz``,
         otherwise recomputed from (l, b, distance) with ``solar`` (default Chandra et al.)."""
         if use_catalog_xyz:
             if self.xyz is None:
                 raise CatalogError("column 'xyz' is absent: cannot use catalogue Galactocentric positions")
             return np.linalg.norm(self.xyz, axis=1)
+        import jax.numpy as jnp  # deferred: JAX loads only when coordinates are transformed
+
+        from ..frames import SolarParameters, galactic_to_cartesian, heliocentric_to_galactocentric
+
         solar = SolarParameters() if solar is None else solar
         r, _ = heliocentric_to_galactocentric(galactic_to_cartesian(self.l, self.b, self.distance), None, solar)
         return np.asarray(jnp.linalg.norm(r, axis=-1))

@@ -9,6 +9,12 @@ only in the command that runs. :mod:`jaxhalo.cli._setup` is the one place that c
 Errors in the input (a bad catalogue, option, file or store: ``ValueError``, ``OSError`` and jaxhalo's
 own error types) end the command with one line ``jaxhalo COMMAND: error: ...`` on stderr and exit
 code 2; ``jaxhalo --debug COMMAND`` (or ``JAXHALO_DEBUG=1``) shows the traceback instead.
+
+Fail fast, lose nothing: every command checks its options (argparse ranges, :mod:`._validate`), its
+input files, its catalogue (read with NumPy/astropy only; :mod:`jaxhalo.catalog.checks`) and its
+``--out`` (:mod:`._output`) before the JAX stack loads, so bad input ends it in about a second with
+nothing written; results go to a staging directory renamed into ``--out`` at the end, and an
+existing non-empty ``--out`` is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import argparse
 import os
 import sys
 
+from ._output import StagedOutput, check_output, strict_json
 from ._setup import setup_jax
+from ._validate import InputError
 from .bench import add_bench_parser
 from .fit import add_fit_parser
 from .profiles import add_profiles_parser
@@ -25,12 +33,20 @@ from .sbi import add_sbi_parser
 from .simulate import add_simulate_parser
 from .suite import add_suite_parser
 
-__all__ = ["build_parser", "main", "setup_jax"]
+__all__ = ["InputError", "StagedOutput", "build_parser", "check_output", "main", "setup_jax", "strict_json"]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line ``jaxhalo COMMAND: error: ...`` (exit code 2), pointing
+    to ``--help`` instead of printing the usage block; subcommand parsers inherit the class."""
+
+    def error(self, message: str):  # noqa: D102  (argparse's hook)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxhalo`` argument parser with every subcommand."""
-    p = argparse.ArgumentParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
+    p = _OneLineParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also JAXHALO_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     add_fit_parser(sub)

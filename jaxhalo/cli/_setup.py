@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..catalog.structure import CatalogError
 from ..example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
+from ._validate import InputError, check_input_file
 
 __all__ = ["default_cache_dir", "enable_x64", "fail", "load_catalog", "markdown_table", "setup_jax"]
 
@@ -23,9 +25,10 @@ def enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
-def fail(msg: str) -> int:
-    """Print ``jaxhalo: error: MSG`` to stderr and return the exit code 2."""
-    print(f"jaxhalo: error: {msg}", file=sys.stderr)
+def fail(msg: str, command: str | None = None) -> int:
+    """Print ``jaxhalo COMMAND: error: MSG`` (``jaxhalo: error: MSG`` without a command) to stderr and
+    return the exit code 2."""
+    print(f"jaxhalo{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
     return 2
 
 
@@ -73,15 +76,31 @@ def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
 
 
 def load_catalog(path: str | None, fmt: str | None):
-    from ..catalog.readers import read_catalog, read_peer_header, read_peer_transposed  # deferred: astropy + JAX
+    """Read and validate the catalogue of a command (``None``: the bundled example) before JAX loads.
+
+    The file is checked (exists, is a readable non-empty file, a known format; see
+    :func:`jaxhalo.cli._validate.check_input_file`) and read with NumPy / astropy only, so that a bad
+    catalogue fails in about a second. Returns ``(catalog, truth_path or None)``.
+    """
+    from ..catalog.readers import KNOWN_SUFFIXES, read_catalog, read_peer_header, read_peer_transposed  # deferred: astropy
 
     if path is None:
         return read_catalog(EXAMPLE_CATALOG), EXAMPLE_TRUTH
+    check_input_file(path, "catalogue", formats=KNOWN_SUFFIXES, fmt=fmt)
     if fmt == "peer-t":
         return read_peer_transposed(path), None
     if fmt == "peer-h":
         return read_peer_header(path), None
-    return read_catalog(path, format=fmt), None
+    try:
+        return read_catalog(path, format=fmt), None
+    except CatalogError as exc:
+        raise CatalogError(f"catalogue {path}: {exc}") from exc
+    except Exception as exc:  # astropy's readers raise many types for a file they cannot parse
+        if type(exc).__module__.startswith("jaxhalo."):
+            raise
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"catalogue {path} cannot be read as {fmt or 'its suffix says'} ({detail}); check the file "
+                         "or give --format") from exc
 
 
 def markdown_table(table) -> str:

@@ -24,14 +24,17 @@ their errors) this command
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..catalog.checks import DataWarning, InsufficientStarsError, check_plausible
+from ._output import StagedOutput, check_output, strict_json
 from ._setup import enable_x64, load_catalog, markdown_table
+from ._validate import SEED, InputError, int_range
 
 __all__ = ["add_profiles_parser", "cmd_profiles", "run_profiles"]
 
@@ -202,7 +205,7 @@ def run_profiles(
             "divergences": n_div, "chains": chains,
             "max_rhat": None if rhat is None else float(np.nanmax(rhat)), "min_stars": min_stars, "nside": nside,
             "sky_pixels_fitted": int(han["valid"].sum()), "fit_s": t_fit, "total_s": time.perf_counter() - t0}
-    (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
+    (out / "diagnostics.json").write_text(strict_json(diag, indent=2))
     say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
         f"({diag['total_s']:.1f} s)")
     return diag
@@ -283,14 +286,43 @@ def _sky_figure(sigma_r: np.ndarray, nside: int):
     return fig
 
 
-def cmd_profiles(args: argparse.Namespace) -> int:
-    """Entry point of ``jaxhalo profiles``."""
+def check_bins(spec: list[str]) -> None:
+    """Check ``--bins`` before any work: ``li2025`` or at least two strictly increasing, finite, non-negative
+    edges in kpc; raises :class:`~jaxhalo.cli._validate.InputError`."""
+    if len(spec) == 1 and spec[0].lower() == "li2025":
+        return
+    try:
+        edges = [float(x) for x in spec]
+    except ValueError:
+        raise InputError(f"--bins takes radial edges in kpc or 'li2025', got {' '.join(spec)}") from None
+    if len(edges) < 2:
+        raise InputError(f"--bins needs at least two edges (one bin), got {' '.join(spec)}")
+    if not all(np.isfinite(edges)) or min(edges) < 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise InputError(f"--bins edges must be finite, >= 0 and strictly increasing, got {' '.join(spec)}")
 
-    enable_x64()
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """Entry point of ``jaxhalo profiles``: checks the options, ``--out`` and the catalogue before JAX loads,
+    then fits into a temporary directory that replaces ``--out`` at the end."""
+    check_bins(list(args.bins))
+    check_output(args.out, args.overwrite)
     cat, _ = load_catalog(args.catalog, args.format)
-    run_profiles(cat, Path(args.out), bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
-                 chains=args.chains,
-                 seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
+    if args.model == "double" and not ("feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()):
+        raise InputError(f"--model double needs a finite 'feh' column in catalogue {args.catalog} (the components are "
+                         "ordered by [Fe/H]); use --model single or dipole")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        check_plausible(cat, force=args.force)
+    for w in caught:
+        print(f"[jaxhalo profiles] WARNING: {w.message}", file=sys.stderr)
+    if len(cat) < args.min_stars:
+        raise InsufficientStarsError(f"catalogue {args.catalog} holds {len(cat)} star(s), fewer than --min-stars "
+                                     f"{args.min_stars}: every bin would be empty")
+    enable_x64()
+    with StagedOutput(args.out) as out:
+        run_profiles(cat, out, bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
+                     chains=args.chains, seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
+    print(f"[jaxhalo profiles] moved the results into {args.out}/")
     return 0
 
 
@@ -301,12 +333,14 @@ def add_profiles_parser(sub) -> None:
     p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
     p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
     p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
-    p.add_argument("--warmup", type=int, default=200, help="NUTS warmup iterations per chain and bin")
-    p.add_argument("--samples", type=int, default=500, help="NUTS draws per chain and bin")
-    p.add_argument("--chains", type=int, default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-stars", type=int, default=10, help="bins / pixels with fewer stars are reported empty")
-    p.add_argument("--nside", type=int, default=4, help="HEALPix nside of the sigma_r sky map")
-    p.add_argument("--n-mc", type=int, default=200, help="Monte Carlo realisations of the Han et al. estimator")
-    p.add_argument("--out", default="jaxhalo_profiles")
+    p.add_argument("--warmup", type=int_range(1), default=200, help="NUTS warmup iterations per chain and bin")
+    p.add_argument("--samples", type=int_range(1), default=500, help="NUTS draws per chain and bin")
+    p.add_argument("--chains", type=int_range(1, 256), default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--min-stars", type=int_range(2), default=10, help="bins / pixels with fewer stars are reported empty")
+    p.add_argument("--nside", type=int_range(1, 1024), default=4, help="HEALPix nside of the sigma_r sky map")
+    p.add_argument("--n-mc", type=int_range(1), default=200, help="Monte Carlo realisations of the Han et al. estimator")
+    p.add_argument("--out", default="jaxhalo_profiles", help="output directory (written at the end; see --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.add_argument("--force", action="store_true", help="fit even when the values look like a wrong unit or repeat stars")
     p.set_defaults(func=cmd_profiles)

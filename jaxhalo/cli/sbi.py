@@ -9,25 +9,63 @@ from pathlib import Path
 
 import numpy as np
 
+from ._output import StagedOutput, check_output, strict_json
 from ._setup import enable_x64, fail
+from ._validate import SEED, InputError, check_input_file, float_range, int_range
 
 __all__ = ["add_sbi_parser", "cmd_sbi_infer", "cmd_sbi_train"]
 
 
 def _read_summary(path: str):
     """An observed summary vector from .npy, .json (a list, or {"summaries": [...]}) or text (.txt/.csv)."""
+    p = check_input_file(path, "summary file")
+    try:
+        if p.suffix == ".npy":
+            x = np.load(p)
+        elif p.suffix == ".json":
+            obj = json.loads(p.read_text())
+            if isinstance(obj, dict):
+                if "summaries" not in obj:
+                    raise InputError(f"summary file {p}: the JSON object has no key 'summaries' (keys: "
+                                     f"{sorted(obj)[:8]}); write {{\"summaries\": [...]}} or a plain list")
+                obj = obj["summaries"]
+            x = obj
+        else:
+            x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None)
+        x = np.asarray(x, dtype=float).reshape(-1)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"summary file {p} is not a list of numbers ({exc})") from exc
+    if x.size == 0:
+        raise InputError(f"summary file {p} holds no numbers")
+    return x
+
+
+def _model_header(path: str) -> dict:
+    """Before JAX loads: ``path`` is a readable file whose first line is a JSON header with a ``format``
+    (the full check, against the format tag and version, is :func:`jaxhalo.sbi.npe.load_npe`'s)."""
+    p = check_input_file(path, "model file")
+    try:
+        with open(p, "rb") as fh:
+            header = json.loads(fh.readline(1 << 20))
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or "format" not in header:
+        raise InputError(f"model file {p} is not a jaxhalo NPE model (no JSON header line); give the --out file of "
+                         "`jaxhalo sbi train`")
+    return header
+
+
+def _check_store_path(path: str) -> None:
+    """Before JAX loads: ``path`` is a directory holding a suite manifest (``suite.json``)."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"summary file {p} not found")
-    if p.suffix == ".npy":
-        x = np.load(p)
-    elif p.suffix == ".json":
-        obj = json.loads(p.read_text())
-        x = obj["summaries"] if isinstance(obj, dict) else obj
-    else:
-        x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None)
-    x = np.asarray(x, dtype=float).reshape(-1)
-    return x
+        raise InputError(f"suite store {p} does not exist; give the --out directory of `jaxhalo suite run`")
+    if not p.is_dir():
+        raise InputError(f"suite store {p} is a file; give the store directory written by `jaxhalo suite run`")
+    if not (p / "suite.json").is_file():
+        raise InputError(f"{p} is not a jaxhalo suite store (no suite.json manifest)")
 
 
 #: Extra NPE targets from a suite's per-simulation reflex fits (``jaxhalo sbi train --with-reflex``).
@@ -36,6 +74,10 @@ REFLEX_TARGETS = ["v_travel_r40", "v_travel_r100", "v_travel_r120", "v_x_r100", 
 
 def cmd_sbi_train(args: argparse.Namespace) -> int:
     """Train an NPE ensemble on a suite store and save it."""
+    check_output(args.out, args.overwrite, kind="file")
+    _check_store_path(args.store)
+    if args.summary_sigma:
+        _read_summary(args.summary_sigma)
     enable_x64()
     import jax  # deferred: the JAX stack loads only when the command runs
 
@@ -94,7 +136,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
                                progress=not args.no_progress)
         wall = time.perf_counter() - t0
     except (SuiteStoreError, NPEError, FileNotFoundError, ValueError) as exc:
-        return fail(str(exc))
+        return fail(str(exc), "sbi train")
     meta = {"store": str(Path(args.store).resolve()), "store_suite_hash": store.suite_hash, "prior": prior_name,
             "test_index": data.index[test_rows].tolist(), "summary_sigma": None if sigma is None else sigma.tolist(),
             "training": {**rep.as_dict(), "total_wall_s": wall}, "seed": args.seed}
@@ -107,16 +149,17 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
 
 def cmd_sbi_infer(args: argparse.Namespace) -> int:
     """Posterior samples, derived masses, corner plot and TARP coverage for an observed summary vector."""
+    check_output(args.out, args.overwrite)
+    header = _model_header(args.model)
+    x = _read_summary(args.summary)
+    if isinstance(header.get("cond_dim"), int) and x.size != header["cond_dim"]:
+        raise InputError(f"the summary vector in {args.summary} has {x.size} entries; the model {args.model} was trained "
+                         f"on {header['cond_dim']} summaries")
     enable_x64()
     import jax  # deferred: the JAX stack loads only when the command runs
 
-    from ..plots import corner_plot
-    from ..sbi.derived import derived_masses
     from ..sbi.npe import NPEError, load_npe
-    from ..sbi.store import SuiteStore, SuiteStoreError
-    from ..sbi.tarp import plot_tarp, tarp_coverage
 
-    out = Path(args.out)
     try:
         model, header = load_npe(args.model)
         x_obs = _read_summary(args.summary)
@@ -133,8 +176,22 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
         samples = model.sample(k_post, x_obs, args.n_samples)
         t_sample = time.perf_counter() - t0
     except (NPEError, FileNotFoundError, ValueError) as exc:
-        return fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
+        return fail(str(exc), "sbi infer")
+    with StagedOutput(args.out) as out:
+        _infer_products(out, args, model, header, samples, t_sample, k_cov, k_ref, imputes)
+    return 0
+
+
+def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, samples, t_sample: float, k_cov, k_ref,
+                    imputes: bool) -> None:
+    """Write the posterior samples, corner plot, TARP coverage and summary.json of ``sbi infer`` into ``out``."""
+    import jax  # deferred: loaded by cmd_sbi_infer already
+
+    from ..plots import corner_plot
+    from ..sbi.derived import derived_masses
+    from ..sbi.store import SuiteStore, SuiteStoreError
+    from ..sbi.tarp import plot_tarp, tarp_coverage
+
     names = list(model.parameter_names)
     post = {n: samples[:, i] for i, n in enumerate(names)}
     derived = {}
@@ -164,7 +221,7 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
             store = SuiteStore.open(store_path)
             data = store.load()
         except (SuiteStoreError, TypeError) as exc:
-            return fail(f"coverage needs the training suite (--store): {exc}")
+            raise InputError(f"coverage needs the training suite (--store, or --no-coverage): {exc}") from exc
         rows = np.searchsorted(data.index, test_index)
         if args.store and header["metadata"].get("store_suite_hash") != store.suite_hash:
             rows = np.arange(len(data))  # another suite: every row is held out
@@ -187,10 +244,9 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
                                    "wall_s": time.perf_counter() - t0}
             print(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "
                   f"KS(f ~ U) p {res.ks_uniform_pvalue:.3f}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[jaxhalo sbi] wrote {out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
+    (out / "summary.json").write_text(strict_json(summary, indent=2))
+    print(f"[jaxhalo sbi] wrote {args.out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
           + " summary.json")
-    return 0
 
 
 def add_sbi_parser(sub) -> None:
@@ -203,30 +259,32 @@ def add_sbi_parser(sub) -> None:
     t.add_argument("--with-reflex", action="store_true",
                    help="also infer the reflex motion: v_travel at 40/100/120 kpc and (v_x, v_y, v_z) at 100 kpc, "
                         "from a suite run with --reflex-fit")
-    t.add_argument("--layers", type=int, default=5, help="MAF transformation layers (Brooks et al.: 5)")
-    t.add_argument("--width", type=int, default=50, help="hidden units per layer (Brooks et al.: 50)")
-    t.add_argument("--depth", type=int, default=1, help="hidden layers in each MADE")
-    t.add_argument("--ensemble", type=int, default=5, help="ensemble members")
-    t.add_argument("--batch", type=int, default=200)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--max-epochs", type=int, default=500)
-    t.add_argument("--patience", type=int, default=20, help="epochs without validation improvement before stopping")
-    t.add_argument("--val-frac", type=float, default=0.1)
-    t.add_argument("--test-frac", type=float, default=0.05, help="simulations held out for the coverage test")
+    t.add_argument("--layers", type=int_range(1), default=5, help="MAF transformation layers (Brooks et al.: 5)")
+    t.add_argument("--width", type=int_range(1), default=50, help="hidden units per layer (Brooks et al.: 50)")
+    t.add_argument("--depth", type=int_range(1), default=1, help="hidden layers in each MADE")
+    t.add_argument("--ensemble", type=int_range(1), default=5, help="ensemble members")
+    t.add_argument("--batch", type=int_range(1), default=200)
+    t.add_argument("--lr", type=float_range(0.0, lo_open=True), default=5e-4)
+    t.add_argument("--max-epochs", type=int_range(1), default=500)
+    t.add_argument("--patience", type=int_range(1), default=20, help="epochs without validation improvement before stopping")
+    t.add_argument("--val-frac", type=float_range(0.0, 1.0, lo_open=True, hi_open=True), default=0.1)
+    t.add_argument("--test-frac", type=float_range(0.0, 1.0, hi_open=True), default=0.05, help="simulations held out for the coverage test")
     t.add_argument("--summary-sigma", default=None, help="file with per-summary survey errors added in training")
     t.add_argument("--impute-missing", action="store_true",
                    help="replace NaN summaries (empty bins) by training means instead of dropping those simulations")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out model file")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_sbi_train)
     i = ss.add_parser("infer", help="posterior for an observed summary vector + corner and coverage plots")
     i.add_argument("model")
     i.add_argument("summary", help="observed summaries: .npy, .json or text")
     i.add_argument("--out", required=True)
-    i.add_argument("--n-samples", type=int, default=10000)
+    i.add_argument("--n-samples", type=int_range(1), default=10000)
     i.add_argument("--store", default=None, help="suite for the coverage test (default: the training suite)")
-    i.add_argument("--n-coverage", type=int, default=200, help="held-out simulations in the TARP test")
-    i.add_argument("--coverage-samples", type=int, default=500, help="posterior draws per held-out simulation")
+    i.add_argument("--n-coverage", type=int_range(1), default=200, help="held-out simulations in the TARP test")
+    i.add_argument("--coverage-samples", type=int_range(1), default=500, help="posterior draws per held-out simulation")
     i.add_argument("--no-coverage", action="store_true")
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--seed", type=SEED, default=0)
+    i.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     i.set_defaults(func=cmd_sbi_infer)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 from ..simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES
+from ._output import StagedOutput, check_output, strict_json
 from ._setup import setup_jax
+from ._validate import SEED, InputError, check_order, float_range, int_range
 
 __all__ = ["add_simulate_parser", "cmd_simulate"]
 
@@ -48,18 +49,19 @@ def add_simulate_parser(sub) -> argparse.ArgumentParser:
     for opt, name, text in PARAM_OPTIONS:
         default = float(FIDUCIAL_THETA[PARAMETER_NAMES.index(name)])
         s.add_argument(opt, type=float, default=default, help=f"{text} (default {default:g})")
-    s.add_argument("--n-particles", type=int, default=20_000)
-    s.add_argument("--dt", type=float, default=1.0, help="leapfrog step [Myr]")
-    s.add_argument("--t-back", type=float, default=2200.0, help="integration time [Myr]")
+    s.add_argument("--n-particles", type=int_range(1), default=20_000)
+    s.add_argument("--dt", type=float_range(0.0, lo_open=True), default=1.0, help="leapfrog step [Myr]")
+    s.add_argument("--t-back", type=float_range(0.0, lo_open=True), default=2200.0, help="integration time [Myr]")
     s.add_argument("--solver", default="leapfrog", choices=["leapfrog", "dopri8", "tsit5", "dopri5"])
     s.add_argument("--inner", default="steepen", choices=["steepen", "exact"],
                    help="tracer cusp for beta0 > 1/2: steepened inside r_core (default) or eq. 2 as is")
     s.add_argument("--solar", default="default", choices=["default", "brooks"], help="solar frame")
     s.add_argument("--no-errors", action="store_true", help="catalogue without per-star observational errors")
-    s.add_argument("--r-gal-min", type=float, default=30.0, help="catalogue window in r_gal [kpc]")
-    s.add_argument("--r-gal-max", type=float, default=160.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="jaxhalo_sim")
+    s.add_argument("--r-gal-min", type=float_range(0.0), default=30.0, help="catalogue window in r_gal [kpc]")
+    s.add_argument("--r-gal-max", type=float_range(0.0, lo_open=True), default=160.0)
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="jaxhalo_sim", help="output directory (written at the end; see --overwrite)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     s.add_argument("--no-plots", action="store_true")
     s.set_defaults(func=cmd_simulate)
     return s
@@ -70,7 +72,19 @@ def _log(msg: str) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run the simulation described by ``args`` and write its products into ``args.out``."""
+    """Run the simulation described by ``args`` and write its products into ``args.out``: the options and
+    ``--out`` are checked before JAX loads, the products written into a temporary directory that replaces
+    ``--out`` at the end."""
+    check_order(args.r_gal_min, args.r_gal_max, "--r-gal-min", "--r-gal-max")
+    if args.dt > args.t_back:
+        raise InputError(f"--dt {args.dt:g} Myr is longer than --t-back {args.t_back:g} Myr; give a smaller --dt")
+    check_output(args.out, args.overwrite)
+    with StagedOutput(args.out) as out:
+        return _simulate(args, out)
+
+
+def _simulate(args: argparse.Namespace, out: Path) -> int:
+    """The body of :func:`cmd_simulate`, writing into the staging directory ``out``."""
     import jax  # deferred: the JAX stack loads only when the command runs
 
     setup_jax()  # the CLI's shared setup: float64, persistent compilation cache
@@ -83,8 +97,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ..simulation.observe import observe, to_catalog
     from ..simulation.summaries import BROOKS_SUMMARY_LABELS, brooks_summaries
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     theta = S.theta_from_dict({name: getattr(args, opt[2:].replace("-", "_")) for opt, name, _ in PARAM_OPTIONS})
     cfg = S.SimConfig(n_particles=args.n_particles, dt=args.dt, t_back=args.t_back, solver=args.solver,
@@ -92,9 +104,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for name, value, unit in zip(S.PARAMETER_NAMES, theta, S.PARAMETER_UNITS):
         _log(f"  {name:16s} = {value:.6g} {unit}")
     if not bool(S.parameter_valid(theta, cfg)):
-        _log("ERROR: these parameters cannot be simulated (e.g. no c200 <= 100 gives v_c(R_sun) = 235 km/s "
-             "for log10 M200 below ~11.13)")
-        return 2
+        raise InputError("these parameters cannot be simulated (e.g. no c200 <= 100 gives v_c(R_sun) = 235 km/s "
+                         "for log10 M200 below ~11.13); change --log10-m200")
     _log(f"{cfg.n_particles} particles, {cfg.solver} dt = {cfg.dt} Myr over {cfg.t_back} Myr "
          f"({cfg.n_steps} steps), seed {args.seed}; compiling (about half a minute) ...")
     key_sim, key_obs = jax.random.split(jax.random.key(args.seed))
@@ -157,8 +168,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _plots(out, sim, exact, summ, times, np)
         _log(f"plots: {out}/lmc_orbit.png vgsr_sky_map.png brooks_summaries.png")
     info["timings_s"]["total"] = time.perf_counter() - t_start
-    (out / "params.json").write_text(json.dumps(info, indent=2, default=float))
-    _log(f"done in {info['timings_s']['total']:.1f} s; fit the halo with: jaxhalo fit {out / 'catalog.ecsv'}")
+    (out / "params.json").write_text(strict_json(info, indent=2, default=float))
+    _log(f"done in {info['timings_s']['total']:.1f} s; fit the halo with: jaxhalo fit {Path(args.out) / 'catalog.ecsv'}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Mapping
 
 import jax.numpy as jnp
@@ -68,8 +68,28 @@ class PriorSet:
     out_v_max: float = 600.0
 
     def __post_init__(self):
+        """Validate at construction: every bound a finite number, maxima positive, each (min, max) pair
+        ordered and positive where it is log-uniform, f_out_max in (0, 0.5]; ``ValueError`` names the field."""
         if self.kind not in ("chandra", "reference"):
             raise ValueError(f"prior kind must be 'chandra' or 'reference', got {self.kind!r}")
+        for f in fields(self):
+            if f.name == "kind":
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"PriorSet.{f.name} must be a finite number, got {v!r}")
+        for name in ("v_travel_max", "v_mean_max", "out_v_max"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PriorSet.{name} must be > 0 (the prior is uniform on [-max, max] or [0, max]), "
+                                 f"got {getattr(self, name)!r}")
+        for lo, hi in (("sigma_min", "sigma_max"), ("tau_min", "tau_max"), ("sigma_out_min", "sigma_out_max"),
+                       ("sigma_out_min_gaussian", "sigma_out_max_gaussian")):
+            a, b = getattr(self, lo), getattr(self, hi)
+            if not 0 < a < b:
+                raise ValueError(f"PriorSet needs 0 < {lo} < {hi} (a log-uniform range), got {lo}={a!r}, {hi}={b!r}")
+        if not 0 < self.f_out_max <= 0.5:
+            raise ValueError(f"PriorSet.f_out_max must be in (0, 0.5] (the reflex component stays the majority), "
+                             f"got {self.f_out_max!r}")
 
 
 def sample_prior_site(name: str, base: str, priors: PriorSet) -> Array:

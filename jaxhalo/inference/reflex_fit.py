@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jax import Array
 
+from ..catalog.checks import check_enough_stars
 from ..likelihoods.reflex import ReflexData, ReflexModel
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map
 from .nuts import run_nuts
@@ -71,13 +72,33 @@ def fit_reflex(
     radii=(40.0, 50.0, 100.0, 120.0),
     progress_bar: bool = True,
     verbose: bool = True,
+    force: bool = False,
 ) -> FitResult:
-    """Full fit: ML + clipping (optional) then NUTS; returns a :class:`FitResult`."""
+    """Full fit: ML + clipping (optional) then NUTS; returns a :class:`FitResult`.
+
+    ``clip=False`` or ``n_clip=0`` fits without clipping. The fit refuses
+    (:class:`~jaxhalo.catalog.checks.InsufficientStarsError`) when fewer stars than
+    :func:`~jaxhalo.catalog.checks.minimum_stars` (2 per parameter) have non-zero weight, before the
+    ML fit and again after clipping; ``force=True`` turns that into a
+    :class:`~jaxhalo.catalog.checks.DataWarning` (an empty data set is always refused).
+    """
+    if n_clip < 0:
+        raise ValueError(f"n_clip must be >= 0 (0: no clipping), got {n_clip}")
+    if num_chains < 1 or num_samples < 1 or num_warmup < 0:
+        raise ValueError(f"need num_chains >= 1, num_samples >= 1 and num_warmup >= 0; got {num_chains}, "
+                         f"{num_samples}, {num_warmup}")
+    n_params = len(spec.param_names)
+    n_in = int(np.sum(np.asarray(data.weight) > 0))
+    check_enough_stars(n_in, n_params, "in the data", force=force)
     key = jax.random.PRNGKey(0) if key is None else key
     k_map, k_nuts = jax.random.split(key)
     t0 = time.perf_counter()
-    if clip:
+    if clip and n_clip > 0:
         data, map_params, removed = clip_outliers(data, spec, priors, k_map, n_iter=n_clip, threshold=clip_threshold, verbose=verbose)
+        n_left = int(np.sum(np.asarray(data.weight) > 0))
+        check_enough_stars(n_left, n_params, f"remain after {n_clip} round(s) of 3-sigma clipping ({n_in - n_left} of "
+                           f"{n_in} removed, per round {removed}); check the units of the catalogue or fit with "
+                           "--n-clip 0", force=force)
     else:
         map_params, removed = fit_map(data, spec, priors, k_map), []
     t_map = time.perf_counter() - t0

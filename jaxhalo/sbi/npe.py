@@ -44,7 +44,8 @@ from flowjax.flows import masked_autoregressive_flow
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["NPEConfig", "NPEError", "NPEnsemble", "TrainingReport", "train_npe", "save_npe", "load_npe", "make_flow"]
+__all__ = ["MIN_TRAINING_ROWS", "MIN_VALIDATION_ROWS", "NPEConfig", "NPEError", "NPEnsemble", "TrainingReport", "train_npe",
+           "save_npe", "load_npe", "make_flow"]
 
 _MAGIC = "jaxhalo-npe"
 _VERSION = 1
@@ -252,6 +253,11 @@ def _val_loss(params, static, zt, zx):
     return _loss(params, static, zt, zx)
 
 
+#: Least training rows (besides one full batch) and validation rows :func:`train_npe` accepts.
+MIN_TRAINING_ROWS = 20
+MIN_VALIDATION_ROWS = 5
+
+
 def train_npe(
     theta: ArrayLike,
     x: ArrayLike,
@@ -294,9 +300,11 @@ def train_npe(
     N, P = theta.shape
     S = x.shape[1]
     n_val = max(1, int(round(config.val_fraction * N)))
-    if N - n_val < config.batch_size:
-        raise NPEError(f"{N} usable rows ({n_dropped} non-finite dropped) leave {N - n_val} for training, fewer than "
-                       f"one batch of {config.batch_size}")
+    if n_val < MIN_VALIDATION_ROWS or N - n_val < max(config.batch_size, MIN_TRAINING_ROWS):
+        raise NPEError(f"{N} usable rows ({n_dropped} non-finite dropped) split into {N - n_val} training and {n_val} "
+                       f"validation rows; training needs at least max(batch {config.batch_size}, {MIN_TRAINING_ROWS}) "
+                       f"training and {MIN_VALIDATION_ROWS} validation rows (early stopping on fewer is noise): "
+                       "simulate more, lower --batch or raise --val-frac")
     names = tuple(parameter_names) if parameter_names is not None else tuple(f"theta_{i}" for i in range(P))
     if len(names) != P:
         raise NPEError(f"{len(names)} parameter names for {P} parameters")

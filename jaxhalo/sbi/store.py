@@ -21,6 +21,15 @@ identical bytes and the last rename wins, so nothing is duplicated.
 
 HDF5 through h5py is the format: every language reads it, and per-chunk files avoid HDF5's
 single-writer limitation.
+
+Integrity: each chunk records the SHA-256 of its arrays (attribute ``sha256``), checked by every
+read; :meth:`SuiteStore.info` counts a chunk that fails as missing and ``run_suite`` recomputes it.
+Writers claim a chunk before computing it with an exclusive lock file ``chunks/.c00000012.h5.lock``
+(``O_CREAT | O_EXCL``, holding host and pid), so that concurrent writers of one store never compute
+the same chunk; a lock (or temporary file) left by a dead process of this host is stale and is
+removed by the next writer. Each chunk also stores ``row_status`` (C,) uint8, the validity of each
+row: 0 valid, 1 no finite summary (an infeasible theta), 2 some NaN summaries (empty bins);
+:data:`ROW_STATUS` names the codes and ``info`` counts them.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -50,7 +61,30 @@ __all__ = [
     "SuiteStore",
     "SuiteData",
     "code_version",
+    "chunk_checksum",
+    "row_status",
+    "ROW_STATUS",
 ]
+
+#: Meaning of the per-row validity codes stored with each chunk.
+ROW_STATUS = {0: "valid", 1: "infeasible theta (no finite summary)", 2: "some NaN summaries"}
+
+
+def row_status(summaries: np.ndarray) -> np.ndarray:
+    """(C,) uint8 validity of each row of ``summaries`` (C, ...): see :data:`ROW_STATUS`."""
+    x = np.asarray(summaries, dtype=float).reshape(len(summaries), -1)
+    finite = np.isfinite(x)
+    return np.where(finite.all(axis=1), 0, np.where(finite.any(axis=1), 2, 1)).astype(np.uint8)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 FORMAT = "jaxhalo-suite"
 FORMAT_VERSION = 1
@@ -84,6 +118,20 @@ def code_version() -> str:
     return f"jaxhalo {__version__}"
 
 
+def chunk_checksum(index: np.ndarray, key_data: np.ndarray, theta: np.ndarray,
+                   outputs: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of a chunk's arrays: dtype, shape and bytes of index, key_data, theta and each output
+    (sorted by name). Stored as the chunk attribute ``sha256`` and verified on every read."""
+    h = hashlib.sha256()
+    items = [("index", index), ("key_data", key_data), ("theta", theta)]
+    items += [(f"outputs/{k}", outputs[k]) for k in sorted(outputs)]
+    for name, arr in items:
+        a = np.ascontiguousarray(arr)
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _suite_hash(manifest: Mapping[str, Any]) -> str:
     blob = json.dumps({k: manifest[k] for k in IDENTITY_FIELDS}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -104,6 +152,7 @@ class SuiteData:
     outputs: dict[str, np.ndarray]
     parameter_names: tuple[str, ...]
     missing: np.ndarray
+    row_status: np.ndarray | None = None  # (N,) uint8 codes of ROW_STATUS
 
     @property
     def summaries(self) -> np.ndarray:
@@ -194,7 +243,7 @@ class SuiteStore:
         if diffs:
             raise SuiteConfigError(
                 f"the suite store {self.path} was made with different settings; rerun with the store's settings "
-                "or write to a new store:\n  " + "\n  ".join(diffs)
+                "or write to a new store: " + "; ".join(diffs)
             )
 
     # ------------------------------------------------------------------ geometry
@@ -244,6 +293,78 @@ class SuiteStore:
         """Temporary files left by interrupted writers (safe to delete when no writer is running)."""
         return sorted(p for p in self.chunk_dir.iterdir() if p.name.endswith(".tmp"))
 
+    # ------------------------------------------------------------------ claims (concurrent writers)
+    def _lock_path(self, k: int) -> Path:
+        return self.chunk_dir / f".{self.chunk_path(k).name}.lock"
+
+    def _lock_is_stale(self, lock: Path) -> bool:
+        """A lock of a process of this host that no longer runs (a lock of another host is never stale)."""
+        try:
+            owner = json.loads(lock.read_text())
+            return owner.get("host") == socket.gethostname() and not _pid_alive(int(owner["pid"]))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, KeyError, TypeError):  # half-written by a writer killed in open(): stale
+            return time.time() - lock.stat().st_mtime > 60 if lock.exists() else False
+
+    def claim_chunk(self, k: int) -> bool:
+        """Claim chunk ``k`` for this process with an exclusive lock file; False if another live writer
+        holds it or the chunk is already finished. Release with :meth:`release_chunk`."""
+        lock = self._lock_path(k)
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._lock_is_stale(lock):
+                    grave = lock.with_name(lock.name + f".stale.{secrets.token_hex(4)}")
+                    try:  # rename first: of two reclaimers only one moves the stale lock
+                        os.replace(lock, grave)
+                        grave.unlink()
+                    except FileNotFoundError:
+                        pass
+                    continue
+                return False
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
+            if self.chunk_path(k).exists():  # finished by another writer since this one listed the store
+                self.release_chunk(k)
+                return False
+            return True
+        return False
+
+    def release_chunk(self, k: int) -> None:
+        """Remove this process's lock of chunk ``k``."""
+        self._lock_path(k).unlink(missing_ok=True)
+
+    def locked_chunks(self) -> list[int]:
+        """Chunks that some writer holds a lock for (stale ones included), sorted."""
+        out = []
+        for p in self.chunk_dir.iterdir():
+            m = re.match(r"^\.c(\d{8})\.h5\.lock$", p.name)
+            if m:
+                out.append(int(m.group(1)))
+        return sorted(out)
+
+    def clean_stale(self) -> list[str]:
+        """Remove the temporary files and locks left by dead writers of this host; returns their names.
+        A temporary file is ``.cNNNNNNNN.h5.<pid>.<random>.tmp``: stale when that pid no longer runs."""
+        removed = []
+        for p in self.stray_files():
+            parts = p.name.split(".")
+            try:
+                pid = int(parts[-3])
+            except (IndexError, ValueError):
+                continue
+            if not _pid_alive(pid):
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        for k in self.locked_chunks():
+            lock = self._lock_path(k)
+            if self._lock_is_stale(lock):
+                lock.unlink(missing_ok=True)
+                removed.append(lock.name)
+        return removed
+
     # ------------------------------------------------------------------ writing
     def write_chunk(self, k: int, index: np.ndarray, key_data: np.ndarray, theta: np.ndarray,
                     outputs: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None) -> Path:
@@ -257,14 +378,20 @@ class SuiteStore:
         final = self.chunk_path(k)
         tmp = self.chunk_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
+            key_data = np.asarray(key_data, dtype=np.uint32)
+            theta = np.asarray(theta)
+            outputs = {name: np.asarray(arr) for name, arr in outputs.items()}
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("index", data=index)
-                f.create_dataset("key_data", data=np.asarray(key_data, dtype=np.uint32))
-                f.create_dataset("theta", data=np.asarray(theta))
+                f.create_dataset("key_data", data=key_data)
+                f.create_dataset("theta", data=theta)
                 for name, arr in outputs.items():
-                    f.create_dataset(f"outputs/{name}", data=np.asarray(arr))
+                    f.create_dataset(f"outputs/{name}", data=arr)
+                if "summaries" in outputs:
+                    f.create_dataset("row_status", data=row_status(outputs["summaries"]))
                 f.attrs.update({"format": FORMAT, "chunk": k, "start": start, "stop": stop,
                                 "suite_hash": self.suite_hash, "code_version": code_version(),
+                                "sha256": chunk_checksum(index, key_data, theta, outputs),
                                 **{kk: v for kk, v in (attrs or {}).items()}})
             fd = os.open(tmp, os.O_RDONLY)  # data on disk before the rename marks the chunk done
             try:
@@ -309,6 +436,9 @@ class SuiteStore:
                 rec = {"index": f["index"][()], "key_data": f["key_data"][()], "theta": f["theta"][()],
                        "outputs": {name: f[f"outputs/{name}"][()] for name in self.manifest["outputs"]},
                        "attrs": dict(f.attrs)}
+                rec["row_status"] = (f["row_status"][()] if "row_status" in f else
+                                     row_status(rec["outputs"]["summaries"]) if "summaries" in rec["outputs"] else
+                                     np.zeros(len(rec["index"]), np.uint8))
         except SuiteStoreError:
             raise
         except (OSError, KeyError, ValueError) as exc:
@@ -322,7 +452,29 @@ class SuiteStore:
             raise SuiteStoreError(f"corrupt chunk file {p}: {exc}") from exc
         if rec["theta"].shape != (stop - start, len(self.manifest["parameter_names"])):
             raise SuiteStoreError(f"corrupt chunk file {p}: theta has shape {rec['theta'].shape}")
+        want = rec["attrs"].get("sha256")
+        if want is not None:
+            got = chunk_checksum(rec["index"], rec["key_data"], rec["theta"], rec["outputs"])
+            if got != str(want):
+                raise SuiteStoreError(f"corrupt chunk file {p}: its arrays do not match their SHA-256 checksum "
+                                      "(changed on disk); delete it and rerun `jaxhalo suite run` to recompute it")
         return rec
+
+    def verify_chunks(self, chunks: Iterable[int] | None = None) -> dict[int, str]:
+        """Read every finished chunk (or those of ``chunks``) and return {chunk: reason} for each corrupt one
+        (unreadable, truncated, wrong shape, checksum mismatch); empty when all are sound."""
+        bad = {}
+        for k in (self.done_chunks() if chunks is None else chunks):
+            try:
+                self.read_chunk(k)
+            except SuiteStoreError as exc:
+                bad[k] = str(exc)
+        return bad
+
+    def chunk_settings(self, k: int, names: Iterable[str]) -> dict[str, Any]:
+        """The attributes ``names`` (e.g. ``micro_batch``) recorded in chunk ``k`` (absent ones left out)."""
+        with h5py.File(self.chunk_path(k), "r") as f:
+            return {n: f.attrs[n].item() if hasattr(f.attrs[n], "item") else f.attrs[n] for n in names if n in f.attrs}
 
     def load(self, chunks: Iterable[int] | None = None, require_complete: bool = False) -> SuiteData:
         """All finished rows (or those of ``chunks``), sorted by index."""
@@ -336,7 +488,9 @@ class SuiteStore:
             key_data = np.concatenate([r["key_data"] for r in recs])
             theta = np.concatenate([r["theta"] for r in recs])
             outputs = {n: np.concatenate([r["outputs"][n] for r in recs]) for n in self.manifest["outputs"]}
+            status = np.concatenate([r["row_status"] for r in recs])
         else:
+            status = np.zeros(0, np.uint8)
             index = np.zeros(0, np.int64)
             key_data = np.zeros((0, 2), np.uint32)
             theta = np.zeros((0, P))
@@ -349,11 +503,19 @@ class SuiteStore:
         if require_complete and missing.size:
             raise SuiteStoreError(f"suite {self.path} is incomplete: {missing.size} of {self.n_total} simulations missing "
                                   f"(first {missing[:5].tolist()}); finish it with `jaxhalo suite run`")
-        return SuiteData(index, key_data, theta, outputs, names, missing)
+        return SuiteData(index, key_data, theta, outputs, names, missing, status)
 
     def info(self) -> dict[str, Any]:
         """A summary: settings, chunks done / total, simulations done, missing index ranges, stray files."""
         done = self.done_chunks()
+        corrupt: dict[int, str] = {}
+        status = np.zeros(len(ROW_STATUS), np.int64)
+        for k in done:  # every chunk is read and checked; a corrupt one counts as missing
+            try:
+                status += np.bincount(self.read_chunk(k)["row_status"], minlength=len(ROW_STATUS))[: len(ROW_STATUS)]
+            except SuiteStoreError as exc:
+                corrupt[k] = str(exc)
+        done = [k for k in done if k not in corrupt]
         n_done = sum(self.chunk_range(k)[1] - self.chunk_range(k)[0] for k in done if k < self.n_chunks)
         todo = sorted(set(range(self.n_chunks)) - set(done))
         ranges = []
@@ -374,6 +536,9 @@ class SuiteStore:
         return {
             "path": str(self.path), "n_total": self.n_total, "chunk_size": self.chunk_size, "n_chunks": self.n_chunks,
             "chunks_done": len(done), "simulations_done": n_done, "missing_ranges": ranges,
+            "corrupt_chunks": {int(k): v for k, v in corrupt.items()},
+            "row_status": {ROW_STATUS[i]: int(c) for i, c in enumerate(status)},
+            "locked_chunks": self.locked_chunks(),
             "stray_temporary_files": [p.name for p in self.stray_files()], "chunk_code_versions": versions,
             **{k: self.manifest[k] for k in ("seed", "parameter_names", "outputs", "simulator", "prior")},
             "code_version": self.manifest.get("code_version"), "created": self.manifest.get("created"),

@@ -34,7 +34,7 @@ into the same store is refused (:class:`~jaxhalo.sbi.store.SuiteConfigError`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jax
@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from ..simulation.errors import SimulatorError
 from .priors import SuitePrior
 from .simulators import SuiteSimulator
-from .store import SuiteStore, code_version
+from .store import SuiteConfigError, SuiteStore, code_version
 
 __all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices", "DEFAULT_MICRO_BATCH"]
 
@@ -186,6 +186,7 @@ class SuiteRunReport:
     wall_s: float
     first_chunk_s: float | None
     n_devices: int
+    chunks_elsewhere: list[int] = field(default_factory=list)  # claimed by another writer, left to it
 
     @property
     def sims_per_s(self) -> float:
@@ -221,7 +222,26 @@ def run_suite(
     store = SuiteStore.create(path, suite_manifest(simulator, prior, n_total, chunk_size, seed))
     stop = store.n_total if stop is None else int(stop)
     wanted = store.chunks_for_range(int(start), stop)
+    for name in store.clean_stale():
+        print(f"[jaxhalo suite] removed {name} (left by a writer that no longer runs)")
     done = set(store.done_chunks())
+    corrupt = store.verify_chunks(sorted(done & set(wanted)))
+    for k, why in corrupt.items():  # recomputed below (the rewrite replaces the file atomically)
+        print(f"[jaxhalo suite] chunk {k} is corrupt and is recomputed: {why}")
+        done.discard(k)
+    m = DEFAULT_MICRO_BATCH if micro_batch is None else int(micro_batch)
+    x64 = bool(jax.config.jax_enable_x64)
+    if done:  # the settings that change results must match those of the finished chunks
+        k0 = min(done)
+        have = store.chunk_settings(k0, ["micro_batch", "x64"])
+        if "micro_batch" in have and int(have["micro_batch"]) != m:
+            raise SuiteConfigError(f"suite {store.path} was computed with --micro-batch {int(have['micro_batch'])} "
+                                   f"(chunk {k0}); this run has {m}, which changes the results in the last digits: "
+                                   f"rerun with --micro-batch {int(have['micro_batch'])}")
+        if "x64" in have and bool(have["x64"]) != x64:
+            raise SuiteConfigError(f"suite {store.path} was computed in {'float64' if have['x64'] else 'float32'} "
+                                   f"(chunk {k0}); this run computes in {'float64' if x64 else 'float32'}: set "
+                                   f"jax_enable_x64 to {bool(have['x64'])} to resume it")
     todo = [k for k in wanted if k not in done]
     if max_chunks is not None:
         todo = todo[:max_chunks]
@@ -230,6 +250,7 @@ def run_suite(
     fn = make_batch_fn(simulator, prior, seed, mesh, micro_batch)
     n_sims = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in todo)
     written: list[int] = []
+    elsewhere: list[int] = []
     first_s = None
     t0 = time.perf_counter()
     bar = tqdm(total=n_sims, unit="sim", disable=not progress, desc=f"suite {store.path.name}", smoothing=0.1)
@@ -237,12 +258,21 @@ def run_suite(
         for k in todo:
             tc = time.perf_counter()
             a, b = store.chunk_range(k)
-            key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * fn.micro_batch,
-                                                   width=store.chunk_size)  # one compiled shape
-            store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
-                              attrs={"n_devices": len(devices), "platform": devices[0].platform,
-                                     "micro_batch": fn.micro_batch,
-                                     "wall_s": time.perf_counter() - tc})
+            if k in corrupt:
+                store.chunk_path(k).unlink(missing_ok=True)  # so that the claim below does not see it as finished
+            if not store.claim_chunk(k):  # another writer has it (or has just finished it)
+                elsewhere.append(k)
+                bar.update(b - a)
+                continue
+            try:
+                key_data, theta, outputs = _run_padded(fn, np.arange(a, b, dtype=np.int64), len(devices) * fn.micro_batch,
+                                                       width=store.chunk_size)  # one compiled shape
+                store.write_chunk(k, np.arange(a, b), key_data, theta, outputs,
+                                  attrs={"n_devices": len(devices), "platform": devices[0].platform,
+                                         "micro_batch": fn.micro_batch, "x64": x64,
+                                         "wall_s": time.perf_counter() - tc})
+            finally:
+                store.release_chunk(k)
             written.append(k)
             if first_s is None:
                 first_s = time.perf_counter() - t0
@@ -251,4 +281,5 @@ def run_suite(
     finally:
         bar.close()
     wall = time.perf_counter() - t0
-    return SuiteRunReport(store, written, sorted(set(wanted) & done), n_sims, wall, first_s, len(devices))
+    n_done = sum(store.chunk_range(k)[1] - store.chunk_range(k)[0] for k in written)
+    return SuiteRunReport(store, written, sorted(set(wanted) & done), n_done, wall, first_s, len(devices), elsewhere)

@@ -67,12 +67,14 @@ def test_profiles_cli_end_to_end(tmp_path, capsys):
     assert "empty" in capsys.readouterr().out
 
 
-def test_profiles_double_needs_feh(tmp_path):
+def test_profiles_double_needs_feh(tmp_path, capsys):
     cat, _ = make_reflex_mock(jax.random.PRNGKey(3), 50, ReflexModel("constant", "galactic"))
     path = tmp_path / "small.ecsv"
     write_catalog(cat, path)
-    with pytest.raises(ValueError, match="feh"):
-        main(["profiles", str(path), "--model", "double", "--out", str(tmp_path / "x")])
+    assert main(["profiles", str(path), "--model", "double", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("jaxhalo profiles: error: --model double needs a finite 'feh' column")
+    assert not (tmp_path / "x").exists()
 
 
 def test_profiles_cli_dipole_model(tmp_path):
