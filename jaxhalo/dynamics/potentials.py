@@ -761,10 +761,21 @@ def hernquist_scale_from_enclosed_mass(
 
 
 def lmc_hernquist(
-    mass: ArrayLike = 1.5e11, enclosed_mass: ArrayLike = 1.7e10, radius: ArrayLike = 8.7, check: bool = True
+    mass: ArrayLike = 1.5e11,
+    enclosed_mass: ArrayLike = 1.7e10,
+    radius: ArrayLike = 8.7,
+    check: bool = True,
+    scale_radius: ArrayLike | None = None,
 ) -> Hernquist:
-    """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``."""
-    a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
+    """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``,
+    or, when ``scale_radius`` (kpc) is given, that scale instead (Brooks et al. 2025 §4.1 use
+    a = 18.9 kpc); a given scale must be positive (:class:`PotentialError` when concrete)."""
+    if scale_radius is None:
+        a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
+    else:
+        a = jnp.asarray(scale_radius, dtype=float)
+        if check and is_concrete(a) and not bool(jnp.all(a > 0)):
+            raise PotentialError(f"LMC scale radius must be positive, got {np.asarray(a)} kpc")
     return Hernquist(jnp.asarray(mass, dtype=float), a)
 
 
