@@ -8,7 +8,8 @@ Writes into ``--out``:
 * ``snapshot.ecsv``: every particle's MW-centred position (kpc) and velocity (km/s) at t = 0;
 * ``orbit.ecsv``: the MW-LMC track, t (Myr) and x/v of the MW and LMC centres (kpc, km/s);
 * ``summaries.ecsv``: the 52 Brooks et al. (2026) summaries (exact observables);
-* ``params.json``: theta, the configuration, c200, a_LMC, ln Lambda, timings;
+* ``params.json``: theta, the configuration (every model setting, the DF radial range ``r_min`` /
+  ``r_max`` included), c200, a_LMC, ln Lambda, timings;
 * plots ``lmc_orbit.png``, ``vgsr_sky_map.png``, ``brooks_summaries.png`` (unless ``--no-plots``).
 """
 
@@ -56,6 +57,29 @@ def add_simulate_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--inner", default="steepen", choices=["steepen", "exact"],
                    help="tracer cusp for beta0 > 1/2: steepened inside r_core (default) or eq. 2 as is")
     s.add_argument("--solar", default="default", choices=["default", "brooks"], help="solar frame")
+    b = s.add_argument_group("Brooks et al. 2025/2026 model settings (defaults: the 2026 set-up)")
+    b.add_argument("--c200", type=float, default=None,
+                   help="NFW concentration (default: solved for v_c(R_sun) = 235 km/s; 2025 sec. 4.1: 14.5)")
+    b.add_argument("--a-lmc", type=float, default=None,
+                   help="LMC Hernquist scale radius [kpc] (default: from M(<8.7 kpc) = 1.7e10 Msun; 2025: 18.9)")
+    b.add_argument("--lmc-galactocentric", type=float, nargs=6, default=None,
+                   metavar=("X", "Y", "Z", "VX", "VY", "VZ"),
+                   help="LMC present-day Galactocentric position [kpc] and velocity [km/s], replacing the "
+                        "--ra-lmc ... --pmdec-lmc observables")
+    b.add_argument("--coulomb-log", type=float, default=None,
+                   help="ln Lambda of the dynamical friction (default ln(100 kpc / 1.6 a_LMC))")
+    b.add_argument("--friction-sigma", type=float, default=120.0,
+                   help="MW velocity dispersion in the friction term [km/s] (default 120)")
+    b.add_argument("--df-potential", default="mw", choices=["mw", "nfw"],
+                   help="potential of the halo tracers' DF: the spherically averaged MW (default, 2026) or "
+                        "the NFW halo alone (2025)")
+    b.add_argument("--df-r-min", type=float, default=0.1, help="inner radius of the sampled tracers [kpc]")
+    b.add_argument("--df-r-max", type=float, default=500.0,
+                   help="outer radius of the sampled tracers [kpc] (the tracer profile is truncated there)")
+    b.add_argument("--orbit-solver", default="dopri8", choices=["dopri8", "leapfrog"],
+                   help="MW-LMC orbit: adaptive Dopri8 (default) or fixed-step leapfrog with a second-order "
+                        "friction step")
+    b.add_argument("--orbit-dt", type=float, default=None, help="leapfrog step of the MW-LMC orbit [Myr] (default --dt)")
     s.add_argument("--no-errors", action="store_true", help="catalogue without per-star observational errors")
     s.add_argument("--r-gal-min", type=float_range(0.0), default=30.0, help="catalogue window in r_gal [kpc]")
     s.add_argument("--r-gal-max", type=float_range(0.0, lo_open=True), default=160.0)
@@ -100,7 +124,11 @@ def _simulate(args: argparse.Namespace, out: Path) -> int:
     t_start = time.perf_counter()
     theta = S.theta_from_dict({name: getattr(args, opt[2:].replace("-", "_")) for opt, name, _ in PARAM_OPTIONS})
     cfg = S.SimConfig(n_particles=args.n_particles, dt=args.dt, t_back=args.t_back, solver=args.solver,
-                      inner=args.inner, solar=args.solar)
+                      inner=args.inner, solar=args.solar, c200=args.c200, lmc_scale_radius=args.a_lmc,
+                      lmc_phase_space=None if args.lmc_galactocentric is None else tuple(args.lmc_galactocentric),
+                      coulomb_log=args.coulomb_log, friction_sigma=args.friction_sigma,
+                      df_potential=args.df_potential, r_min=args.df_r_min, r_max=args.df_r_max,
+                      orbit_solver=args.orbit_solver, orbit_dt=args.orbit_dt)
     for name, value, unit in zip(S.PARAMETER_NAMES, theta, S.PARAMETER_UNITS):
         _log(f"  {name:16s} = {value:.6g} {unit}")
     if not bool(S.parameter_valid(theta, cfg)):

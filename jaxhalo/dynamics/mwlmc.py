@@ -11,12 +11,16 @@ State (x_MW, v_MW, x_LMC, v_LMC) in an inertial frame, positions kpc, velocities
 
 The present day (t = 0) is the Galactocentric frame of :mod:`jaxhalo.frames`: the MW centre at the
 origin at rest, the LMC at its observed position and velocity. The system is integrated back
-2.2 Gyr with diffrax (Dopri8, adaptive PID, dense output), and :class:`MWLMCOrbit` evaluates
+2.2 Gyr with diffrax (Dopri8, adaptive PID, dense output; or a fixed-step leapfrog,
+:class:`FrictionLeapfrog`, for comparison with the papers' integrator), and :class:`MWLMCOrbit` evaluates
 both tracks at any t in [t_min, 0]. Everything is differentiable with respect to the masses,
 lambda_DF and the LMC observables.
 """
 
 from __future__ import annotations
+
+import math
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -35,6 +39,7 @@ __all__ = [
     "icrs_to_galactic",
     "lmc_present_day",
     "chandrasekhar_friction",
+    "FrictionLeapfrog",
     "MWLMCOrbit",
     "integrate_mw_lmc",
     "mw_lmc_orbit",
@@ -185,6 +190,49 @@ def _mw_lmc_field(mw: Potential, lmc: Potential, m_lmc, lambda_df, coulomb_log, 
     return f
 
 
+_POS = jnp.array([0, 1, 2, 6, 7, 8])
+_VEL = jnp.array([3, 4, 5, 9, 10, 11])
+
+
+class FrictionLeapfrog(diffrax.AbstractSolver):
+    """Fixed-step kick-drift-kick leapfrog for the MW-LMC state (12,) with a velocity-dependent force.
+
+    For one step h: v_1/2 = v_0 + h/2 a(x_0, v_0); x_1 = x_0 + h v_1/2; then the closing half kick
+    v_1 = v_1/2 + h/2 a(x_1, v_1), implicit in v_1 through the friction, is taken with a(x_1, v*),
+    v* = v_1/2 + h/2 a(x_1, v_1/2) (one predictor pass). The composition is symmetric up to the
+    O(h^2) predictor error in v*, so the method is second order with friction (tests check the
+    order); without friction it is the ordinary symplectic leapfrog. Three force evaluations per
+    step; linear dense output between steps. Use with ``diffrax.ConstantStepSize``.
+
+    The vector field is the 12-vector one of :func:`integrate_mw_lmc`: entries 0:3, 6:9 are
+    positions (d/dt = k v), 3:6, 9:12 velocities.
+    """
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar = diffrax.LocalLinearInterpolation
+
+    def order(self, terms):
+        return 2
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del solver_state, made_jump
+        h = terms.contr(t0, t1)  # the signed step (diffrax runs reverse time through the control)
+        f = lambda t, y: terms.vf(t, y, args)  # noqa: E731
+        a0 = f(t0, y0)[_VEL]
+        y = y0.at[_VEL].add(0.5 * h * a0)  # v_1/2
+        y = y.at[_POS].add(h * f(t0, y)[_POS])  # drift with v_1/2 (f's position part is k v)
+        v_half = y[_VEL]
+        v_star = v_half + 0.5 * h * f(t1, y)[_VEL]
+        y1 = y.at[_VEL].set(v_half + 0.5 * h * f(t1, y.at[_VEL].set(v_star))[_VEL])
+        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
 def integrate_mw_lmc(
     mw: Potential,
     lmc: Potential,
@@ -199,6 +247,7 @@ def integrate_mw_lmc(
     atol: float = 1e-10,
     solver: diffrax.AbstractSolver | None = None,
     max_steps: int = 100_000,
+    dt: float | None = None,
 ) -> MWLMCOrbit:
     """Integrate the MW-LMC system back from t = 0 to t = -t_back (Myr).
 
@@ -213,6 +262,8 @@ def integrate_mw_lmc(
     coulomb_log : ln(Lambda) (default ln(100 kpc / (1.6 lmc.a)), floored at 0).
     sigma : MW velocity dispersion in the friction term (km/s).
     rtol, atol, solver, max_steps : diffrax settings (Dopri8, PID controller).
+    dt : if given (Myr), a fixed step of ``dt`` with ``solver`` (default :class:`FrictionLeapfrog`)
+        instead of the adaptive controller; t_back should be a multiple of it.
     """
     x_lmc, v_lmc = jnp.asarray(x_lmc, dtype=float), jnp.asarray(v_lmc, dtype=float)
     m_lmc = lmc.mass if lmc_mass is None else jnp.asarray(lmc_mass, dtype=float)
@@ -222,15 +273,24 @@ def integrate_mw_lmc(
     lambda_df = jnp.asarray(lambda_df, dtype=float)
     w0 = jnp.concatenate([jnp.zeros(6, dtype=x_lmc.dtype), x_lmc, v_lmc])
     term = diffrax.ODETerm(_mw_lmc_field(mw, lmc, m_lmc, lambda_df, coulomb_log, sigma))
+    if dt is None:
+        solver = diffrax.Dopri8() if solver is None else solver
+        controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), None
+    else:
+        if not dt > 0:
+            raise ValueError(f"integrate_mw_lmc: the fixed step dt must be positive, got {dt} Myr")
+        solver = FrictionLeapfrog() if solver is None else solver
+        controller, dt0 = diffrax.ConstantStepSize(), -float(dt)
+        max_steps = max(max_steps, int(math.ceil(float(t_back) / float(dt))) + 1)
     sol = diffrax.diffeqsolve(
         term,
-        diffrax.Dopri8() if solver is None else solver,
+        solver,
         0.0,
         -float(t_back),
-        None,
+        dt0,
         w0,
         saveat=diffrax.SaveAt(t1=True, dense=True),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=controller,
         max_steps=max_steps,
     )
     return MWLMCOrbit(sol, mw, lmc, lambda_df, coulomb_log, -float(t_back))
@@ -248,18 +308,34 @@ def mw_lmc_orbit(
     rtol: float = 1e-10,
     atol: float = 1e-10,
     check: bool = True,
+    c200: ArrayLike | None = None,
+    lmc_scale_radius: ArrayLike | None = None,
+    lmc_phase_space: ArrayLike | None = None,
+    coulomb_log: ArrayLike | None = None,
+    sigma: ArrayLike = 120.0,
+    dt: float | None = None,
 ) -> MWLMCOrbit:
     """Brooks et al. MW-LMC orbit from the simulation parameters.
 
     m200 (Msun) and v_circ_sun (km/s) define the MW (:func:`~jaxhalo.dynamics.potentials.milky_way`, c200
-    solved at R_sun = the solar Galactocentric distance unless ``r_sun`` is given); lmc_mass (Msun)
-    the Hernquist LMC (scale from M(<8.7 kpc) = 1.7e10); lambda_df the friction strength;
-    observables the LMC today (default Table 1 centres); solar the frame. Differentiable in every
-    array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
+    solved at R_sun = the solar Galactocentric distance unless ``r_sun`` is given, or ``c200`` as given);
+    lmc_mass (Msun) the Hernquist LMC (scale from M(<8.7 kpc) = 1.7e10, or ``lmc_scale_radius`` kpc);
+    lambda_df the friction strength, ``coulomb_log`` its ln Lambda (default ln(100 kpc / 1.6 a)) and
+    ``sigma`` (km/s) its dispersion; observables the LMC today (default Table 1 centres), or
+    ``lmc_phase_space`` (6,) its Galactocentric (x, y, z) kpc and (v_x, v_y, v_z) km/s instead;
+    solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8.
+    Differentiable in every array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
     """
     solar = frames.SolarParameters() if solar is None else solar
     r_sun = solar.galcen_distance if r_sun is None else r_sun
-    mw = milky_way(m200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)
-    lmc = lmc_hernquist(lmc_mass, check=check)
-    x, v = lmc_present_day(observables, solar)
-    return integrate_mw_lmc(mw, lmc, x, v, lambda_df, t_back=t_back, rtol=rtol, atol=atol)
+    mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)
+    lmc = lmc_hernquist(lmc_mass, check=check, scale_radius=lmc_scale_radius)
+    if lmc_phase_space is None:
+        x, v = lmc_present_day(observables, solar)
+    else:
+        w = jnp.asarray(lmc_phase_space, dtype=float)
+        if w.shape != (6,):
+            raise ValueError(f"lmc_phase_space must have shape (6,) (x, y, z [kpc], vx, vy, vz [km/s]), got {w.shape}")
+        x, v = w[:3], w[3:]
+    return integrate_mw_lmc(mw, lmc, x, v, lambda_df, coulomb_log=coulomb_log, sigma=sigma, t_back=t_back,
+                            rtol=rtol, atol=atol, dt=dt)

@@ -354,17 +354,26 @@ class SphericalTable(SphericalPotential):
     dmass_dlogr : (n,) dM/dln r = 4 pi r^3 rho at the nodes (Msun).
     phi : (n,) Phi(r) at the nodes ((km/s)^2), with Phi -> 0 at infinity.
 
+    tail : tuple of spherical potentials (centred on the origin) that continue analytically
+        beyond the grid (default none), e.g. the NFW halo of the averaged Milky Way.
+
     Interpolation: cubic Hermite in ln r for ln M (slopes ``dmass_dlogr / mass``; M > 0) and for Phi (slopes
     dPhi/dln r = G M / r, exact), so the acceleration -G M(r)/r^2 is C1 in r. Outside the grid:
-    M(<r) ~ M_0 (r/r_0)^s inside r_0 (s the logarithmic slope at the first node, Phi consistent),
-    and a point mass M(<r_max) beyond r_max. Hand-written because it is a few lines and uses the
-    exact derivatives at the nodes (interpax would need them passed in the same way).
+    M(<r) ~ M_0 (r/r_0)^s inside r_0 (s the logarithmic slope at the first node, Phi consistent);
+    beyond r_max, Phi = Phi_tail(r) - G M_inf / r + c / r^2, M(<r) = M_tail(<r) + M_inf - 2c / (G r):
+    the rest of the mass (the non-tail components: a disc, a truncated profile) by the first two
+    terms of its far-field monopole, M_inf and c fixed by Phi and M(<r) of the table at r_max,
+    so Phi and dPhi/dr are continuous there (c = 0 for a table of a density truncated at r_max,
+    which is then a point mass outside).
+    Hand-written because it is a few lines and uses the exact derivatives at the nodes (interpax
+    would need them passed in the same way).
     """
 
     log_r: Array
     mass: Array
     dmass_dlogr: Array
     phi: Array
+    tail: tuple = ()
 
     @property
     def r(self) -> Array:
@@ -400,7 +409,25 @@ class SphericalTable(SphericalPotential):
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         s = self._inner_slope()
         inner = self.mass[0] * (jnp.maximum(r, 0.0) / r0) ** s
-        return jnp.where(r < r0, inner, jnp.where(r > r1, self.mass[-1], self._mass_in_grid(r)))
+        return jnp.where(r < r0, inner, jnp.where(r > r1, self._outer_mass(r), self._mass_in_grid(r)))
+
+    def _rest(self) -> tuple[Array, Array]:
+        """(M_inf, c) of the non-tail rest beyond r_max, Phi_rest = -G M_inf / r + c / r^2, matched to the
+        table's Phi and M(<r) = r^2 dPhi/dr / G at r_max (Msun, (km/s)^2 kpc^2)."""
+        r1 = jnp.exp(self.log_r[-1])
+        m1 = self.mass[-1] - sum(c.enclosed_mass(r1) for c in self.tail)
+        p1 = self.phi[-1] - sum(c.potential_r(r1) for c in self.tail)
+        c = -(p1 + G * m1 / r1) * r1 * r1
+        return m1 + 2.0 * c / (G * r1), c
+
+    def _outer_r(self, r: Array) -> Array:
+        r1 = jnp.exp(self.log_r[-1])
+        return jnp.where(r > r1, r, r1)  # a safe radius for the outer branch (never inside the grid)
+
+    def _outer_mass(self, r: Array) -> Array:
+        ro = self._outer_r(r)
+        m_inf, c = self._rest()
+        return m_inf - 2.0 * c / (G * ro) + sum(t.enclosed_mass(ro) for t in self.tail)
 
     def potential_r(self, r: ArrayLike) -> Array:
         """Phi(r) in (km/s)^2 at spherical radii r (kpc)."""
@@ -414,7 +441,9 @@ class SphericalTable(SphericalPotential):
         s = self._inner_slope()
         x = jnp.clip(r / r0, 0.0, 1.0)
         inner = self.phi[0] - G * self.mass[0] / (r0 * (s - 1.0)) * (1.0 - x ** (s - 1.0))
-        outer = -G * self.mass[-1] / jnp.where(r > r1, r, r1)
+        ro = self._outer_r(r)
+        m_inf, c = self._rest()
+        outer = -G * m_inf / ro + c / (ro * ro) + sum(t.potential_r(ro) for t in self.tail)
         return jnp.where(r < r0, inner, jnp.where(r > r1, outer, mid))
 
     def density_r(self, r: ArrayLike) -> Array:
@@ -425,7 +454,9 @@ class SphericalTable(SphericalPotential):
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         s = self._inner_slope()
         dm = jnp.where(r < r0, s * self.enclosed_mass(r), jnp.where(r > r1, 0.0, dm))
-        return dm / (4.0 * jnp.pi * r**3)
+        ro = self._outer_r(r)
+        outer = sum(t.density_r(ro) for t in self.tail) + self._rest()[1] / (2.0 * jnp.pi * G * ro**4)
+        return jnp.where(r > r1, outer, dm / (4.0 * jnp.pi * r**3))
 
 
 # numpy (not jnp) so that importing jaxhalo does not initialise a JAX backend (the CLI sets the
@@ -498,6 +529,7 @@ class SphericalFromDensity(SphericalTable):
         self.mass = norm * mass
         self.dmass_dlogr = norm * dm
         self.phi = -G * self.mass / r - 4.0 * jnp.pi * G * norm * outer
+        self.tail = ()  # the density is truncated at r_max: a point mass beyond
 
     def density_r(self, r: ArrayLike) -> Array:
         """Exact density norm * profile(r) in Msun/kpc^3."""
@@ -731,10 +763,21 @@ def hernquist_scale_from_enclosed_mass(
 
 
 def lmc_hernquist(
-    mass: ArrayLike = 1.5e11, enclosed_mass: ArrayLike = 1.7e10, radius: ArrayLike = 8.7, check: bool = True
+    mass: ArrayLike = 1.5e11,
+    enclosed_mass: ArrayLike = 1.7e10,
+    radius: ArrayLike = 8.7,
+    check: bool = True,
+    scale_radius: ArrayLike | None = None,
 ) -> Hernquist:
-    """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``."""
-    a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
+    """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``,
+    or, when ``scale_radius`` (kpc) is given, that scale instead (Brooks et al. 2025 §4.1 use
+    a = 18.9 kpc); a given scale must be positive (:class:`PotentialError` when concrete)."""
+    if scale_radius is None:
+        a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
+    else:
+        a = jnp.asarray(scale_radius, dtype=float)
+        if check and is_concrete(a) and not bool(jnp.all(a > 0)):
+            raise PotentialError(f"LMC scale radius must be positive, got {np.asarray(a)} kpc")
     return Hernquist(jnp.asarray(mass, dtype=float), a)
 
 
@@ -760,6 +803,12 @@ def spherical_average(
     the monopole), dM/dln r by a second autodiff derivative. The grid is ``n`` nodes uniform in
     ln r on [r_min, r_max] kpc; the potential must be centred on the origin. Traceable
     (vmap over MW masses works).
+
+    Beyond r_max the spherical components of ``potential`` (e.g. the MW's NFW halo; all of it if
+    it is spherical) continue analytically as the table's ``tail`` and the rest (disc, ...) by
+    -G M_inf / r + c / r^2 (:class:`SphericalTable`), so Phi and dPhi/dr are continuous at r_max and the
+    NFW mass beyond r_max is kept (a point mass M(<r_max) alone made Phi jump by +2,374 (km/s)^2
+    at 1,000 kpc for the 1e12 Msun MW).
     """
     # Composite Gauss-Legendre in mu on geometric panels towards the plane (symmetric in mu):
     # a thin disc's potential has a near-singularity at mu ~ +-i b/r close to the real axis.
@@ -788,7 +837,9 @@ def spherical_average(
     phi = jax.vmap(phi0)(r)
     mass = jax.vmap(mass_fn)(r)
     dm = jax.vmap(lambda rr: rr * jax.grad(mass_fn)(rr))(r)
-    return SphericalTable(log_r=log_r, mass=mass, dmass_dlogr=dm, phi=phi)
+    parts = potential.components if isinstance(potential, Composite) else (potential,)
+    tail = tuple(c for c in parts if isinstance(c, SphericalPotential))
+    return SphericalTable(log_r=log_r, mass=mass, dmass_dlogr=dm, phi=phi, tail=tail)
 
 
 def spherical_profile(potential: Potential, r_min: float = 1e-3, r_max: float = 1e3, n: int = 256, n_mu: int = 16):

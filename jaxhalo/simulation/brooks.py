@@ -145,6 +145,25 @@ class SimConfig:
     dtype : "float64" (default) or "float32": precision of the tracer integration (the MW-LMC
         orbit, potentials and DF are built in the ambient precision and cast).
     df_n_energy, df_n_quad : energy grid and quadrature nodes of the DF's Abel inversion.
+
+    Brooks et al. (2025, 2026) settings (the defaults are the 2026 set-up; ``jaxhalo simulate`` records
+    the whole config, the DF radial range ``r_min``/``r_max`` included, in params.json):
+
+    c200 : None (default) solves c200 for v_c(R_sun) = ``v_circ_sun``; a number fixes it (2025 §4.1:
+        14.5) and log10_m200 then only needs c200 > 0.
+    lmc_scale_radius : None (default) takes the Hernquist a from M(<8.7 kpc) = 1.7e10 Msun; a number
+        (kpc) fixes it (2025 §4.1: 18.9) and m_lmc then only needs to be positive.
+    lmc_phase_space : None (default) builds the LMC today from its observables theta[3:9]; a tuple
+        (x, y, z [kpc], v_x, v_y, v_z [km/s]) gives its Galactocentric state instead (2025 §4.1:
+        (-1.1, -28.0, -21.5, -87.1, -198.9, 135.4)), and theta[3:9] are ignored.
+    coulomb_log : ln Lambda of the friction; None (default) ln(100 kpc / (1.6 a_LMC)), floored at 0.
+    friction_sigma : MW velocity dispersion in the friction term (km/s; 120 as both papers).
+    df_potential : "mw" (default: the tracer DF in the spherically averaged MW, 2026) or "nfw"
+        (the NFW halo alone, as 2025 §2.2).
+    orbit_solver : "dopri8" (default: adaptive, ``orbit_rtol``/``orbit_atol``) or "leapfrog" (fixed
+        step ``orbit_dt``, default ``dt``, :class:`~jaxhalo.dynamics.mwlmc.FrictionLeapfrog`:
+        second order with the velocity-dependent friction; 1.9e-3 kpc off Dopri8 in the LMC 2.2 Gyr
+        ago at 1 Myr, falling as dt^2).
     """
 
     n_particles: int = 20_000
@@ -168,6 +187,14 @@ class SimConfig:
     dtype: Literal["float64", "float32"] = "float64"
     df_n_energy: int = 256
     df_n_quad: int = 128
+    c200: float | None = None
+    lmc_scale_radius: float | None = None
+    lmc_phase_space: tuple[float, float, float, float, float, float] | None = None
+    coulomb_log: float | None = None
+    friction_sigma: float = 120.0
+    df_potential: Literal["mw", "nfw"] = "mw"
+    orbit_solver: Literal["dopri8", "leapfrog"] = "dopri8"
+    orbit_dt: float | None = None
 
     def __post_init__(self):
         if self.n_particles < 1:
@@ -181,9 +208,25 @@ class SimConfig:
         for name, value, allowed in (("inner", self.inner, ("steepen", "exact")),
                                      ("on_invalid", self.on_invalid, ("raise", "nan")),
                                      ("solar", self.solar, ("default", "brooks")),
-                                     ("dtype", self.dtype, ("float64", "float32"))):
+                                     ("dtype", self.dtype, ("float64", "float32")),
+                                     ("df_potential", self.df_potential, ("mw", "nfw")),
+                                     ("orbit_solver", self.orbit_solver, ("dopri8", "leapfrog"))):
             if value not in allowed:
                 raise SimulatorError(f"{name} must be one of {allowed}, got {value!r}")
+        for name in ("c200", "lmc_scale_radius", "orbit_dt"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SimulatorError(f"{name} must be a positive number or None, got {value!r}")
+        if self.coulomb_log is not None and not (math.isfinite(self.coulomb_log) and self.coulomb_log >= 0):
+            raise SimulatorError(f"coulomb_log must be >= 0 or None, got {self.coulomb_log!r}")
+        if not (math.isfinite(self.friction_sigma) and self.friction_sigma > 0):
+            raise SimulatorError(f"friction_sigma must be positive (km/s), got {self.friction_sigma!r}")
+        if self.lmc_phase_space is not None:
+            w = tuple(self.lmc_phase_space)
+            if len(w) != 6 or not all(math.isfinite(float(c)) for c in w):
+                raise SimulatorError(
+                    f"lmc_phase_space must be 6 finite numbers (x, y, z [kpc], vx, vy, vz [km/s]), got {w!r}")
+            object.__setattr__(self, "lmc_phase_space", tuple(float(c) for c in w))
 
     def solar_parameters(self) -> frames.SolarParameters:
         """The :class:`~jaxhalo.frames.SolarParameters` named by ``solar``."""
@@ -332,15 +375,19 @@ def _c200(log10_m200: Array, config: SimConfig) -> Array:
 
 
 def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
-    """Whether theta (..., 12) can be simulated: c200 solvable, M_LMC > 1.7e10 Msun, 0 <= beta0 < 1,
-    gamma > 2 beta0, r_dens > 0, d_lmc > 0. Returns a bool array (...,). Cheap (no orbit, no DF)."""
+    """Whether theta (..., 12) can be simulated: c200 solvable (unless ``config.c200`` is given),
+    M_LMC > 1.7e10 Msun (> 0 with ``config.lmc_scale_radius``), 0 <= beta0 < 1, gamma > 2 beta0,
+    r_dens > 0, d_lmc > 0 (unless ``config.lmc_phase_space``). Returns a bool array (...,). Cheap
+    (no orbit, no DF)."""
     theta = jnp.asarray(theta, dtype=float)
     if theta.shape[-1:] != (len(PARAMETER_NAMES),):
         raise SimulatorError(f"theta must end in an axis of {len(PARAMETER_NAMES)}, got {theta.shape}")
-    c = _c200(theta[..., 0], config)
+    c = _c200(theta[..., 0], config) if config.c200 is None else jnp.full(theta.shape[:-1], config.c200)
+    m_lmc_min = 1.7e10 if config.lmc_scale_radius is None else 0.0
+    d_ok = theta[..., 5] > 0 if config.lmc_phase_space is None else True
     beta, gamma = theta[..., 9], theta[..., 11]
-    return (jnp.isfinite(c) & (theta[..., 1] > 1.7e10) & (beta >= 0) & (beta < 1) & (gamma > 2 * beta)
-            & (gamma > 1.0) & (theta[..., 10] > 0) & (theta[..., 5] > 0) & jnp.all(jnp.isfinite(theta), -1))
+    return (jnp.isfinite(c) & (theta[..., 1] > m_lmc_min) & (beta >= 0) & (beta < 1) & (gamma > 2 * beta)
+            & (gamma > 1.0) & (theta[..., 10] > 0) & d_ok & jnp.all(jnp.isfinite(theta), -1))
 
 
 def tracer_density(theta: ArrayLike, config: SimConfig = SimConfig()) -> DoublePowerLawDensity | SteepenedCusp:
@@ -388,16 +435,23 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     check = config.on_invalid == "raise"
     solar = config.solar_parameters()
 
-    mw = milky_way(10.0 ** theta[0], c200=_c200(theta[0], config))
-    lmc = lmc_hernquist(theta[1], check=False)
-    obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])
-    x_lmc, v_lmc = lmc_present_day(obs, solar)
-    orbit = integrate_mw_lmc(mw, lmc, x_lmc, v_lmc, 10.0 ** theta[2], t_back=config.t_back,
-                             rtol=config.orbit_rtol, atol=config.orbit_atol, max_steps=config.orbit_max_steps)
+    c200 = _c200(theta[0], config) if config.c200 is None else jnp.asarray(config.c200, theta.dtype)
+    mw = milky_way(10.0 ** theta[0], c200=c200)
+    lmc = lmc_hernquist(theta[1], check=False, scale_radius=config.lmc_scale_radius)
+    if config.lmc_phase_space is None:
+        obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])
+        x_lmc, v_lmc = lmc_present_day(obs, solar)
+    else:
+        w = jnp.asarray(config.lmc_phase_space, theta.dtype)
+        x_lmc, v_lmc = w[:3], w[3:]
+    orbit_dt = None if config.orbit_solver == "dopri8" else (config.dt if config.orbit_dt is None else config.orbit_dt)
+    orbit = integrate_mw_lmc(mw, lmc, x_lmc, v_lmc, 10.0 ** theta[2], coulomb_log=config.coulomb_log,
+                             sigma=config.friction_sigma, t_back=config.t_back, rtol=config.orbit_rtol,
+                             atol=config.orbit_atol, max_steps=config.orbit_max_steps, dt=orbit_dt)
     track = TabulatedTrack.from_orbit(orbit, config.t_back, config.n_steps)
 
     tracer = tracer_density(theta, config)
-    profile = SphericalProfile(spherical_average(mw))
+    profile = SphericalProfile(spherical_average(mw) if config.df_potential == "mw" else mw.halo)
     df = constant_beta_df(tracer, profile, theta[9], r_min=config.r_min, r_max=config.r_max,
                           n_energy=config.df_n_energy, n_quad=config.df_n_quad, check=check)
     if not check:  # the builder's negativity test, as a flag instead of an error

@@ -306,6 +306,41 @@ def test_spherical_average(mw):
     np.testing.assert_allclose(m_g, P.NFW(3e6, 15.0).enclosed_mass(r_g), rtol=1e-8)
 
 
+def test_spherical_average_is_smooth_at_the_grid_edge():
+    """No jump at r_max: Phi and dPhi/dr continuous, the NFW tail kept beyond (issue 16 item 3)."""
+    mw = eqx.filter_jit(P.milky_way)(1.0e12, c200=14.1627)
+    tab = eqx.filter_jit(P.spherical_average)(mw, r_max=1e3)
+    r1 = float(tab.r[-1])
+    lo, hi = r1 * (1 - 1e-12), r1 * (1 + 1e-12)
+    phi = np.asarray(tab.potential_r(jnp.array([lo, hi])))
+    # was +2,374 (km/s)^2 with a point mass M(<r_max) beyond; now the two branches agree to rounding
+    assert abs(phi[1] - phi[0]) < 1e-9 * abs(phi[0]), phi[1] - phi[0]
+    dphi = np.asarray(jax.vmap(jax.grad(tab.potential_r))(jnp.array([lo, hi])))
+    np.testing.assert_allclose(dphi[1], dphi[0], rtol=1e-9)
+    np.testing.assert_allclose(tab.enclosed_mass(hi), tab.enclosed_mass(lo), rtol=1e-12)
+    # far out, against scipy: the angle-averaged MN-sum disc (quad in mu) + the exact NFW + the bulge
+    disc = mw.disc
+
+    def disc_phi0(rr):
+        def f(m):
+            R, z = rr * np.sqrt(1 - m * m), rr * m
+            return sum(-G * float(c.mass) / np.sqrt(R**2 + (float(c.a) + np.sqrt(z**2 + float(c.b) ** 2)) ** 2)
+                       for c in disc.components)
+        return integrate.quad(f, 0, 1, epsabs=0, epsrel=1e-13, limit=200)[0]
+
+    r = np.array([1.5e3, 1e4, 1e6])
+    phi_ref = np.array([disc_phi0(rr) for rr in r]) + np.asarray(mw.halo.potential_r(r)) - G * 1.2e10 / r
+    np.testing.assert_allclose(tab.potential_r(r), phi_ref, rtol=3e-9)  # two-term far field of the MN sum
+    # enclosed mass -> exact NFW + disc + bulge (the MN sum's monopole reaches its mass as 1/r: 2e-7 at 1e4 kpc)
+    r = np.array([1e4, 1e6, 1e9])
+    m_ref = np.asarray(mw.halo.enclosed_mass(r)) + 5e10 + 1.2e10
+    np.testing.assert_allclose(tab.enclosed_mass(r), m_ref, rtol=3e-7)
+    np.testing.assert_allclose(tab.density_r(r[:2]), mw.halo.density_r(r[:2]), rtol=1e-6)
+    # without the analytic tail the NFW mass beyond r_max would be lost far out
+    plain = P.SphericalTable(tab.log_r, tab.mass, tab.dmass_dlogr, tab.phi)
+    assert float(plain.enclosed_mass(1e6)) < 0.6 * float(tab.enclosed_mass(1e6))  # 2.98e12 vs 5.73e12
+
+
 def test_grad_and_vmap_over_masses():
     x = jnp.array([30.0, -10.0, 20.0])
 

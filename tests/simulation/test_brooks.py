@@ -103,6 +103,60 @@ def test_vmap_over_thetas_equals_single_calls(run_small):
     assert not np.allclose(np.asarray(batch.positions[0]), np.asarray(batch.positions[1]))
 
 
+# ------------------------------------------------------------------ Brooks et al. 2025 settings
+
+
+#: Brooks et al. 2025 §4.1: c200 = 14.5, a_LMC = 18.9 kpc, the LMC's Galactocentric state, the DF in
+#: the NFW halo; here with ln Lambda, sigma, the DF radial range and the fixed-step orbit set as well.
+BROOKS25_W = (-1.1, -28.0, -21.5, -87.1, -198.9, 135.4)
+BROOKS25_CFG = dataclasses.replace(
+    SMALL_CFG, c200=14.5, lmc_scale_radius=18.9, lmc_phase_space=BROOKS25_W, coulomb_log=1.5,
+    friction_sigma=150.0, df_potential="nfw", r_min=1.0, r_max=300.0, orbit_solver="leapfrog", orbit_dt=1.0)
+
+
+def test_config_rejects_bad_settings():
+    for bad in (dict(c200=-1.0), dict(lmc_scale_radius=0.0), dict(orbit_dt=float("nan")), dict(coulomb_log=-1.0),
+                dict(friction_sigma=0.0), dict(df_potential="agama"), dict(orbit_solver="rk4"),
+                dict(lmc_phase_space=(1.0, 2.0, 3.0))):
+        with pytest.raises(S.SimulatorError):
+            dataclasses.replace(SMALL_CFG, **bad)
+    assert dataclasses.replace(SMALL_CFG, lmc_phase_space=[1, 2, 3, 4, 5, 6]).lmc_phase_space == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    # a given c200 lifts the solvability limit on M200; a given a_LMC the M_LMC > M(<8.7 kpc) one
+    th = np.array(S.FIDUCIAL_THETA)
+    th[0], th[1] = 10.8, 1.0e10
+    assert not bool(S.parameter_valid(th, SMALL_CFG))
+    assert bool(S.parameter_valid(th, dataclasses.replace(SMALL_CFG, c200=10.0, lmc_scale_radius=5.0)))
+
+
+def test_brooks2025_settings_reach_the_simulation():
+    """Each Brooks et al. 2025 setting of SimConfig lands in the simulation (one compile)."""
+    from jaxhalo.dynamics.mwlmc import integrate_mw_lmc
+    from jaxhalo.dynamics.potentials import nfw_from_m200_c200
+
+    th = S.theta_from_dict({"log10_m200": np.log10(9.1e11), "m_lmc": 2.3e11, "log10_lambda_df": np.log10(0.7),
+                            "beta0": 0.3, "r_dens": 11.5})
+    sim = eqx.filter_jit(S.simulate)(jnp.asarray(th), jax.random.key(0), BROOKS25_CFG)
+    assert bool(sim.valid) and np.all(np.isfinite(np.asarray(sim.snapshot.positions)))
+    np.testing.assert_allclose(sim.mw.c200, 14.5, rtol=0)
+    np.testing.assert_allclose(sim.lmc.a, 18.9, rtol=0)
+    np.testing.assert_allclose(np.concatenate([sim.track.lmc_x[-1], sim.track.lmc_v[-1]]), BROOKS25_W, atol=1e-12)
+    np.testing.assert_allclose([sim.df.r_min, sim.df.r_max], [1.0, 300.0], rtol=1e-12)
+    # the DF was built in the NFW halo alone: its Psi(r) is -Phi_NFW(r) of (M200, c200 = 14.5)
+    nfw = nfw_from_m200_c200(9.1e11, 14.5)
+    r = np.exp(np.asarray(sim.df.ln_r_cdf))
+    np.testing.assert_allclose(sim.df.psi_cdf, -np.asarray(nfw.potential_r(r)), rtol=1e-12)
+    # the track: ln Lambda = 1.5, sigma = 150 and the fixed step, against the adaptive Dopri8 orbit with
+    # the friction rescaled (lambda ln Lambda = 0.7 x 1.5 = 1.05 x 1); leapfrog at 1 Myr over 300 Myr: < 1e-3 kpc
+    ref = integrate_mw_lmc(sim.mw, sim.lmc, jnp.asarray(BROOKS25_W[:3]), jnp.asarray(BROOKS25_W[3:]), 1.05,
+                           coulomb_log=1.0, sigma=150.0, t_back=300.0)
+    lmc_ref = np.asarray(ref.lmc_position(sim.track.times))
+    err = np.max(np.linalg.norm(np.asarray(sim.track.lmc_x) - lmc_ref, axis=1))
+    assert err < 1e-3, err
+    other = integrate_mw_lmc(sim.mw, sim.lmc, jnp.asarray(BROOKS25_W[:3]), jnp.asarray(BROOKS25_W[3:]), 0.7,
+                             t_back=300.0)  # the default ln Lambda and sigma would give another orbit
+    assert np.max(np.linalg.norm(np.asarray(other.lmc_position(sim.track.times)) - lmc_ref, axis=1)) > 100 * err
+
+
 # ------------------------------------------------------------------ the cusp-steepening decision
 
 
