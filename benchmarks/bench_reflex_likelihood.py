@@ -37,11 +37,12 @@ def _synthetic_data(n: int, dtype) -> ReflexData:
     return jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, sizes: list[int] | None = None) -> list[dict]:
     gpu = jax.devices()[0].platform != "cpu"
-    sizes = [10**3, 10**4, 10**5, 10**6] + ([10**7, 10**8] if gpu else [])
-    if quick:
-        sizes = sizes[:3]
+    if sizes is None:
+        sizes = [10**3, 10**4, 10**5, 10**6] + ([10**7, 10**8] if gpu else [])
+        if quick:
+            sizes = sizes[:3]
     spec = ReflexModel("continuity", "ms")
     truth = default_truth(spec)
     records = []

@@ -69,16 +69,23 @@ def _prior_draws(n: int, seed: int = 0) -> np.ndarray:
 
 
 def run(quick: bool = False) -> list[dict]:
-    records: list[dict] = []
     n_single = 2000 if quick else N_SINGLE
     n_batch, n_sims = (1000, 2) if quick else (N_BATCH, N_SIMS)
+    records = single_and_batch(n_single, n_batch, n_sims)
+    records.extend(_gala_and_accuracy(200 if quick else N_SINGLE, quick))
+    return records
+
+
+def single_and_batch(n_single: int, n_batch: int, n_sims: int, dtypes=("float64", "float32")) -> list[dict]:
+    """The ``simulator_single`` and ``simulator_batch`` cases (module docstring) at the given sizes."""
+    records: list[dict] = []
     theta = jnp.asarray(S.FIDUCIAL_THETA)
     key = jax.random.key(0)
     steps = S.SimConfig().n_steps
 
     # ---------------------------------------------------------------- one simulation
     setup_s = None
-    for dtype in ("float64", "float32"):
+    for dtype in dtypes:
         cfg = S.SimConfig(n_particles=n_single, dtype=dtype)
         compile_s, run_s, _ = _time(S.simulate_present_day, theta, key, cfg, repeats=2)
         if setup_s is None:
@@ -93,7 +100,7 @@ def run(quick: bool = False) -> list[dict]:
     thetas = jnp.asarray(_prior_draws(n_sims))
     keys = jax.random.split(jax.random.key(1), n_sims)
     batch_fn = jax.vmap(S.simulate_present_day, in_axes=(0, 0, None))
-    for dtype in ("float64", "float32"):
+    for dtype in dtypes:
         cfg = S.SimConfig(n_particles=n_batch, dtype=dtype)
         compile_s, run_s, _ = _time(batch_fn, thetas, keys, cfg, repeats=1)
         rate = n_sims * n_batch * steps / run_s
@@ -109,8 +116,6 @@ def run(quick: bool = False) -> list[dict]:
                "speedup_per_core_vs_agama": agama_suite_core_s / (suite_s * cores)}
         records.append(rec)
         print(rec, flush=True)
-
-    records.extend(_gala_and_accuracy(200 if quick else N_SINGLE, quick))
     return records
 
 

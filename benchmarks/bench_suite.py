@@ -31,7 +31,7 @@ from benchmarks.common import device_name, write_results
 SUITE_SIZES = (32_000, 128_000)
 
 
-def _suite_records(settings) -> list[dict]:
+def suite_records(settings) -> list[dict]:
     from jaxhalo.sbi.priors import brooks2026_prior
     from jaxhalo.sbi.simulators import brooks_simulator
     from jaxhalo.sbi.store import SuiteStore
@@ -98,11 +98,11 @@ def _npe_record(max_epochs: int, n_rows: int = 32_000) -> dict:
 def run(quick: bool = False) -> list[dict]:
     if quick:
         settings = [(1000, 10.0, 4), (4500, 2.0, 2)]
-        records = _suite_records(settings)
+        records = suite_records(settings)
         records.append(_npe_record(max_epochs=15))
     else:
         settings = [(1000, 10.0, 4), (4500, 2.0, 2), (20_000, 1.0, 2)]
-        records = _suite_records(settings)
+        records = suite_records(settings)
         records.append(_npe_record(max_epochs=500))
     return records
 

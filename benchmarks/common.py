@@ -67,17 +67,28 @@ def timeit(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.2) -> di
     return {"first_s": first, "best_s": times[0], "median_s": times[len(times) // 2], "n": len(times)}
 
 
-def write_results(name: str, records: list[dict], meta: dict | None = None) -> Path:
-    """Write benchmark records to ``benchmarks/results/<name>_<device>.json`` and return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name}_{device_slug()}.json"
-    payload = {
+def result_payload(name: str, records: list[dict], meta: dict | None = None) -> dict:
+    """The JSON document of one benchmark: name, device, jax version, date, load average, meta, records."""
+    return {
         "benchmark": name,
         "device": device_name(),
         "jax_version": jax.__version__,
         "date": time.strftime("%Y-%m-%d"),
+        "load_average": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
         "meta": meta or {},
         "records": records,
     }
-    out.write_text(json.dumps(payload, indent=2, default=float))
+
+
+def write_results(name: str, records: list[dict], meta: dict | None = None, out_dir: str | Path | None = None) -> Path:
+    """Write benchmark records to ``<out_dir>/<name>_<device>.json`` and return the path.
+
+    ``out_dir`` defaults to ``benchmarks/results/`` (the committed records); the device driver
+    (``benchmarks/device_checks.py``) passes its own directory so that it never writes over them.
+    """
+    folder = RESULTS if out_dir is None else Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{name}_{device_slug()}.json"
+    out.write_text(json.dumps(result_payload(name, records, meta), indent=2, default=float))
     return out

@@ -193,3 +193,123 @@ def test_reflex_sign_convention():
     north = b > np.radians(60)
     assert dv[south].mean() < -35 and dv[north].mean() > 35
     assert model.param_names[0] == "v_travel"
+
+
+# ----------------------------------------------------------------------------- the fast value+gradient path
+# ReflexModel.log_likelihood (fast=True) differentiates through a blocked one-pass rule; its numbers
+# must be those of autodiff of the plain per-star sum (fast=False) to rounding. A reordered sum
+# over N stars moves a component by ~1e-16 x sum_n |term_n|: the tolerance 1e-10 is relative to
+# that scale (|g| + sum_n |d lnL_n / d theta|), which keeps it meaningful near a zero gradient.
+
+FAST_CASES = [
+    ReflexModel("continuity", "ms"),
+    ReflexModel("constant", "cartesian"),
+    pytest.param(ReflexModel("continuity", "galactic", interpolate="vector", log_dispersion=False),
+                 marks=pytest.mark.slow),
+    pytest.param(ReflexModel("continuity", "ms", outlier="gaussian"), marks=pytest.mark.slow),
+]
+
+
+def _fast_problem(spec: ReflexModel, n: int = 1000, seed: int = 5):
+    """Random stars (10% with weight 0) and parameters away from any optimum."""
+    from jaxhalo.mocks.reflex import default_truth
+
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(30, 170, n)
+    data = ReflexData.from_arrays(
+        rng.uniform(0, 2 * np.pi, n), np.arcsin(rng.uniform(-1, 1, n)), d, 0.05 * d, rng.normal(0, 100, n),
+        rng.uniform(2, 10, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n), rng.uniform(0.02, 0.2, n),
+        rng.uniform(0.02, 0.2, n), rng.uniform(-0.3, 0.3, n), weight=(rng.uniform(size=n) > 0.1).astype(float),
+    )
+    truth = dict(default_truth(spec))
+    extra = {"f_out": 0.1, "sigma_out": 250.0, "out_vx": 10.0, "out_vy": -20.0, "out_vz": 5.0}
+    p = {k: jnp.asarray(truth[k] if k in truth else extra[k]) for k in spec.param_names}
+    return data, {k: v * (1.0 + 0.1 * rng.standard_normal()) + 0.01 for k, v in p.items()}
+
+
+def _scale(spec, p, data):
+    """|g| + sum_n |d lnL_n / d theta| per parameter: the rounding scale of the gradient."""
+    @jax.jit
+    def scale(q):
+        jac = jax.jacfwd(lambda q: spec.log_likelihood_per_star(q, data))(q)
+        g = jax.grad(lambda q: spec.log_likelihood(q, data, fast=False))(q)
+        return {k: jnp.abs(g[k]) + jnp.sum(jnp.abs(jac[k])) for k in q}
+
+    return {k: float(v) for k, v in scale(p).items()}
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch):
+    """Blocks of 256 stars, so that 1000 stars take the loop, a first block and a remainder."""
+    import jaxhalo.likelihoods.reflex as reflex_module
+
+    monkeypatch.setattr(reflex_module, "CPU_BLOCK", 256)
+
+
+@pytest.fixture(scope="module")
+def ms_problem():
+    """(spec, data, params, gradient scale) of the 18-parameter continuity / MS model, shared."""
+    spec = ReflexModel("continuity", "ms")
+    data, p = _fast_problem(spec)
+    return spec, data, p, _scale(spec, p, data)
+
+
+@pytest.mark.parametrize("spec", FAST_CASES, ids=["continuity-ms", "constant-cartesian", "vector-linear", "outlier"])
+def test_fast_path_equals_autodiff_for_every_parameter(spec, small_blocks, ms_problem):
+    if spec == ms_problem[0]:
+        _, data, p, scale = ms_problem
+    else:
+        data, p = _fast_problem(spec)
+        scale = _scale(spec, p, data)
+    vf, gf = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, data)))(p)
+    vr, gr = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, data, fast=False)))(p)
+    assert float(vf) == pytest.approx(float(vr), rel=1e-12)
+    bad = {k: float(abs(gf[k] - gr[k])) / scale[k] for k in p if float(abs(gf[k] - gr[k])) > 1e-10 * scale[k]}
+    assert not bad, bad
+    assert set(gf) == set(spec.param_names)
+
+
+def test_fast_path_equals_autodiff_for_every_data_input(small_blocks, ms_problem):
+    spec, data, p, _ = ms_problem
+    gf = jax.jit(jax.grad(lambda d: spec.log_likelihood(p, d)))(data)
+    gr = jax.jit(jax.grad(lambda d: spec.log_likelihood(p, d, fast=False)))(data)
+    for name in ("r_gal", "proj", "basis_proj", "sun_obs", "obs", "var_los", "pm_cov", "inv_f2", "weight"):
+        a, b = np.asarray(getattr(gf, name)), np.asarray(getattr(gr, name))
+        assert np.any(b != 0), name
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max(), err_msg=name)
+    # and both at once (parameters and data)
+    gp, gd = jax.jit(jax.grad(lambda q, d: spec.log_likelihood(q, d), argnums=(0, 1)))(p, data)
+    np.testing.assert_allclose(np.asarray(gd.obs), np.asarray(gr.obs), rtol=1e-10, atol=1e-12 * np.abs(gr.obs).max())
+
+
+def test_fast_path_under_vmap(small_blocks, ms_problem):
+    spec, data, p, scale = ms_problem
+    batch = {k: v * jnp.array([1.0, 0.95, 1.07]) for k, v in p.items()}
+    vf, gf = jax.jit(jax.vmap(jax.value_and_grad(lambda q: spec.log_likelihood(q, data))))(batch)
+    vr, gr = jax.jit(jax.vmap(jax.value_and_grad(lambda q: spec.log_likelihood(q, data, fast=False))))(batch)
+    np.testing.assert_allclose(np.asarray(vf), np.asarray(vr), rtol=1e-12)
+    # (the scale at p: it moves little over a 7% change of the parameters)
+    for k in p:
+        assert np.all(np.abs(np.asarray(gf[k] - gr[k])) <= 1e-10 * scale[k]), k
+
+
+def test_fast_path_zero_weight_stars_contribute_nothing(small_blocks, ms_problem):
+    """Stars of weight 0 (padding, clipped stars) change neither the value nor the gradient."""
+    spec, data, p, scale = ms_problem
+    keep = np.asarray(data.weight) > 0
+    sub = jax.tree_util.tree_map(lambda a: a[keep], data)
+    vf, gf = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, data)))(p)
+    vs, gs = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, sub, fast=False)))(p)
+    assert float(vf) == pytest.approx(float(vs), rel=1e-12)
+    assert all(abs(float(gf[k] - gs[k])) <= 1e-10 * scale[k] for k in p)
+
+
+def test_fast_path_second_derivatives():
+    """The rule is a JVP, so forward-over-reverse (jax.hessian, used by the Laplace scales) works."""
+    spec = ReflexModel("constant", "galactic")
+    data, p = _fast_problem(spec, n=300)
+    names = spec.param_names
+    x0 = jnp.array([p[k] for k in names])
+    hf = jax.jit(jax.hessian(lambda x: spec.log_likelihood(dict(zip(names, x)), data)))(x0)
+    hr = jax.jit(jax.hessian(lambda x: spec.log_likelihood(dict(zip(names, x)), data, fast=False)))(x0)
+    np.testing.assert_allclose(np.asarray(hf), np.asarray(hr), rtol=1e-9, atol=1e-12 * float(jnp.abs(hr).max()))
