@@ -191,6 +191,16 @@ def test_disc_offplane_force_vs_quadrature(R, z):
     assert err < (0.03 if R < 15 else 0.015 if R < 30 else 0.01), err
 
 
+@pytest.mark.parametrize("R,z,tol", [(50.0, 8.0, 0.0045), (20.0, 30.0, 0.0077), (10.0, 50.0, 0.006),
+                                     (40.0, 40.0, 0.0045), (5.0, 60.0, 0.005), (100.0, 100.0, 0.0013)])
+def test_disc_force_error_where_the_lmc_passes(R, z, tol):
+    """The Miyamoto-Nagai sum's documented error beyond its fitted region (exponential_disc docstring)."""
+    FR, Fz = _exact_disc_force(R, z)
+    a = np.asarray(P.exponential_disc().acceleration(jnp.array([R, 0.0, z])))
+    err = np.hypot(a[0] - FR, a[2] - Fz) / np.hypot(FR, Fz)
+    assert err < tol, err
+
+
 def test_disc_mass_and_traced_scales():
     disc = P.exponential_disc(5e10, 3.0, 0.4)
     np.testing.assert_allclose(sum(float(c.mass) for c in disc.components), 5e10, rtol=1e-12)
