@@ -42,6 +42,10 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, kind: str = "
     file) without ``overwrite``, or its parent does not accept new entries. Creates nothing.
     """
     p = Path(path)
+    here = Path.cwd().resolve()
+    if kind == "directory" and (p.resolve() == here or p.resolve() in here.parents):
+        raise InputError(f"{option} {path} is the current directory or one above it, which the results would replace; "
+                         f"give a new directory name")
     if p.exists() or p.is_symlink():
         if kind == "directory":
             if not p.is_dir():

@@ -123,6 +123,8 @@ CASES = {
     "out-is-a-file": (FIT, ["--out", "is a file"], _mkfile("out", b"keep me")),
     "out-exists": (FIT, ["--out", "exists and is not empty", "--overwrite"], _mkdir_nonempty),
     "out-unwritable": (["fit", "{cat}", "--out", "/proc/jaxhalo_no_such_dir/out"], ["cannot be written"], None),
+    "out-is-cwd": (["fit", "{cat}", "--out", ".", "--overwrite"], ["current directory or one above it"], None),
+    "out-is-root": (["fit", "{cat}", "--out", "/", "--overwrite"], ["current directory or one above it"], None),
     "out-parent-is-file": (["fit", "{cat}", "--out", "{tmp}/afile/out"], ["afile", "is a file"], _mkfile("afile", b"x")),
     # options
     "chains-0": (FIT + ["--chains", "0"], ["argument --chains", "below the minimum 1"], None),
