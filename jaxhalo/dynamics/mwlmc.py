@@ -248,6 +248,7 @@ def integrate_mw_lmc(
     solver: diffrax.AbstractSolver | None = None,
     max_steps: int = 100_000,
     dt: float | None = None,
+    forward_mode: bool = False,
 ) -> MWLMCOrbit:
     """Integrate the MW-LMC system back from t = 0 to t = -t_back (Myr).
 
@@ -264,6 +265,9 @@ def integrate_mw_lmc(
     rtol, atol, solver, max_steps : diffrax settings (Dopri8, PID controller).
     dt : if given (Myr), a fixed step of ``dt`` with ``solver`` (default :class:`FrictionLeapfrog`)
         instead of the adaptive controller; t_back should be a multiple of it.
+    forward_mode : differentiate the solve in forward mode (``diffrax.ForwardMode``: ``jax.jvp`` and
+        ``jax.jacfwd`` go through, reverse mode does not); default: diffrax's recursive checkpointing
+        (reverse mode only).
     """
     x_lmc, v_lmc = jnp.asarray(x_lmc, dtype=float), jnp.asarray(v_lmc, dtype=float)
     m_lmc = lmc.mass if lmc_mass is None else jnp.asarray(lmc_mass, dtype=float)
@@ -292,6 +296,7 @@ def integrate_mw_lmc(
         saveat=diffrax.SaveAt(t1=True, dense=True),
         stepsize_controller=controller,
         max_steps=max_steps,
+        adjoint=diffrax.ForwardMode() if forward_mode else diffrax.RecursiveCheckpointAdjoint(),
     )
     return MWLMCOrbit(sol, mw, lmc, lambda_df, coulomb_log, -float(t_back))
 
