@@ -86,8 +86,9 @@ def _loglike_per_star_samples(spec: ReflexModel, data: ReflexData, samples: Mapp
 def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -> Table:
     """Posterior quantiles (16/50/84, Chandra et al. Table 1) with R-hat and bulk/tail ESS.
 
-    Returns an astropy Table with columns: parameter, p16, p50, p84, minus, plus, r_hat,
-    ess_bulk, ess_tail.
+    Returns an astropy Table with columns: parameter, unit (the variable's ``units`` attribute,
+    :func:`jaxhalo.inference.variables.describe_variable`), p16, p50, p84, minus, plus, r_hat,
+    ess_bulk, ess_tail; the quantiles are in that unit.
     """
     from astropy.table import Table  # deferred: astropy loads only when this runs
 
@@ -100,8 +101,15 @@ def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -
     for n in names:
         x = np.asarray(post[n]).reshape(-1)
         p16, p50, p84 = np.percentile(x, [16, 50, 84])
-        rows.append((n, p16, p50, p84, p50 - p16, p84 - p50, float(rhat[n]), float(ess_b[n]), float(ess_t[n])))
-    return Table(rows=rows, names=["parameter", "p16", "p50", "p84", "minus", "plus", "r_hat", "ess_bulk", "ess_tail"])
+        unit = post[n].attrs.get("units")
+        if unit is None:
+            try:
+                unit = describe_variable(n)[0]
+            except KeyError:
+                unit = ""
+        rows.append((n, unit, p16, p50, p84, p50 - p16, p84 - p50, float(rhat[n]), float(ess_b[n]), float(ess_t[n])))
+    return Table(rows=rows, names=["parameter", "unit", "p16", "p50", "p84", "minus", "plus", "r_hat", "ess_bulk",
+                                   "ess_tail"])
 
 
 def report_names(spec: ReflexModel, radii) -> list[str]:

@@ -142,6 +142,8 @@ def test_every_output_variable_carries_its_unit(ypp24_fit, tmp_path):
     assert np.all(np.abs(back.posterior["apex_l"]) <= 2 * np.pi)  # the label fits the numbers
     assert "retrograde" in back.posterior.attrs["sign_conventions"]
     assert back.log_likelihood["star"].attrs["description"].startswith("per-star")
+    table = summary_table(back, ["v_travel", "apex_l_deg", "apex_sinb"])
+    assert list(table["unit"]) == ["km/s", "deg", ""]
 
 
 def test_derived_quantities_constant_model():
