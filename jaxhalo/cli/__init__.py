@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from ._output import StagedOutput, check_output, strict_json
 from ._setup import setup_jax
 from ._validate import InputError
@@ -47,6 +48,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxhalo`` argument parser with every subcommand."""
     p = _OneLineParser(prog="jaxhalo", description="Fast, differentiable kinematics and dynamics of the Milky Way's outer halo.")
+    p.add_argument("--version", action="version", version=f"jaxhalo {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also JAXHALO_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     add_fit_parser(sub)
