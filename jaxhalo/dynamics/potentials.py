@@ -626,8 +626,8 @@ class ExponentialDisc(Potential):
     Valid only away from the disc's mass: the ring kernel's logarithmic singularity at the point is
     not resolved. Force error against scipy (nested ``dblquad`` of the ring forces, and the
     quadrupole far field) with the defaults (128 x 64): 6e-7 at (R, z) = (20, 30), 4e-6 at (0.5, 25),
-    4e-9 at (300, 300), 3e-7 at (50, 0) kpc, <= 2e-6 at (50, 8), (10, 50), (40, 40), (5, 60); but
-    5e-3 in the plane at R = 30 kpc and worse inside. So it serves the MW-LMC orbit (the LMC stays
+    4e-9 at (300, 300), <= 2e-6 at (50, 8), (10, 50), (40, 40), (5, 60); in the plane (against the
+    Hankel transform) 7e-6 at R = 55, 1e-4 at 45, 9e-4 at 35, 5e-3 at 30 kpc and worse inside. So it serves the MW-LMC orbit (the LMC stays
     beyond ~30 kpc and off the dense disc) and far-field checks, not tracers in the disc, for
     which :func:`exponential_disc` (Miyamoto-Nagai sum) remains. Cost: 8,192 ring terms per point.
     """
