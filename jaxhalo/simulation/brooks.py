@@ -163,7 +163,8 @@ class SimConfig:
     orbit_solver : "dopri8" (default: adaptive, ``orbit_rtol``/``orbit_atol``) or "leapfrog" (fixed
         step ``orbit_dt``, default ``dt``, :class:`~jaxhalo.dynamics.mwlmc.FrictionLeapfrog`:
         second order with the velocity-dependent friction; 1.9e-3 kpc off Dopri8 in the LMC 2.2 Gyr
-        ago at 1 Myr, falling as dt^2).
+        ago at 1 Myr, falling as dt^2). The track samples the orbit every ``dt``, linearly between
+        leapfrog steps, so keep ``orbit_dt`` = ``dt`` or a divisor of it.
     gradients : "reverse" (default; ``jax.grad`` / ``jacrev``, the MW-LMC solve checkpointed) or
         "forward" (``jax.jacfwd`` / ``jvp``: the solve is differentiated in forward mode, which needs
         no stored trajectory -- memory independent of the number of steps -- and suits the 12

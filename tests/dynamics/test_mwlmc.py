@@ -197,7 +197,7 @@ def test_friction_moves_pericentre_and_reflex_the_right_way(m200, m_lmc, lams):
 # ------------------------------------------------------------------ fixed-step leapfrog with friction
 
 
-@pytest.mark.parametrize("lam", [1.0, 0.0])
+@pytest.mark.parametrize("lam", [1.0, pytest.param(0.0, marks=pytest.mark.slow)])
 def test_friction_leapfrog_is_second_order(mw, lam):
     """The fixed-step FrictionLeapfrog converges to the adaptive Dopri8 orbit as dt^2, with and without
     the velocity-dependent friction (the error ratio between dt = 4 and 2 Myr is 4 for a second-order
