@@ -12,7 +12,7 @@ Each record has the best wall time, the CPU time per call (process time: less se
 other jobs on a shared machine than the wall time), the bytes of catalogue read per star
 (the leaves of ``ReflexData``) and the memory-bandwidth bound on this device: stars/s at which
 reading the catalogue once would take all the time, from a measured streaming read (``jnp.sum``
-over a 256 MiB array). On a CPU the sizes go to 1e6 stars; on a GPU to 1e8 (memory permitting).
+over a 256 MiB array on a CPU, 4 GiB on a GPU). On a CPU the sizes go to 1e6 stars; on a GPU to 1e8 (memory permitting).
 
     python -m benchmarks.bench_reflex_likelihood [--quick]
 """
@@ -54,8 +54,11 @@ def bytes_per_star(data: ReflexData) -> int:
     return int(sum(a.dtype.itemsize * int(np.prod(a.shape[1:])) for a in jax.tree_util.tree_leaves(data)))
 
 
-def stream_bandwidth(nbytes: int = 256 * 2**20) -> float:
-    """Measured read bandwidth of the default device (bytes/s): best of ``jnp.sum`` over ``nbytes``."""
+def stream_bandwidth(nbytes: int | None = None) -> float:
+    """Measured read bandwidth of the default device (bytes/s): best of ``jnp.sum`` over ``nbytes``
+    (default 256 MiB on a CPU, 4 GiB on an accelerator)."""
+    if nbytes is None:
+        nbytes = 256 * 2**20 if jax.devices()[0].platform == "cpu" else 4 * 2**30
     x = jnp.ones(nbytes // 8, jnp.float64)
     f = jax.jit(jnp.sum)
     jax.block_until_ready(f(x))
