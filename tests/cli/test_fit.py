@@ -70,3 +70,119 @@ def test_setup_jax_host_devices_and_cache(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "host_devices" in r.stdout and "compilation_cache" in r.stdout
     assert (tmp_path / "xla").is_dir()
+
+
+# --- provenance (issue 13 item 2), catalogues and cuts (item 3), timings (item 6) ---------------------------
+
+SMALL_FIT = ["--model", "constant", "--chains", "2", "--warmup", "40", "--samples", "30", "--n-clip", "2",
+             "--seed", "11", "--no-progress", "--no-cache"]
+
+
+def _small_example(tmp_path, n=70):
+    """The first ``n`` stars of the bundled example, written as ECSV."""
+    from jaxhalo import example_catalog
+
+    cat = example_catalog()
+    path = tmp_path / "small.ecsv"
+    write_catalog(cat.select(np.arange(len(cat)) < n), path)
+    return path
+
+
+def test_provenance_recorded_and_from_diagnostics_gives_identical_draws(tmp_path, capsys):
+    """diagnostics.json and posterior.nc record the run; --from-diagnostics re-runs it draw for draw."""
+    import hashlib
+
+    import arviz as az
+
+    path = _small_example(tmp_path)
+    out1, out2 = tmp_path / "fit1", tmp_path / "fit2"
+    assert main(["fit", str(path), *SMALL_FIT, "--out", str(out1)]) == 0
+    diag = json.loads((out1 / "diagnostics.json").read_text())
+    prov = diag["provenance"]
+    assert prov["command"] == "fit" and prov["command_line"].startswith("jaxhalo fit ") and "--seed 11" in prov["command_line"]
+    assert prov["inputs"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    opts = prov["options"]
+    assert opts["model"] == "constant" and opts["seed"] == 11 and opts["n_clip"] == 2 and opts["reference"] is False
+    assert opts["catalog"] == [str(path)] and opts["selection"] == "none" and opts["anchors"] == [40.0, 120.0]
+    sol = prov["solar_parameters"]
+    assert sol["galcen_distance_kpc"] == 8.122 and sol["v_sun_kms"] == [12.9, 245.6, 7.78]
+    assert sol["k_kms_per_kpc_masyr"] == 4.740470463533349
+    assert [p["name"] for p in prov["priors"]][0] == "v_travel" and len(prov["priors"]) == 9
+    assert all(p["low"] < p["high"] for p in prov["priors"])
+    for pkg in ("jaxhalo", "jax", "numpyro"):
+        assert prov["software"][pkg]
+    assert prov["device"]["dtype"] == "float64" and prov["device"]["devices"]
+    # the clipped stars' ids are the catalogue rows whose weight in posterior.nc is 0
+    idata = az.from_netcdf(out1 / "posterior.nc")
+    weight = np.asarray(idata.constant_data["weight"])
+    clip = prov["clipping"]
+    assert clip["rounds"] == 2 and sum(clip["removed_per_round"]) == len(clip["removed"])
+    assert sorted(r for _, r in clip["removed"]) == list(np.flatnonzero(weight == 0))
+    assert json.loads(idata.posterior.attrs["jaxhalo_provenance"]) == prov
+    # the printed total is the wall time of the command and its parts add up to it
+    t = diag["timings_s"]
+    parts = sum(v for k, v in t.items() if not k.startswith("total"))
+    assert abs(parts - t["total_wall_until_diagnostics"]) < 0.5
+    assert {"start-up + input checks", "JAX start-up", "ML + clipping", "NUTS", "plots", "writing"} <= set(t)
+    assert "total" in capsys.readouterr().out
+
+    assert main(["fit", "--from-diagnostics", str(out1 / "diagnostics.json"), "--no-progress", "--no-cache",
+                 "--out", str(out2)]) == 0
+    again = az.from_netcdf(out2 / "posterior.nc")
+    for name in idata.posterior.data_vars:
+        np.testing.assert_array_equal(np.asarray(again.posterior[name]), np.asarray(idata.posterior[name]), err_msg=name)
+    prov2 = json.loads((out2 / "diagnostics.json").read_text())["provenance"]
+    assert prov2["options"]["from_diagnostics"] == str(out1 / "diagnostics.json")
+    assert {k: v for k, v in prov2["options"].items() if k not in ("out", "from_diagnostics")} == \
+        {k: v for k, v in opts.items() if k not in ("out", "from_diagnostics")}
+
+
+def test_from_diagnostics_refuses_a_changed_catalogue(tmp_path, capsys):
+    """The replay checks the recorded SHA-256 of each input before any work."""
+    path = _small_example(tmp_path)
+    prov = {"command": "fit", "options": {"catalog": [str(path)], "model": "constant"},
+            "inputs": [{"path": str(path), "abspath": str(path), "sha256": "0" * 64}]}
+    (tmp_path / "diagnostics.json").write_text(json.dumps({"provenance": prov}))
+    rc = main(["fit", "--from-diagnostics", str(tmp_path / "diagnostics.json"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "changed since the recorded run" in err[0]
+    (tmp_path / "sim.json").write_text(json.dumps({"provenance": {**prov, "command": "simulate"}}))
+    assert main(["fit", "--from-diagnostics", str(tmp_path / "sim.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "written by 'jaxhalo simulate'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_several_catalogues_are_combined_with_a_survey_label(tmp_path):
+    from jaxhalo import example_catalog
+    from jaxhalo.cli import build_parser
+    from jaxhalo.cli.fit import precheck_fit
+
+    cat = example_catalog()
+    a, b = tmp_path / "kg.ecsv", tmp_path / "bhb.ecsv"
+    write_catalog(cat.select(np.arange(len(cat)) < 40), a)
+    write_catalog(cat.select(np.arange(len(cat)) >= 800), b)
+    args = build_parser().parse_args(["fit", str(a), str(b), "--model", "constant", "--out", str(tmp_path / "o")])
+    fin = precheck_fit(args)
+    assert fin.surveys == {"kg": 40, "bhb": 50} and len(fin.cat) == 90
+    assert list(fin.cat.extra["survey"][38:42]) == ["kg", "kg", "bhb", "bhb"]
+    assert list(fin.cat.extra["row"][38:42]) == [38, 39, 0, 1]
+    np.testing.assert_array_equal(fin.cat.v_los[40:], cat.v_los[800:])
+
+
+def test_r_cut_uses_the_catalogue_positions_under_reference(tmp_path):
+    """YPP24 40+ file cut at 50 kpc keeps the reference's 253 stars under --reference (|xyz| of the
+    file); recomputed from (l, b, d) with the Chandra et al. Sun it keeps 251."""
+    from conftest import peer_file
+
+    from jaxhalo.cli import build_parser
+    from jaxhalo.cli.fit import precheck_fit
+
+    path = peer_file("reflexcalc/processed_real/sgrtests/KGiant_YPP24sgr_40+.txt")
+    for extra, n in ((["--reference"], 253), ([], 251)):
+        args = build_parser().parse_args(["fit", str(path), "--format", "peer-t", "--r-min", "50", *extra,
+                                          "--out", str(tmp_path / "o")])
+        fin = precheck_fit(args)
+        assert len(fin.cat) == 531 and int(fin.keep.sum()) == n, extra
+    assert "xyz" in precheck_fit(build_parser().parse_args(
+        ["fit", str(path), "--format", "peer-t", "--r-min", "50", "--reference", "--out", str(tmp_path / "o")])).r_note
