@@ -6,6 +6,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from jaxhalo.catalog.readers import write_catalog
 from jaxhalo.example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
@@ -186,3 +187,43 @@ def test_r_cut_uses_the_catalogue_positions_under_reference(tmp_path):
         assert len(fin.cat) == 531 and int(fin.keep.sum()) == n, extra
     assert "xyz" in precheck_fit(build_parser().parse_args(
         ["fit", str(path), "--format", "peer-t", "--r-min", "50", "--reference", "--out", str(tmp_path / "o")])).r_note
+
+
+@pytest.mark.slow
+def test_pp21_combined_fit_from_one_cli_call_equals_the_api_fit(tmp_path):
+    """PP21 K giants + BHBs, PP21 selection (40 < |xyz| < 150 kpc, Sgr cut), reference conventions and
+    priors, in one CLI call: the same stars, ML point and NUTS draws as the Python API (same seed)."""
+    import arviz as az
+    from conftest import peer_file
+
+    from jaxhalo.catalog.cuts import pp21_selection
+    from jaxhalo.catalog.readers import read_peer_header
+    from jaxhalo.inference.priors import PriorSet
+    from jaxhalo.inference.reflex_fit import fit_reflex
+    from jaxhalo.likelihoods.reflex import ReflexData
+
+    files = [peer_file("ReflexMotion/processed/complete/KGiants_cartesian_heliocentric_sgr.txt"),
+             peer_file("ReflexMotion/processed/complete/BHBs_cartesian_heliocentric_lancasterremoved.txt")]
+    runs = dict(chains=2, warmup=150, samples=100, seed=7)
+    out = tmp_path / "pp21"
+    rc = main(["fit", *map(str, files), "--format", "peer-h", "--reference", "--selection", "pp21",
+               "--model", "constant", "--apex", "galactic", "--priors", "reference",
+               "--chains", str(runs["chains"]), "--warmup", str(runs["warmup"]), "--samples", str(runs["samples"]),
+               "--seed", str(runs["seed"]), "--no-progress", "--no-cache", "--out", str(out)])
+    assert rc == 0
+    cli = az.from_netcdf(out / "posterior.nc")
+    prov = json.loads((out / "diagnostics.json").read_text())["provenance"]
+    assert [c["name"].split(" (")[0] for c in prov["cuts"]] == ["r_gal window", "Sgr angular-momentum cut"]
+
+    cats = [pp21_selection(read_peer_header(f))[0] for f in files]
+    datas = [ReflexData.from_catalog(c, reference=True) for c in cats]
+    data = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, b]), *datas)
+    assert prov["cuts"][-1]["n_after"] == sum(len(c) for c in cats)
+    res = fit_reflex(data, ReflexModel("constant", "galactic"), PriorSet(kind="reference"),
+                     key=jax.random.PRNGKey(runs["seed"]), num_chains=runs["chains"], num_warmup=runs["warmup"],
+                     num_samples=runs["samples"], progress_bar=False, verbose=False)
+    np.testing.assert_array_equal(np.asarray(cli.constant_data["weight"]), res.weight)
+    for name in ReflexModel("constant", "galactic").param_names:
+        np.testing.assert_allclose(np.asarray(cli.posterior[name]), np.asarray(res.idata.posterior[name]),
+                                   rtol=1e-12, atol=0, err_msg=name)
+    assert abs(float(np.median(cli.posterior["v_travel"])) - 31.7) < 5  # PP21's headline, loosely (short chains)
