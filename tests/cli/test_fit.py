@@ -227,3 +227,23 @@ def test_pp21_combined_fit_from_one_cli_call_equals_the_api_fit(tmp_path):
         np.testing.assert_allclose(np.asarray(cli.posterior[name]), np.asarray(res.idata.posterior[name]),
                                    rtol=1e-12, atol=0, err_msg=name)
     assert abs(float(np.median(cli.posterior["v_travel"])) - 31.7) < 5  # PP21's headline, loosely (short chains)
+
+
+@pytest.mark.parametrize("rel,fmt,n", [("reflexcalc/processed_real/sgrtests/KGiant_YPP24sgr_40+.txt", "peer-t", 531),
+                                       ("ReflexMotion/processed/complete/BHBs_cartesian_heliocentric_lancasterremoved.txt",
+                                        "peer-h", None)])
+def test_text_catalogue_format_is_detected(rel, fmt, n, tmp_path, capsys):
+    """A peer file given without --format is read with the one layout that fits, and says which; the
+    catalogue equals the one read with the explicit --format."""
+    from conftest import peer_file
+
+    from jaxhalo.cli import build_parser
+    from jaxhalo.cli.fit import precheck_fit
+
+    path = str(peer_file(rel))
+    fin = precheck_fit(build_parser().parse_args(["fit", path, "--out", str(tmp_path / "o")]))
+    assert f"read as --format {fmt}" in capsys.readouterr().err
+    ref = precheck_fit(build_parser().parse_args(["fit", path, "--format", fmt, "--out", str(tmp_path / "o")]))
+    assert n is None or len(fin.cat) == n
+    np.testing.assert_array_equal(fin.cat.v_los, ref.cat.v_los)
+    np.testing.assert_array_equal(fin.cat.xyz, ref.cat.xyz)
