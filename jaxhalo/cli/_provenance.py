@@ -26,16 +26,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ._output import strict_json
 from ._validate import InputError
 
 __all__ = [
     "PROVENANCE_VERSION",
     "WallClock",
+    "add_provenance",
     "command_provenance",
     "file_sha256",
     "options_from_provenance",
     "record_command_line",
     "software_versions",
+    "write_run_provenance",
 ]
 
 #: Version of the provenance block's layout (bumped when a key changes meaning).
@@ -218,3 +221,22 @@ def options_from_provenance(path: str | os.PathLike, command: str) -> tuple[dict
     if prov.get("command") != command:
         raise InputError(f"--from-diagnostics {p} was written by 'jaxhalo {prov.get('command')}', not 'jaxhalo {command}'")
     return dict(prov["options"]), list(prov.get("inputs", []))
+
+
+def add_provenance(json_path: str | os.PathLike, block: Mapping[str, Any]) -> None:
+    """Add ``block`` as the key ``"provenance"`` of the JSON object in ``json_path`` (rewritten in place)."""
+    p = Path(json_path)
+    obj = json.loads(p.read_text())
+    obj["provenance"] = dict(block)
+    p.write_text(strict_json(obj, indent=2))
+
+
+def write_run_provenance(directory: str | os.PathLike, block: Mapping[str, Any]) -> Path:
+    """Write ``block`` as ``DIRECTORY/provenance/run-<UTC time>-<pid>.json`` (one file per run, for outputs
+    that many runs add to, such as a suite store); returns the file."""
+    d = Path(directory) / "provenance"
+    d.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = d / f"run-{stamp}-{os.getpid()}.json"
+    path.write_text(strict_json({"provenance": dict(block)}, indent=2))
+    return path

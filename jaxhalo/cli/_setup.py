@@ -86,7 +86,11 @@ TEXT_FORMATS = {
 
 def _read_as(path: str, fmt: str | None):
     """Read ``path`` as ``fmt`` ('peer-t', 'peer-h', an astropy format, or None: by suffix)."""
-    from ..catalog.readers import read_catalog, read_peer_header, read_peer_transposed  # deferred: astropy
+    from ..catalog.readers import (  # deferred: astropy
+        read_catalog,
+        read_peer_header,
+        read_peer_transposed,
+    )
 
     if fmt == "peer-t":
         return read_peer_transposed(path)
@@ -110,7 +114,7 @@ def detect_text_format(path: str) -> tuple[str, object]:
     for fmt in TEXT_FORMATS:
         try:
             fits[fmt] = _read_as(path, fmt)
-        except Exception as exc:  # each reader fails in its own way on another layout
+        except Exception as exc:  # noqa: BLE001 (each reader fails in its own way on another layout)
             why[fmt] = _first_line(exc).replace(os.fspath(path) + ": ", "")
     if len(fits) == 1:
         return next(iter(fits.items()))
@@ -131,7 +135,11 @@ def load_catalog(path: str | None, fmt: str | None):
     of :data:`TEXT_FORMATS` that fits (see :func:`detect_text_format`; a note on stderr names it).
     Returns ``(catalog, truth_path or None)``.
     """
-    from ..catalog.readers import FORMATS_BY_SUFFIX, KNOWN_SUFFIXES, read_catalog  # deferred: astropy
+    from ..catalog.readers import (  # deferred: astropy
+        FORMATS_BY_SUFFIX,
+        KNOWN_SUFFIXES,
+        read_catalog,
+    )
 
     if path is None:
         return read_catalog(EXAMPLE_CATALOG), EXAMPLE_TRUTH

@@ -30,7 +30,12 @@ from ..catalog.checks import (
 from ..catalog.structure import REQUIRED_COLUMNS, StarCatalog
 from ..constants import K_PM, K_PM_REFERENCE
 from ._output import StagedOutput, check_output, strict_json
-from ._provenance import WallClock, command_provenance, file_sha256, options_from_provenance
+from ._provenance import (
+    WallClock,
+    command_provenance,
+    file_sha256,
+    options_from_provenance,
+)
 from ._setup import EXAMPLE_CATALOG, load_catalog, markdown_table, setup_jax
 from ._validate import SEED, InputError, check_order, float_range, int_range
 
@@ -245,7 +250,10 @@ def _cut_record(cat_in: StarCatalog, name: str, n_after: int, removed_by: dict, 
 
 def apply_cuts(fin: FitInput, args: argparse.Namespace, solar, k: float) -> tuple[StarCatalog, list[dict]]:
     """The r_gal window of --r-min/--r-max (precomputed mask) and the --selection, each printed and recorded."""
-    from ..catalog.cuts import chandra_selection, pp21_selection  # deferred: JAX is loaded by now
+    from ..catalog.cuts import (  # deferred: JAX is loaded by now
+        chandra_selection,
+        pp21_selection,
+    )
 
     cat, records = fin.cat, []
     if fin.keep is not None:

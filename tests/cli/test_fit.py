@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from jaxhalo.catalog.readers import write_catalog
-from jaxhalo.example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
 from jaxhalo.cli import main
+from jaxhalo.example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
 from jaxhalo.likelihoods.reflex import ReflexModel
 from jaxhalo.mocks.reflex import make_reflex_mock
 
@@ -108,7 +108,7 @@ def test_provenance_recorded_and_from_diagnostics_gives_identical_draws(tmp_path
     sol = prov["solar_parameters"]
     assert sol["galcen_distance_kpc"] == 8.122 and sol["v_sun_kms"] == [12.9, 245.6, 7.78]
     assert sol["k_kms_per_kpc_masyr"] == 4.740470463533349
-    assert [p["name"] for p in prov["priors"]][0] == "v_travel" and len(prov["priors"]) == 9
+    assert prov["priors"][0]["name"] == "v_travel" and len(prov["priors"]) == 9
     assert all(p["low"] < p["high"] for p in prov["priors"])
     for pkg in ("jaxhalo", "jax", "numpyro"):
         assert prov["software"][pkg]
@@ -204,7 +204,7 @@ def test_pp21_combined_fit_from_one_cli_call_equals_the_api_fit(tmp_path):
 
     files = [peer_file("ReflexMotion/processed/complete/KGiants_cartesian_heliocentric_sgr.txt"),
              peer_file("ReflexMotion/processed/complete/BHBs_cartesian_heliocentric_lancasterremoved.txt")]
-    runs = dict(chains=2, warmup=150, samples=100, seed=7)
+    runs = {"chains": 2, "warmup": 150, "samples": 100, "seed": 7}
     out = tmp_path / "pp21"
     rc = main(["fit", *map(str, files), "--format", "peer-h", "--reference", "--selection", "pp21",
                "--model", "constant", "--apex", "galactic", "--priors", "reference",
