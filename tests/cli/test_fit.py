@@ -247,3 +247,31 @@ def test_text_catalogue_format_is_detected(rel, fmt, n, tmp_path, capsys):
     assert n is None or len(fin.cat) == n
     np.testing.assert_array_equal(fin.cat.v_los, ref.cat.v_los)
     np.testing.assert_array_equal(fin.cat.xyz, ref.cat.xyz)
+
+
+@pytest.mark.parametrize("selection", ["chandra", "pp21", "ypp24"])
+def test_selection_option_equals_the_catalog_cuts(selection, tmp_path, capsys):
+    """--selection applies the same cuts as jaxhalo.catalog.cuts (same stars kept), and records the removed
+    stars as [survey, row] of the input file."""
+    from conftest import peer_file
+
+    from jaxhalo.catalog.cuts import chandra_selection, pp21_selection
+    from jaxhalo.catalog.readers import read_peer_header
+    from jaxhalo.cli import build_parser
+    from jaxhalo.cli.fit import apply_cuts, precheck_fit
+    from jaxhalo.constants import K_PM
+    from jaxhalo.frames import SolarParameters
+
+    path = peer_file("ReflexMotion/processed/complete/BHBs_cartesian_heliocentric_lancasterremoved.txt")
+    args = build_parser().parse_args(["fit", str(path), "--format", "peer-h", "--selection", selection, "--model",
+                                      "constant", "--out", str(tmp_path / "o")])
+    fin = precheck_fit(args)
+    got, records = apply_cuts(fin, args, SolarParameters(), K_PM)
+    raw = read_peer_header(path)
+    want = (chandra_selection(raw)[0] if selection == "chandra" else pp21_selection(raw, scheme=selection.upper())[0])
+    assert len(got) == len(want) < len(raw)
+    np.testing.assert_array_equal(got.v_los, want.v_los)
+    removed = sorted(r for rec in records for _, r in rec["removed"])
+    assert len(removed) == len(raw) - len(got)
+    np.testing.assert_array_equal(np.delete(raw.v_los, removed), got.v_los)
+    assert "removed" in capsys.readouterr().out
