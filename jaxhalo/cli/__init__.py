@@ -25,6 +25,7 @@ import sys
 
 from .. import __version__
 from ._output import StagedOutput, check_output, strict_json
+from ._provenance import WallClock, command_provenance, record_command_line
 from ._setup import setup_jax
 from ._validate import InputError
 from .bench import add_bench_parser
@@ -34,7 +35,8 @@ from .sbi import add_sbi_parser
 from .simulate import add_simulate_parser
 from .suite import add_suite_parser
 
-__all__ = ["InputError", "StagedOutput", "build_parser", "check_output", "main", "setup_jax", "strict_json"]
+__all__ = ["InputError", "StagedOutput", "WallClock", "build_parser", "check_output", "command_provenance", "main",
+           "setup_jax", "strict_json"]
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -75,6 +77,8 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code
     (0 success, 2 an error in the input, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    record_command_line(["jaxhalo", *argv])
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("JAXHALO_DEBUG", "") not in ("", "0")
     try:

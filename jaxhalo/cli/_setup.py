@@ -15,7 +15,8 @@ from ..catalog.structure import CatalogError
 from ..example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
 from ._validate import InputError, check_input_file
 
-__all__ = ["default_cache_dir", "enable_x64", "fail", "load_catalog", "markdown_table", "setup_jax"]
+__all__ = ["TEXT_FORMATS", "default_cache_dir", "detect_text_format", "enable_x64", "fail", "load_catalog", "markdown_table",
+           "setup_jax"]
 
 
 def enable_x64() -> None:
@@ -75,32 +76,89 @@ def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
     return done
 
 
+#: What each --format tried on a text file (.txt, .dat) without --format reads.
+TEXT_FORMATS = {
+    "peer-t": "the PP21/YPP24 reflexcalc layout (one row per quantity)",
+    "peer-h": "the PP21 ReflexMotion layout (a header line, one row per star)",
+    "ascii": "an astropy ASCII table with jaxhalo's column names",
+}
+
+
+def _read_as(path: str, fmt: str | None):
+    """Read ``path`` as ``fmt`` ('peer-t', 'peer-h', an astropy format, or None: by suffix)."""
+    from ..catalog.readers import (  # deferred: astropy
+        read_catalog,
+        read_peer_header,
+        read_peer_transposed,
+    )
+
+    if fmt == "peer-t":
+        return read_peer_transposed(path)
+    if fmt == "peer-h":
+        return read_peer_header(path)
+    return read_catalog(path, format=fmt)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def detect_text_format(path: str) -> tuple[str, object]:
+    """Read a text catalogue given without --format by trying each of :data:`TEXT_FORMATS`.
+
+    Returns ``(format, catalogue)`` when exactly one reads the file into a valid catalogue; raises
+    :class:`InputError` in one line naming the format(s) that fit (several) or why each failed (none).
+    """
+    fits, why = {}, {}
+    for fmt in TEXT_FORMATS:
+        try:
+            fits[fmt] = _read_as(path, fmt)
+        except Exception as exc:  # noqa: BLE001 (each reader fails in its own way on another layout)
+            why[fmt] = _first_line(exc).replace(os.fspath(path) + ": ", "")
+    if len(fits) == 1:
+        return next(iter(fits.items()))
+    if fits:
+        raise InputError(f"catalogue {path} reads as several formats ({', '.join(fits)}); give one with --format "
+                         + " or ".join(f"--format {f}" for f in fits))
+    tried = "; ".join(f"{f}: {why[f]}" for f in TEXT_FORMATS)
+    raise InputError(f"catalogue {path}: no format fits a text file (tried {tried}); give --format peer-t, peer-h or an "
+                     "astropy format (ascii.csv, ascii.basic, ...) and check the file")
+
+
 def load_catalog(path: str | None, fmt: str | None):
     """Read and validate the catalogue of a command (``None``: the bundled example) before JAX loads.
 
     The file is checked (exists, is a readable non-empty file, a known format; see
     :func:`jaxhalo.cli._validate.check_input_file`) and read with NumPy / astropy only, so that a bad
-    catalogue fails in about a second. Returns ``(catalog, truth_path or None)``.
+    catalogue fails in about a second. A text file (.txt, .dat) without ``fmt`` is read with the one
+    of :data:`TEXT_FORMATS` that fits (see :func:`detect_text_format`; a note on stderr names it).
+    Returns ``(catalog, truth_path or None)``.
     """
-    from ..catalog.readers import KNOWN_SUFFIXES, read_catalog, read_peer_header, read_peer_transposed  # deferred: astropy
+    from ..catalog.readers import (  # deferred: astropy
+        FORMATS_BY_SUFFIX,
+        KNOWN_SUFFIXES,
+        read_catalog,
+    )
 
     if path is None:
         return read_catalog(EXAMPLE_CATALOG), EXAMPLE_TRUTH
     check_input_file(path, "catalogue", formats=KNOWN_SUFFIXES, fmt=fmt)
-    if fmt == "peer-t":
-        return read_peer_transposed(path), None
-    if fmt == "peer-h":
-        return read_peer_header(path), None
+    if fmt is None and not any(str(path).lower().endswith(s) for s in FORMATS_BY_SUFFIX):
+        found, cat = detect_text_format(str(path))
+        print(f"[jaxhalo] catalogue {path}: read as --format {found} ({TEXT_FORMATS[found]})", file=sys.stderr)
+        return cat, None
     try:
-        return read_catalog(path, format=fmt), None
+        return _read_as(path, fmt), None
     except CatalogError as exc:
+        if fmt in ("peer-t", "peer-h"):
+            raise
         raise CatalogError(f"catalogue {path}: {exc}") from exc
     except Exception as exc:  # astropy's readers raise many types for a file they cannot parse
         if type(exc).__module__.startswith("jaxhalo."):
             raise
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"catalogue {path} cannot be read as {fmt or 'its suffix says'} ({detail}); check the file "
-                         "or give --format") from exc
+        raise InputError(f"catalogue {path} cannot be read as {fmt or 'its suffix says'} ({_first_line(exc)}); check the "
+                         "file or give --format") from exc
 
 
 def markdown_table(table) -> str:

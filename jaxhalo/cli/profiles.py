@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog.checks import DataWarning, InsufficientStarsError, check_plausible
+from ..example_data import EXAMPLE_CATALOG
 from ._output import StagedOutput, check_output, strict_json
+from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, load_catalog, markdown_table
 from ._validate import SEED, InputError, int_range
 
@@ -322,6 +324,8 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     with StagedOutput(args.out) as out:
         run_profiles(cat, out, bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
                      chains=args.chains, seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
+        add_provenance(out / "diagnostics.json",
+                       command_provenance("profiles", args, [args.catalog or EXAMPLE_CATALOG]))
     print(f"[jaxhalo profiles] moved the results into {args.out}/")
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ._output import StagedOutput, check_output, strict_json
+from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, fail
 from ._validate import SEED, InputError, check_input_file, float_range, int_range
 
@@ -139,7 +140,10 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
         return fail(str(exc), "sbi train")
     meta = {"store": str(Path(args.store).resolve()), "store_suite_hash": store.suite_hash, "prior": prior_name,
             "test_index": data.index[test_rows].tolist(), "summary_sigma": None if sigma is None else sigma.tolist(),
-            "training": {**rep.as_dict(), "total_wall_s": wall}, "seed": args.seed}
+            "training": {**rep.as_dict(), "total_wall_s": wall}, "seed": args.seed,
+            "provenance": command_provenance("sbi train", args, [Path(args.store) / "suite.json",
+                                                                 *([args.summary_sigma] if args.summary_sigma else [])],
+                                             store_suite_hash=store.suite_hash)}
     save_npe(model, args.out, meta)
     print(f"[jaxhalo sbi] {rep.n_train} train / {rep.n_val} validation rows ({rep.n_dropped} non-finite dropped); "
           f"epochs {rep.epochs}; best validation loss {[round(v, 4) for v in rep.best_val]}; {wall:.1f} s")
@@ -179,6 +183,7 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
         return fail(str(exc), "sbi infer")
     with StagedOutput(args.out) as out:
         _infer_products(out, args, model, header, samples, t_sample, k_cov, k_ref, imputes)
+        add_provenance(out / "summary.json", command_provenance("sbi infer", args, [args.model, args.summary]))
     return 0
 
 

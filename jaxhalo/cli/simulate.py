@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES
 from ._output import StagedOutput, check_output, strict_json
+from ._provenance import command_provenance
 from ._setup import setup_jax
 from ._validate import SEED, InputError, check_order, float_range, int_range
 
@@ -196,9 +197,18 @@ def _simulate(args: argparse.Namespace, out: Path) -> int:
         _plots(out, sim, exact, summ, times, np)
         _log(f"plots: {out}/lmc_orbit.png vgsr_sky_map.png brooks_summaries.png")
     info["timings_s"]["total"] = time.perf_counter() - t_start
+    info["provenance"] = command_provenance("simulate", args, solar_parameters=_solar_dict(solar))
     (out / "params.json").write_text(strict_json(info, indent=2, default=float))
     _log(f"done in {info['timings_s']['total']:.1f} s; fit the halo with: jaxhalo fit {Path(args.out) / 'catalog.ecsv'}")
     return 0
+
+
+def _solar_dict(solar) -> dict:
+    """The solar parameters of the observation as plain numbers (kpc, km/s)."""
+    import numpy as np  # deferred: with the JAX stack
+
+    return {"galcen_distance_kpc": float(solar.galcen_distance), "z_sun_kpc": float(solar.z_sun),
+            "v_sun_kms": [float(v) for v in np.asarray(solar.v_sun)], "tilt": bool(solar.tilt)}
 
 
 def _plots(out: Path, sim, obs, summ, times, np) -> None:

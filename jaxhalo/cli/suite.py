@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ._provenance import command_provenance, write_run_provenance
 from ._setup import enable_x64, fail
 from ._validate import SEED, InputError, float_range, int_range
 
@@ -72,6 +73,8 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
     except (PriorError, SimulatorError, SuiteStoreError, ValueError) as exc:
         return fail(str(exc), "suite run")
     info = rep.store.info()
+    write_run_provenance(args.out, command_provenance("suite run", args, [], simulator=sim.name, prior=prior.name,
+                                                      chunks_written=list(rep.chunks_written)))
     print(f"[jaxhalo suite] wrote {len(rep.chunks_written)} chunk(s) ({rep.n_simulated} simulations) in {rep.wall_s:.1f} s"
           f" ({rep.sims_per_s:.2f} sims/s after the first chunk); skipped {len(rep.chunks_skipped)} finished chunk(s)"
           + (f"; left {len(rep.chunks_elsewhere)} chunk(s) claimed by another writer" if rep.chunks_elsewhere else ""))

@@ -64,6 +64,10 @@ def test_profiles_cli_end_to_end(tmp_path, capsys):
     assert len(sky) == 192 and np.all(np.isnan(sky["sigma_r_p50"][sky["n_stars"] < 10]))
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["empty_bins"][-1] == 3
+    prov = diag["provenance"]
+    assert prov["command"] == "profiles" and prov["options"]["bins"] == ["40", "70", "160", "300", "1000"]
+    assert prov["inputs"][0]["path"] == str(path) and len(prov["inputs"][0]["sha256"]) == 64
+    assert prov["device"]["dtype"] == "float64"
     assert "empty" in capsys.readouterr().out
 
 

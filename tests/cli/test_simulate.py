@@ -31,6 +31,9 @@ def test_simulate_then_fit(tmp_path, capsys):
     assert info["theta"]["m_lmc"] == 2e11 and info["theta"]["beta0"] == 0.7
     assert info["theta"]["log10_m200"] == FIDUCIAL_THETA[0]
     assert 0.0 < info["tracer_r_core_kpc"] < 14.0  # beta0 = 0.7 is steepened
+    prov = info["provenance"]
+    assert prov["command"] == "simulate" and prov["options"]["m_lmc"] == 2e11 and prov["options"]["seed"] == 3
+    assert prov["solar_parameters"]["galcen_distance_kpc"] > 8 and prov["software"]["jax"]
     snap = Table.read(out / "snapshot.ecsv")
     assert len(snap) == 600 and np.all(np.isfinite(snap["x"]))
     orbit = Table.read(out / "orbit.ecsv")
