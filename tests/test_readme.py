@@ -28,7 +28,7 @@ def _blocks(lang: str) -> list[tuple[str, str]]:
 def _jaxhalo_commands() -> list[list[str]]:
     cmds = []
     for _, code in _blocks("bash"):
-        for line in code.splitlines():
+        for line in code.replace("\\\n", " ").splitlines():  # join continued lines
             line = line.split("  #")[0].strip()
             for part in line.split("&&"):
                 words = shlex.split(part)

@@ -175,6 +175,8 @@ def command_provenance(command: str, args: argparse.Namespace, inputs: Iterable[
     argv : the command line (default: the one given to :func:`jaxhalo.cli.main`, else ``sys.argv``).
     extra : command-specific entries (e.g. solar parameters, prior table), recorded as given.
 
+    Notes
+    -----
     Call after JAX is configured: it records the devices and dtype in use.
     """
     argv = list(argv if argv is not None else (_COMMAND_LINE or sys.argv))
