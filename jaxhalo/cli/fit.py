@@ -379,8 +379,15 @@ def _write_results(out: Path, res, provenance: dict) -> None:
     res.idata.posterior.attrs["jaxhalo_provenance"] = text
     res.idata.posterior.attrs["command_line"] = provenance["command_line"]
     res.idata.to_netcdf(str(out / "posterior.nc"))
-    res.table.write(out / "summary.csv", format="ascii.csv", overwrite=True)
-    (out / "summary.md").write_text(markdown_table(res.table))
+    full = res.table.copy()
+    for c in full.colnames:  # the CSV keeps full precision; the printed and Markdown tables are rounded
+        full[c].info.format = None
+    full.write(out / "summary.csv", format="ascii.csv", overwrite=True)
+    conventions = res.idata.posterior.attrs.get("sign_conventions", "")
+    (out / "summary.md").write_text(
+        "Posterior 16/50/84% quantiles in the unit of each row (angles: `rad` for the sampled apex longitude, "
+        "`deg` for every `*_deg` and derived apex), R-hat and bulk/tail ESS. Sign conventions: "
+        f"{conventions}\n\n" + markdown_table(res.table))
 
 
 def _write_plots(out: Path, res, spec, data, truth_path) -> None:

@@ -36,6 +36,15 @@ def test_fit_end_to_end(tmp_path, capsys):
     assert idata.log_likelihood["star"].shape[-1] == diag["n_used"]
     # the posterior of the true speed is sensible for 300 stars (generous: 4 sigma ~ 25 km/s)
     assert abs(float(np.median(idata.posterior["v_travel"])) - info["truth"]["v_travel"]) < 25
+    # summary.csv: full precision and a unit per row; summary.md states the units and sign conventions
+    from astropy.table import Table
+
+    csv = Table.read(out / "summary.csv", format="ascii.csv")
+    row = csv[list(csv["parameter"]).index("v_travel")]
+    assert row["unit"] == "km/s"
+    assert row["p50"] == pytest.approx(float(np.percentile(np.asarray(idata.posterior["v_travel"]), 50)), rel=1e-12)
+    md = (out / "summary.md").read_text()
+    assert "retrograde" in md and "| unit |" in md
 
 
 def test_bundled_example_is_consistent():
