@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..process_utils import pid_alive
 from ._validate import InputError
 
 __all__ = ["StagedOutput", "check_output", "strict_json"]
@@ -72,15 +73,6 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, kind: str = "
     return p
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
 
 def _remove_stale_partials(parent: Path, name: str) -> list[str]:
     """Remove ``.NAME.partial-PID-*`` directories of processes that no longer run (a run killed with
@@ -88,7 +80,7 @@ def _remove_stale_partials(parent: Path, name: str) -> list[str]:
     removed = []
     for d in parent.glob(f".{name}.partial-*"):
         pid = d.name[len(f".{name}.partial-"):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d.name)
     return removed

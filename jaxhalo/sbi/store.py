@@ -52,6 +52,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
+from ..process_utils import pid_alive
 
 __all__ = [
     "FORMAT",
@@ -76,15 +77,6 @@ def row_status(summaries: np.ndarray) -> np.ndarray:
     finite = np.isfinite(x)
     return np.where(finite.all(axis=1), 0, np.where(finite.any(axis=1), 2, 1)).astype(np.uint8)
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 FORMAT = "jaxhalo-suite"
 FORMAT_VERSION = 1
@@ -301,7 +293,7 @@ class SuiteStore:
         """A lock of a process of this host that no longer runs (a lock of another host is never stale)."""
         try:
             owner = json.loads(lock.read_text())
-            return owner.get("host") == socket.gethostname() and not _pid_alive(int(owner["pid"]))
+            return owner.get("host") == socket.gethostname() and not pid_alive(int(owner["pid"]))
         except FileNotFoundError:
             return False
         except (OSError, ValueError, KeyError, TypeError):  # half-written by a writer killed in open(): stale
@@ -355,7 +347,7 @@ class SuiteStore:
                 pid = int(parts[-3])
             except (IndexError, ValueError):
                 continue
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 p.unlink(missing_ok=True)
                 removed.append(p.name)
         for k in self.locked_chunks():
