@@ -44,7 +44,8 @@ def fit_map(
 
     ``n_starts`` random starts (uniform in [-2, 2] in numpyro's unconstrained space) are
     optimised at once (vmapped steps) until the best has converged (gradient norm <
-    :data:`MAP_GTOL`) and another start agrees with it, or for at most ``n_steps`` L-BFGS steps; the best is returned as a dict of constrained values
+    :data:`MAP_GTOL`) and another start agrees with it, or for at most ``n_steps`` L-BFGS steps;
+    the best is returned as a dict of constrained values
     (including deterministic sites such as ``sigma_*`` under the reference priors).
     The compiled solver is cached per (spec, priors, n_steps, data shape), so repeated
     calls (e.g. clipping iterations) do not recompile.

@@ -22,6 +22,19 @@ def lbfgs_backtracking() -> optax.GradientTransformationExtraArgs:
     return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
 
 
+def _lbfgs_step(fun: Callable[[Any], jax.Array], opt: optax.GradientTransformationExtraArgs) -> Callable:
+    """One L-BFGS iteration ``(x, state) -> (x_new, state_new, value, grad)`` of ``fun`` (the shared
+    body of the loops below; ``value`` and ``grad`` are those at ``x``)."""
+    vg = optax.value_and_grad_from_state(fun)
+
+    def step(x, state):
+        value, grad = vg(x, state=state)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
+        return optax.apply_updates(x, updates), state, value, grad
+
+    return step
+
+
 def lbfgs_scan(fun: Callable[[Any], jax.Array], x0: Any, n_steps: int,
                opt: optax.GradientTransformationExtraArgs | None = None) -> Any:
     """Minimise the scalar ``fun`` over the pytree ``x0`` with ``n_steps`` L-BFGS iterations.
@@ -31,13 +44,11 @@ def lbfgs_scan(fun: Callable[[Any], jax.Array], x0: Any, n_steps: int,
     and compiled once. Returns the final parameters (same pytree structure as ``x0``).
     """
     opt = optax.lbfgs() if opt is None else opt
-    vg = optax.value_and_grad_from_state(fun)
+    lbfgs = _lbfgs_step(fun, opt)
 
     def step(carry, _):
-        x, state = carry
-        value, grad = vg(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return (optax.apply_updates(x, updates), state), None
+        x, state, _, _ = lbfgs(*carry)
+        return (x, state), None
 
     (x, _), _ = jax.lax.scan(step, (x0, opt.init(x0)), None, length=n_steps)
     return x
@@ -54,13 +65,12 @@ def lbfgs_converge(fun: Callable[[Any], jax.Array], x0: Any, max_steps: int, gto
     state frozen once it has stopped. Returns (parameters, number of steps taken).
     """
     opt = optax.lbfgs() if opt is None else opt
-    vg = optax.value_and_grad_from_state(fun)
+    lbfgs = _lbfgs_step(fun, opt)
 
     def step(carry):
         x, state, _, k = carry
-        value, grad = vg(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state, otu.tree_l2_norm(grad), k + 1
+        x, state, _, grad = lbfgs(x, state)
+        return x, state, otu.tree_l2_norm(grad), k + 1
 
     def go_on(carry):
         _, _, gnorm, k = carry
@@ -84,12 +94,11 @@ def lbfgs_starts_converge(fun: Callable[[Any], jax.Array], x0s: Any, max_steps: 
     values (S,), number of steps taken). jit/vmap-able (a ``lax.while_loop``).
     """
     opt = optax.lbfgs() if opt is None else opt
-    vg = optax.value_and_grad_from_state(fun)
+    lbfgs = _lbfgs_step(fun, opt)
 
     def one(x, state):
-        value, grad = vg(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state, value, otu.tree_l2_norm(grad)
+        x, state, value, grad = lbfgs(x, state)
+        return x, state, value, otu.tree_l2_norm(grad)
 
     step_all = jax.vmap(one)
     n_starts = jax.tree_util.tree_leaves(x0s)[0].shape[0]
