@@ -148,3 +148,21 @@ def test_public_api_is_one_lazy_block():
 
     assert sorted(jaxhalo.__all__) == names
     assert "noqa" not in (PKG / "__init__.py").read_text()
+
+
+def test_subpackage_stubs_export_each_modules_all():
+    """A lazy subpackage (``__init__.pyi``) names every module of the package and re-exports exactly
+    each module's ``__all__``, so a public name added to a module cannot be missing from its package."""
+    import importlib
+
+    for stub_path in sorted(PKG.glob("*/__init__.pyi")):
+        pkg = f"jaxhalo.{stub_path.parent.name}"
+        stub = ast.parse(stub_path.read_text())
+        listed_modules = {a.name for n in stub.body if isinstance(n, ast.ImportFrom) and n.level == 1 and not n.module
+                          for a in n.names}
+        on_disk = {p.stem for p in stub_path.parent.glob("*.py") if p.stem != "__init__"}
+        assert listed_modules == on_disk, (pkg, on_disk ^ listed_modules)
+        for n in stub.body:
+            if isinstance(n, ast.ImportFrom) and n.module:
+                module = importlib.import_module(f"{pkg}.{n.module}")
+                assert {a.name for a in n.names} == set(module.__all__), f"{pkg}.{n.module}"

@@ -4,8 +4,8 @@ from .comparison import ModelComparisonError, compare_models, numpyro_inference_
 from .hierarchical import catalog_arrays, hierarchical_reflex_model, los_distance_bounds, reflex_data_at_distance, run_hierarchical_nuts
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map, fit_map_traceable
 from .models import reflex_numpyro_model, reflex_numpyro_model_unit
-from .nuts import run_nuts
-from .optim import lbfgs_backtracking, lbfgs_scan
+from .nuts import NUTS_EXTRA_FIELDS, run_nuts
+from .optim import lbfgs_backtracking, lbfgs_converge, lbfgs_scan, lbfgs_starts_converge
 from .outliers import fit_map_outliers, laplace_scales, run_nuts_outliers, star_galactocentric_velocities, truth_offsets
 from .per_bin import PerBinNUTS, bucket_bins, nuts_per_bin
 from .priors import PriorSet, params_to_unit, prior_base_name, sample_prior_site, sample_prior_sites, unit_prior_table
