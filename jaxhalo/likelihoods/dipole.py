@@ -21,6 +21,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from ..frames import cos_from_sin
+
 __all__ = [
     "cos_angle_to_apex",
     "dipole_mean_radial_velocity",
@@ -36,11 +38,11 @@ def cos_angle_to_apex(l: ArrayLike, b: ArrayLike, l_apex: ArrayLike, sin_b_apex:
     """cos(theta) between directions (l, b) and the apex (l_apex, asin(sin_b_apex)); radians.
 
     Shapes broadcast; returns (...,). Uses sin(b_apex) directly (the isotropic prior's
-    variable) and cos(b_apex) = sqrt(1 - sin^2) >= 0 with a safe gradient at the poles.
+    variable) and cos(b_apex) from :func:`jaxhalo.frames.cos_from_sin`: finite, with a bounded
+    gradient, at and next to the poles.
     """
     l, b, l_apex, s = map(jnp.asarray, (l, b, l_apex, sin_b_apex))
-    c2 = 1.0 - s * s
-    c_apex = jnp.where(c2 > 0, jnp.sqrt(jnp.where(c2 > 0, c2, 1.0)), 0.0)
+    c_apex = cos_from_sin(s)
     return jnp.sin(b) * s + jnp.cos(b) * c_apex * jnp.cos(l - l_apex)
 
 

@@ -44,6 +44,7 @@ from ..frames import (
     sky_basis,
     spherical_basis,
 )
+from ..jax_utils import is_concrete
 from .outlier import mix_with_outliers, outlier_parameter_names, outlier_probability
 
 __all__ = [
@@ -386,9 +387,17 @@ class ReflexModel(eqx.Module):
 
         For the constant model this returns the parameters unchanged. Parameters absent
         from ``params`` are left out (so the travel velocity alone can be evaluated).
+
+        With ``log_dispersion`` (the default) log sigma is interpolated, which needs sigma > 0 at
+        both anchors: a dispersion <= 0 raises ``ValueError`` when the values are concrete, and
+        gives NaN under ``jit``/``grad`` (no check can raise there). Every prior of
+        :class:`~jaxhalo.inference.priors.PriorSet` keeps sigma >= sigma_min > 0. (The constant
+        model and ``log_dispersion=False`` are finite at sigma = 0 wherever the observational
+        errors are non-zero: they enter the same total variance.)
         """
         if self.form == "constant":
             return {n: jnp.asarray(params[n]) for n in self.base_names if n in params}
+        self.check_dispersions(params)
         r0, r1 = self.anchors
         t = (jnp.asarray(r) - r0) / (r1 - r0)
         s0, s1 = self.suffixes
@@ -402,6 +411,24 @@ class ReflexModel(eqx.Module):
             else:
                 out[n] = a + (b - a) * t
         return out
+
+    def check_dispersions(self, params: Mapping[str, Array]) -> None:
+        """Raise ``ValueError`` for a dispersion <= 0 at an anchor of the log-dispersion continuity model.
+
+        Only concrete values are checked (under ``jit``/``grad`` nothing can raise; such values give NaN).
+        """
+        if self.form != "continuity" or not self.log_dispersion:
+            return
+        for n in self.base_names:
+            if not n.startswith("sigma"):
+                continue
+            for suffix in self.suffixes:
+                v = params.get(n + suffix)
+                if v is not None and is_concrete(v) and not np.all(np.asarray(v) > 0):
+                    raise ValueError(
+                        f"{n}{suffix} = {np.asarray(v)!r}: the continuity model with log_dispersion=True interpolates "
+                        "log sigma between the anchors and needs every dispersion > 0 (use ReflexModel(..., "
+                        "log_dispersion=False) for sigma linear in r, which is finite at sigma = 0)")
 
     def travel_at_radius(self, params: Mapping[str, Array], r: Array) -> Array:
         """Travel velocity vector (..., 3) in km/s (Galactocentric axes) at radius r (kpc)."""
@@ -455,6 +482,7 @@ class ReflexModel(eqx.Module):
         the per-star values, to rounding). It needs scalar parameters; per-star (N,) parameters
         fall back to the plain sum.
         """
+        self.check_dispersions(params)
         if fast and all(jnp.ndim(v) == 0 for v in jax.tree_util.tree_leaves(dict(params))):
             return _fast_total(self)(dict(params), data)
         return jnp.sum(self.log_likelihood_per_star(params, data))

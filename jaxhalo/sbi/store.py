@@ -62,6 +62,7 @@ __all__ = [
     "SuiteStore",
     "SuiteData",
     "code_version",
+    "package_version",
     "chunk_checksum",
     "row_status",
     "ROW_STATUS",
@@ -108,6 +109,12 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"jaxhalo {__version__}"
+
+
+def package_version(code_version_string: str) -> str | None:
+    """The jaxhalo version in a :func:`code_version` string ('jaxhalo 0.4.0 git abc+dirty' -> '0.4.0'), or None."""
+    m = re.match(r"jaxhalo (\S+)", code_version_string or "")
+    return m.group(1) if m else None
 
 
 def chunk_checksum(index: np.ndarray, key_data: np.ndarray, theta: np.ndarray,

@@ -43,10 +43,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..simulation.errors import SimulatorError
 from .priors import SuitePrior
 from .simulators import SuiteSimulator
-from .store import SuiteConfigError, SuiteStore, code_version
+from .store import SuiteConfigError, SuiteStore, code_version, package_version
 
 __all__ = ["SuiteRunReport", "simulation_keys", "make_batch_fn", "suite_manifest", "run_suite", "simulate_indices", "DEFAULT_MICRO_BATCH"]
 
@@ -217,6 +218,9 @@ def run_suite(
     each new chunk as soon as it is done. ``start``/``stop`` must fall on chunk boundaries.
     ``max_chunks`` stops after that many new chunks (useful to spread a suite over time-limited
     jobs). ``micro_batch``: see :func:`make_batch_fn` (recorded in each chunk's attributes).
+    A resume is refused (:class:`SuiteConfigError`, before anything is computed) when the finished
+    chunks were computed with another micro-batch, another precision (x64) or another jaxhalo
+    version (``jaxhalo.__version__``; another git commit of the same version is accepted).
     A tqdm bar shows simulations per second. Returns a :class:`SuiteRunReport`.
     """
     store = SuiteStore.create(path, suite_manifest(simulator, prior, n_total, chunk_size, seed))
@@ -233,7 +237,12 @@ def run_suite(
     x64 = bool(jax.config.jax_enable_x64)
     if done:  # the settings that change results must match those of the finished chunks
         k0 = min(done)
-        have = store.chunk_settings(k0, ["micro_batch", "x64"])
+        have = store.chunk_settings(k0, ["micro_batch", "x64", "code_version"])
+        was = package_version(str(have.get("code_version", "")))
+        if was is not None and was != __version__:
+            raise SuiteConfigError(f"suite {store.path} was computed by jaxhalo {was} (chunk {k0}: "
+                                   f"{have['code_version']}); this is jaxhalo {__version__}, whose simulator may give "
+                                   f"other numbers: resume it with jaxhalo {was}, or write to a new store")
         if "micro_batch" in have and int(have["micro_batch"]) != m:
             raise SuiteConfigError(f"suite {store.path} was computed with --micro-batch {int(have['micro_batch'])} "
                                    f"(chunk {k0}); this run has {m}, which changes the results in the last digits: "

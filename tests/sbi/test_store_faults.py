@@ -145,3 +145,25 @@ def test_resume_in_another_precision_is_refused(store, prior):
     s.chunk_path(2).unlink()
     with pytest.raises(SuiteConfigError, match="computed in float32"):
         run_suite(str(path), sim, prior, 12, chunk_size=4, seed=3, progress=False)
+
+
+def test_resume_with_another_jaxhalo_version_is_refused(store, prior):
+    """The chunks record ``jaxhalo <version> git <commit>``; another version refuses the resume, another
+    commit of the same version does not (the version is the contract, as with --micro-batch and x64)."""
+    from jaxhalo import __version__
+    from jaxhalo.sbi.store import package_version
+
+    path, sim = store
+    s = SuiteStore.open(path)
+    have = s.chunk_settings(0, ["code_version"])["code_version"]
+    assert package_version(have) == __version__
+    with h5py.File(s.chunk_path(0), "r+") as f:  # another commit of this version: resumes
+        f.attrs["code_version"] = f"jaxhalo {__version__} git 000000000000+dirty"
+    s.chunk_path(2).unlink()
+    assert run_suite(str(path), sim, prior, 12, chunk_size=4, seed=3, progress=False).chunks_written == [2]
+    with h5py.File(s.chunk_path(0), "r+") as f:  # pretend an older release computed the store
+        f.attrs["code_version"] = "jaxhalo 0.0.1 git 0123456789ab"
+    s.chunk_path(2).unlink()
+    with pytest.raises(SuiteConfigError, match=r"computed by jaxhalo 0\.0\.1 .*this is jaxhalo .*resume it with jaxhalo 0\.0\.1"):
+        run_suite(str(path), sim, prior, 12, chunk_size=4, seed=3, progress=False)
+    assert not s.chunk_path(2).exists()  # refused before computing anything
