@@ -1,9 +1,10 @@
 # The public API of jaxhalo, one sorted block. jaxhalo/__init__.py loads these names lazily (SPEC 1,
 # lazy_loader) from this stub, so `import jaxhalo` and the command line start without loading JAX.
-from . import catalog, constants, dynamics, example_data, frames, inference, likelihoods, mocks, plots, sbi, simulation
+from . import catalog, constants, dynamics, example_data, frames, inference, likelihoods, mocks, plots, sbi, simulation, units
 from .catalog.cuts import CutReport, chandra_selection, cut_quality, cut_r_gal, cut_sgr_angular_momentum, pp21_selection
 from .catalog.kinematics import catalog_velocities
 from .catalog.readers import read_catalog, read_peer_header, read_peer_transposed, write_catalog
+from .catalog.skycoord import catalog_from_skycoord, catalog_to_skycoord
 from .catalog.structure import CatalogError, StarCatalog
 from .dynamics.mwlmc import LMCObservables, MWLMCOrbit, lmc_present_day, mw_lmc_orbit
 from .dynamics.orbits import integrate_orbit

@@ -21,7 +21,7 @@ Conventions
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -29,6 +29,8 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from .constants import K_PM
+from .jax_utils import unit_converter
+from .units import KM_S, KPC
 
 __all__ = [
     "SolarParameters",
@@ -76,13 +78,96 @@ class SolarParameters(eqx.Module):
         (-d, 0, z_sun).
 
     The default values are those of Chandra et al. (2025): d = 8.122 kpc,
-    z_sun = 20.8 pc, v_sun = (12.9, 245.6, 7.78) km/s, tilted.
+    z_sun = 20.8 pc, v_sun = (12.9, 245.6, 7.78) km/s, tilted. Each may be given as an astropy
+    Quantity (converted to kpc, km/s). :meth:`from_galactocentric` and :meth:`to_galactocentric`
+    convert from and to an ``astropy.coordinates.Galactocentric`` frame.
     """
 
-    galcen_distance: Array = eqx.field(converter=jnp.asarray, default=8.122)
-    z_sun: Array = eqx.field(converter=jnp.asarray, default=0.0208)
-    v_sun: Array = eqx.field(converter=jnp.asarray, default=(12.9, 245.6, 7.78))
+    galcen_distance: Array = eqx.field(converter=unit_converter(KPC, "galcen_distance"), default=8.122)
+    z_sun: Array = eqx.field(converter=unit_converter(KPC, "z_sun"), default=0.0208)
+    v_sun: Array = eqx.field(converter=unit_converter(KM_S, "v_sun"), default=(12.9, 245.6, 7.78))
     tilt: bool = eqx.field(static=True, default=True)
+
+    #: Largest angle (rad) between the axes of a given astropy frame and jaxhalo's for
+    #: :meth:`from_galactocentric` to accept it silently (1e-10 rad = 1e-9 kpc at 10 kpc).
+    AXES_TOLERANCE: ClassVar[float] = 1e-10
+
+    def to_galactocentric(self):
+        """This frame as an ``astropy.coordinates.Galactocentric`` frame.
+
+        jaxhalo's Galactocentric axes have the Galactic centre exactly at (l, b) = (0, 0) and +z
+        towards the north Galactic pole, so the astropy frame gets ``galcen_coord`` = Galactic
+        (0, 0) (in ICRS) and the ``roll`` that puts its +z on the NGP (astropy's default Sgr A*
+        centre and zero roll turn the axes by ~2e-6 rad); ``galcen_distance``, ``z_sun`` and
+        ``galcen_v_sun`` are this object's. jaxhalo's transforms with these parameters then agree
+        with astropy's to rounding (tests/test_frames.py). Needs concrete (not traced) values and
+        ``tilt=True``: the untilted reference frame (a pure translation) has no astropy equivalent
+        (``ValueError``).
+        """
+        import astropy.coordinates as coord  # deferred: astropy loads only when a frame is converted
+        import astropy.units as u
+        import numpy as np
+
+        if not self.tilt:
+            raise ValueError("SolarParameters(tilt=False) is a pure translation (the reflexcalc convention), which "
+                             "astropy's Galactocentric frame (always rotated by z_sun) cannot represent")
+        d = float(self.galcen_distance)
+        kw = dict(
+            galcen_coord=coord.Galactic(l=0 * u.deg, b=0 * u.deg).transform_to(coord.ICRS()),
+            galcen_distance=d * u.kpc,
+            z_sun=float(self.z_sun) * u.kpc,
+            galcen_v_sun=coord.CartesianDifferential(np.asarray(self.v_sun, dtype=float) * u.km / u.s),
+        )
+        # The roll about x that takes the NGP to +z, found with z_sun = 0 (the tilt about y comes after it).
+        probe = coord.Galactocentric(roll=0 * u.rad, **{**kw, "z_sun": 0 * u.kpc})
+        ngp = coord.SkyCoord(l=0 * u.deg, b=90 * u.deg, distance=1 * u.kpc, frame="galactic").transform_to(probe)
+        v = ngp.cartesian.xyz.to_value(u.kpc) + np.array([d, 0.0, 0.0])
+        return coord.Galactocentric(roll=math.atan2(v[1], v[2]) * u.rad, **kw)
+
+    @classmethod
+    def from_galactocentric(cls, frame=None, strict: bool = False) -> "SolarParameters":
+        """Solar parameters from an ``astropy.coordinates.Galactocentric`` frame (default: astropy's
+        current defaults, ``Galactocentric()``).
+
+        Takes ``galcen_distance`` (kpc), ``z_sun`` (kpc) and ``galcen_v_sun`` (km/s); the result is
+        tilted (astropy's convention). jaxhalo's axes put the Galactic centre at (l, b) = (0, 0) with
+        +z on the NGP (:meth:`to_galactocentric`); a frame whose ``galcen_coord`` or ``roll`` turns its
+        axes by more than :data:`AXES_TOLERANCE` rad from those (astropy's default Sgr A* centre and
+        zero roll do, by 2e-6 rad, i.e. ~2e-5 kpc at 10 kpc) gives a ``UserWarning`` stating the angle, or, with
+        ``strict=True``, a ``ValueError``: jaxhalo's transforms then differ from that frame's by that
+        rotation.
+        """
+        import warnings  # deferred: astropy loads only when a frame is converted
+
+        import astropy.coordinates as coord
+        import astropy.units as u
+        import numpy as np
+
+        frame = coord.Galactocentric() if frame is None else frame
+        if isinstance(frame, coord.SkyCoord):
+            frame = frame.frame
+        if not isinstance(frame, coord.Galactocentric):
+            raise TypeError(f"from_galactocentric needs an astropy Galactocentric frame, got {type(frame).__name__}")
+        v_sun = frame.galcen_v_sun  # a CartesianDifferential, or a CartesianRepresentation as astropy stores it
+        v_sun = v_sun.d_xyz if hasattr(v_sun, "d_xyz") else v_sun.xyz
+        out = cls(frame.galcen_distance.to_value(u.kpc), frame.z_sun.to_value(u.kpc), v_sun.to_value(u.km / u.s),
+                  tilt=True)
+        # Angle between the two frames' axes: heliocentric probes along the Galactic axes, in both.
+        d = float(out.galcen_distance)
+        probe = coord.SkyCoord(l=[0.0, 90.0, 0.0] * u.deg, b=[0.0, 0.0, 90.0] * u.deg, distance=d * u.kpc,
+                               frame="galactic")
+        a = probe.transform_to(frame).cartesian.xyz.to_value(u.kpc)
+        b = probe.transform_to(out.to_galactocentric()).cartesian.xyz.to_value(u.kpc)
+        angle = float(np.max(np.linalg.norm(a - b, axis=0)) / d)
+        if angle > cls.AXES_TOLERANCE:
+            msg = (f"the Galactocentric frame's axes (galcen_coord {frame.galcen_coord}, roll {frame.roll}) are turned by "
+                   f"{angle:.3g} rad from jaxhalo's (Galactic centre at (l, b) = (0, 0), +z on the NGP); "
+                   "jaxhalo's transforms with these SolarParameters differ from this frame's by that rotation "
+                   "(SolarParameters.to_galactocentric() gives the matching astropy frame)")
+            if strict:
+                raise ValueError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=2)
+        return out
 
     @classmethod
     def chandra(cls) -> "SolarParameters":

@@ -141,3 +141,38 @@ def test_tangential_velocity_covariance():
     C_small = frames.tangential_velocity_covariance(d, de * 1e-2, pm, cov * 1e-4)
     np.testing.assert_allclose(np.cov(vt.T), C_small, rtol=2e-2)
     assert C.shape == (2, 2) and np.all(np.linalg.eigvalsh(np.asarray(C)) > 0)
+
+
+@pytest.mark.parametrize("solar", [frames.SolarParameters(), frames.SolarParameters.brooks()])
+def test_solar_parameters_to_and_from_astropy_galactocentric(solar):
+    frame = solar.to_galactocentric()
+    back = frames.SolarParameters.from_galactocentric(frame, strict=True)
+    np.testing.assert_allclose(back.galcen_distance, solar.galcen_distance, rtol=1e-15)
+    np.testing.assert_allclose(back.z_sun, solar.z_sun, rtol=1e-15)
+    np.testing.assert_allclose(back.v_sun, solar.v_sun, rtol=1e-15)
+    assert back.tilt
+    # jaxhalo's transform with the converted parameters against astropy's with the frame, random stars
+    l, b, d, vlos, pml, pmb = _random_stars()
+    gc = coord.SkyCoord(l=l * u.rad, b=b * u.rad, distance=d * u.kpc, pm_l_cosb=pml * u.mas / u.yr,
+                        pm_b=pmb * u.mas / u.yr, radial_velocity=vlos * u.km / u.s, frame="galactic").transform_to(frame)
+    r_ast, v_ast = gc.cartesian.xyz.to_value(u.kpc).T, gc.velocity.d_xyz.to_value(u.km / u.s).T
+    r, v = frames.observables_to_galactocentric(l, b, d, vlos, pml, pmb, back, k=K_PM)
+    assert np.max(np.linalg.norm(r - r_ast, axis=1) / np.linalg.norm(r_ast, axis=1)) < 1e-10
+    assert np.max(np.linalg.norm(v - v_ast, axis=1) / np.linalg.norm(v_ast, axis=1)) < 1e-10
+
+
+def test_from_galactocentric_units_and_misaligned_axes():
+    frame = coord.Galactocentric(galcen_distance=8300 * u.pc, z_sun=25 * u.pc,
+                                 galcen_v_sun=[11.1, 244.24, 7.24] * u.km / u.s)  # astropy's Sgr A*, roll 0
+    with pytest.warns(UserWarning, match=r"turned by 2\.\d+e-06 rad"):
+        s = frames.SolarParameters.from_galactocentric(frame)
+    np.testing.assert_allclose([s.galcen_distance, s.z_sun], [8.3, 0.025], rtol=1e-14)
+    np.testing.assert_allclose(s.v_sun, [11.1, 244.24, 7.24], rtol=1e-15)
+    with pytest.raises(ValueError, match="turned by"):
+        frames.SolarParameters.from_galactocentric(frame, strict=True)
+    with pytest.raises(ValueError, match="tilt=False"):
+        frames.SolarParameters.reference().to_galactocentric()
+    q = frames.SolarParameters(8300 * u.pc, 25 * u.pc, [11.1, 244.24, 7.24] * u.km / u.s)
+    np.testing.assert_allclose(q.position, s.position, rtol=1e-14)
+    with pytest.raises(u.UnitConversionError, match="^v_sun: "):
+        frames.SolarParameters(v_sun=[11.1, 244.24, 7.24] * u.kpc)

@@ -34,6 +34,8 @@ Modules
 * :mod:`~jaxhalo.catalog.checks` -- whether a catalogue can support a fit (2 stars per parameter),
   plausible units, duplicates; NumPy only, run by the command line before JAX loads.
 * :mod:`~jaxhalo.catalog.kinematics` -- Galactocentric velocities with propagated errors.
+* :mod:`~jaxhalo.catalog.skycoord` -- :func:`catalog_from_skycoord`, :func:`catalog_to_skycoord`: from and to
+  astropy ``SkyCoord`` (any frame in; Galactic, or any frame, out).
 """
 
 import lazy_loader as _lazy

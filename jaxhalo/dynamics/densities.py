@@ -1,7 +1,8 @@
 """Tracer (stellar-halo) density profiles for the distribution functions of :mod:`jaxhalo.dynamics.df`.
 
 Each profile is an equinox Module with ``density(r)`` (Msun/kpc^3 for radii r (...,) in kpc, up to
-the normalisation) and the ``inner_slope`` / ``outer_slope`` attributes the DF builder validates.
+the normalisation; r and the attributes may also be astropy Quantities, converted to kpc / Msun,
+see :mod:`jaxhalo.units`) and the ``inner_slope`` / ``outer_slope`` attributes the DF builder validates.
 
 This module is the one home of the tracer / spherical density shapes (``jaxhalo.dynamics.df`` and
 ``jaxhalo.dynamics.potentials`` re-export them under their old names):
@@ -38,8 +39,16 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from ..jax_utils import unit_converter
+from ..units import DIMENSIONLESS, KPC, MSUN, MSUN_KPC3, to_internal
+
 __all__ = ["DensityProfile", "DehnenDensity", "DoublePowerLawDensity", "SteepenedCusp", "steepen_cusp_for_beta",
            "dehnen_shape"]
+
+
+def _kpc(r: ArrayLike) -> Array:
+    """Radii r in kpc (a Quantity converted) as a JAX array."""
+    return jnp.asarray(to_internal(r, KPC, "r"))
 
 
 class DensityProfile(eqx.Module):
@@ -51,7 +60,7 @@ class DensityProfile(eqx.Module):
         raise NotImplementedError
 
     def density(self, r: ArrayLike) -> Array:
-        return self(jnp.asarray(r))
+        return self(_kpc(r))
 
 
 class DehnenDensity(DensityProfile):
@@ -61,9 +70,9 @@ class DehnenDensity(DensityProfile):
     ``inner_slope`` g in [0, 3). The outer slope is 4. g = 1 is Hernquist.
     """
 
-    mass: Array = eqx.field(converter=jnp.asarray)
-    scale_radius: Array = eqx.field(converter=jnp.asarray)
-    inner_slope: Array = eqx.field(converter=jnp.asarray, default=1.0)
+    mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"))
+    scale_radius: Array = eqx.field(converter=unit_converter(KPC, "scale_radius"))
+    inner_slope: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "inner_slope"), default=1.0)
 
     @property
     def outer_slope(self) -> Array:
@@ -71,7 +80,7 @@ class DehnenDensity(DensityProfile):
 
     def density(self, r: ArrayLike) -> Array:
         """rho(r) in Msun/kpc^3 for r (...,) kpc."""
-        r = jnp.asarray(r)
+        r = _kpc(r)
         a, g = self.scale_radius, self.inner_slope
         return (3.0 - g) * self.mass * a / (4.0 * jnp.pi) / (r**g * (r + a) ** (4.0 - g))
 
@@ -86,14 +95,14 @@ class DoublePowerLawDensity(DensityProfile):
     ``inner_slope`` alpha (Brooks et al.: 1), ``amplitude`` A (Msun/kpc^3; only the normalisation).
     """
 
-    scale_radius: Array = eqx.field(converter=jnp.asarray)
-    outer_slope: Array = eqx.field(converter=jnp.asarray)
-    inner_slope: Array = eqx.field(converter=jnp.asarray, default=1.0)
-    amplitude: Array = eqx.field(converter=jnp.asarray, default=1.0)
+    scale_radius: Array = eqx.field(converter=unit_converter(KPC, "scale_radius"))
+    outer_slope: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "outer_slope"))
+    inner_slope: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "inner_slope"), default=1.0)
+    amplitude: Array = eqx.field(converter=unit_converter(MSUN_KPC3, "amplitude"), default=1.0)
 
     def density(self, r: ArrayLike) -> Array:
         """rho(r) in Msun/kpc^3 for r (...,) kpc."""
-        u = jnp.asarray(r) / self.scale_radius
+        u = _kpc(r) / self.scale_radius
         return self.amplitude * u ** (-self.inner_slope) * (1.0 + u) ** (self.inner_slope - self.outer_slope)
 
     def __call__(self, r: ArrayLike) -> Array:
@@ -122,9 +131,9 @@ class SteepenedCusp(DensityProfile):
     """
 
     base: eqx.Module
-    r_core: Array = eqx.field(converter=jnp.asarray)
-    extra_slope: Array = eqx.field(converter=jnp.asarray)
-    width: Array = eqx.field(converter=jnp.asarray, default=math.log(2.0))
+    r_core: Array = eqx.field(converter=unit_converter(KPC, "r_core"))
+    extra_slope: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "extra_slope"))
+    width: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "width"), default=math.log(2.0))
 
     @property
     def inner_slope(self) -> Array:
@@ -136,14 +145,14 @@ class SteepenedCusp(DensityProfile):
 
     def log_factor(self, r: ArrayLike) -> Array:
         """ln(rho / base) at radii r (kpc): 0 for r >= r_core."""
-        y = jnp.log(self.r_core / jnp.asarray(r))  # > 0 inside the core
+        y = jnp.log(self.r_core / _kpc(r))  # > 0 inside the core
         t = jnp.clip(y / self.width, 0.0, 1.0)
         p = t**4 * (2.5 + t * (t - 3.0))
         return self.extra_slope * (self.width * p + jnp.maximum(y - self.width, 0.0))
 
     def density(self, r: ArrayLike) -> Array:
         """rho(r) in the base's units for r (...,) kpc."""
-        r = jnp.asarray(r)
+        r = _kpc(r)
         return self.base.density(r) * jnp.exp(self.log_factor(r))
 
     def __call__(self, r: ArrayLike) -> Array:
@@ -154,7 +163,7 @@ def dehnen_shape(a: ArrayLike, gamma: ArrayLike = 1.0) -> DehnenDensity:
     """The unnormalised Dehnen shape (r/a)^-gamma (1 + r/a)^(gamma - 4) (peak-free, value a^0 units) as a
     :class:`DehnenDensity` of mass 4 pi a^3 / (3 - gamma); the signature of the former
     ``jaxhalo.dynamics.potentials.DehnenDensity(a, gamma)``, which is now this function."""
-    a, gamma = jnp.asarray(a), jnp.asarray(gamma)
+    a, gamma = jnp.asarray(to_internal(a, KPC, "a")), jnp.asarray(to_internal(gamma, DIMENSIONLESS, "gamma"))
     return DehnenDensity(4.0 * jnp.pi * a**3 / (3.0 - gamma), a, gamma)
 
 

@@ -14,7 +14,9 @@ origin at rest, the LMC at its observed position and velocity. The system is int
 2.2 Gyr with diffrax (Dopri8, adaptive PID, dense output; or a fixed-step leapfrog,
 :class:`FrictionLeapfrog`, for comparison with the papers' integrator), and :class:`MWLMCOrbit` evaluates
 both tracks at any t in [t_min, 0]. Everything is differentiable with respect to the masses,
-lambda_DF and the LMC observables.
+lambda_DF and the LMC observables. Arguments and :class:`LMCObservables` fields may be astropy
+Quantities (masses, lengths, velocities, times, angles, proper motions), converted once at the call
+to the units above (:mod:`jaxhalo.units`); bare numbers mean those units.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ from jax.typing import ArrayLike
 
 from .. import frames
 from ..constants import DEG, K_PM, KMS_TO_KPC_PER_MYR, G
+from ..jax_utils import unit_converter
+from ..units import (
+    DEGREE,
+    DIMENSIONLESS,
+    KM_S,
+    KPC,
+    MAS_YR,
+    MSUN,
+    MYR,
+    RADIAN,
+    phase_space_to_internal,
+    to_internal,
+)
 from .potentials import Potential, lmc_hernquist, milky_way
 
 __all__ = [
@@ -60,15 +75,16 @@ class LMCObservables(eqx.Module):
 
     Defaults: the centres of the Brooks et al. (2026) Table 1 priors: RA = 80 deg
     (U(72.5, 87.5)), Dec = -70 deg (U(-75, -65)), d = 49.6 kpc, v_los = 262.2 km/s,
-    mu_alpha* = 1.9 mas/yr, mu_delta = 0.33 mas/yr.
+    mu_alpha* = 1.9 mas/yr, mu_delta = 0.33 mas/yr. Each may be given as an astropy Quantity
+    (an angle, length, velocity, proper motion), stored in deg, kpc, km/s, mas/yr.
     """
 
-    ra: Array = eqx.field(converter=jnp.asarray, default=80.0)
-    dec: Array = eqx.field(converter=jnp.asarray, default=-70.0)
-    distance: Array = eqx.field(converter=jnp.asarray, default=49.6)
-    v_los: Array = eqx.field(converter=jnp.asarray, default=262.2)
-    pm_ra_cosdec: Array = eqx.field(converter=jnp.asarray, default=1.9)
-    pm_dec: Array = eqx.field(converter=jnp.asarray, default=0.33)
+    ra: Array = eqx.field(converter=unit_converter(DEGREE, "ra"), default=80.0)
+    dec: Array = eqx.field(converter=unit_converter(DEGREE, "dec"), default=-70.0)
+    distance: Array = eqx.field(converter=unit_converter(KPC, "distance"), default=49.6)
+    v_los: Array = eqx.field(converter=unit_converter(KM_S, "v_los"), default=262.2)
+    pm_ra_cosdec: Array = eqx.field(converter=unit_converter(MAS_YR, "pm_ra_cosdec"), default=1.9)
+    pm_dec: Array = eqx.field(converter=unit_converter(MAS_YR, "pm_dec"), default=0.33)
 
 
 def icrs_to_galactic(
@@ -77,9 +93,10 @@ def icrs_to_galactic(
     """(ra, dec) [rad] and (mu_alpha*, mu_delta) [mas/yr] to (l, b) [rad] and (mu_l*, mu_b) [mas/yr].
 
     Rotates the position and the tangential proper-motion vector with :data:`ICRS_TO_GALACTIC`;
-    broadcasts over leading axes.
+    broadcasts over leading axes. Angle and proper-motion Quantities are converted.
     """
-    ra, dec = jnp.asarray(ra, dtype=float), jnp.asarray(dec, dtype=float)
+    ra, dec = jnp.asarray(to_internal(ra, RADIAN, "ra"), dtype=float), jnp.asarray(to_internal(dec, RADIAN, "dec"), dtype=float)
+    pm_ra_cosdec, pm_dec = to_internal(pm_ra_cosdec, MAS_YR, "pm_ra_cosdec"), to_internal(pm_dec, MAS_YR, "pm_dec")
     M = jnp.asarray(ICRS_TO_GALACTIC)
     ca, sa, cd, sd = jnp.cos(ra), jnp.sin(ra), jnp.cos(dec), jnp.sin(dec)
     p = jnp.stack([cd * ca, cd * sa, sd], -1)
@@ -114,6 +131,8 @@ def chandrasekhar_friction(
     density at the satellite; satellite_mass (Msun); coulomb_log ln(Lambda); sigma (km/s) the
     host's velocity dispersion. Uses the small-X series of the bracket for a finite limit at v = 0.
     """
+    v_rel, sigma = jnp.asarray(to_internal(v_rel, KM_S, "v_rel")), to_internal(sigma, KM_S, "sigma")
+    satellite_mass = to_internal(satellite_mass, MSUN, "satellite_mass")
     v = jnp.sqrt(jnp.sum(v_rel * v_rel) + 1e-300)
     X = v / (jnp.sqrt(2.0) * sigma)
     bracket = jsp.erf(X) - 2.0 * X / jnp.sqrt(jnp.pi) * jnp.exp(-X * X)
@@ -148,8 +167,8 @@ class MWLMCOrbit(eqx.Module):
     t_min: float = eqx.field(static=True)
 
     def state(self, t: ArrayLike) -> Array:
-        """Full state (..., 12) at time(s) t (Myr)."""
-        t = jnp.asarray(t, dtype=float)
+        """Full state (..., 12) at time(s) t (Myr, or a time Quantity)."""
+        t = jnp.asarray(to_internal(t, MYR, "t"), dtype=float)
         return jnp.vectorize(self.solution.evaluate, signature="()->(n)")(t)
 
     def mw_position(self, t: ArrayLike) -> Array:
@@ -268,8 +287,15 @@ def integrate_mw_lmc(
     forward_mode : differentiate the solve in forward mode (``diffrax.ForwardMode``: ``jax.jvp`` and
         ``jax.jacfwd`` go through, reverse mode does not); default: diffrax's recursive checkpointing
         (reverse mode only).
+
+    Every physical argument may be an astropy Quantity (positions, velocities, masses, ``t_back`` and
+    ``dt`` in any time unit), converted at the call.
     """
-    x_lmc, v_lmc = jnp.asarray(x_lmc, dtype=float), jnp.asarray(v_lmc, dtype=float)
+    x_lmc = jnp.asarray(to_internal(x_lmc, KPC, "x_lmc"), dtype=float)
+    v_lmc = jnp.asarray(to_internal(v_lmc, KM_S, "v_lmc"), dtype=float)
+    lambda_df, lmc_mass = to_internal(lambda_df, DIMENSIONLESS, "lambda_df"), to_internal(lmc_mass, MSUN, "lmc_mass")
+    coulomb_log, sigma = to_internal(coulomb_log, DIMENSIONLESS, "coulomb_log"), to_internal(sigma, KM_S, "sigma")
+    t_back, dt = to_internal(t_back, MYR, "t_back"), to_internal(dt, MYR, "dt")
     m_lmc = lmc.mass if lmc_mass is None else jnp.asarray(lmc_mass, dtype=float)
     if coulomb_log is None:
         coulomb_log = jnp.maximum(jnp.log(100.0 / (1.6 * lmc.a)), 0.0)
@@ -327,10 +353,21 @@ def mw_lmc_orbit(
     lmc_mass (Msun) the Hernquist LMC (scale from M(<8.7 kpc) = 1.7e10, or ``lmc_scale_radius`` kpc);
     lambda_df the friction strength, ``coulomb_log`` its ln Lambda (default ln(100 kpc / 1.6 a)) and
     ``sigma`` (km/s) its dispersion; observables the LMC today (default Table 1 centres), or
-    ``lmc_phase_space`` (6,) its Galactocentric (x, y, z) kpc and (v_x, v_y, v_z) km/s instead;
+    ``lmc_phase_space`` (6,) its Galactocentric (x, y, z) kpc and (v_x, v_y, v_z) km/s instead (or a
+    pair (x, v) of (3,) Quantities);
     solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8.
     Differentiable in every array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
+    Masses, lengths, speeds and times may be astropy Quantities (module docstring).
     """
+    m200, lmc_mass = to_internal(m200, MSUN, "m200"), to_internal(lmc_mass, MSUN, "lmc_mass")
+    lambda_df, c200 = to_internal(lambda_df, DIMENSIONLESS, "lambda_df"), to_internal(c200, DIMENSIONLESS, "c200")
+    t_back, dt = to_internal(t_back, MYR, "t_back"), to_internal(dt, MYR, "dt")
+    v_circ_sun, sigma = to_internal(v_circ_sun, KM_S, "v_circ_sun"), to_internal(sigma, KM_S, "sigma")
+    r_sun, lmc_scale_radius = to_internal(r_sun, KPC, "r_sun"), to_internal(lmc_scale_radius, KPC, "lmc_scale_radius")
+    coulomb_log = to_internal(coulomb_log, DIMENSIONLESS, "coulomb_log")
+    pair = None if lmc_phase_space is None else phase_space_to_internal(lmc_phase_space, "lmc_phase_space")
+    if pair is not None:
+        lmc_phase_space = jnp.concatenate([jnp.asarray(pair[0], dtype=float), jnp.asarray(pair[1], dtype=float)])
     solar = frames.SolarParameters() if solar is None else solar
     r_sun = solar.galcen_distance if r_sun is None else r_sun
     mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)

@@ -1,9 +1,14 @@
 """Gravitational potentials as immutable pytrees (equinox Modules).
 
 Units: positions kpc, potential (km/s)^2, accelerations (km/s)^2 / kpc, masses Msun,
-densities Msun / kpc^3. Every potential evaluates on positions ``x`` of shape (..., 3)
-and returns (...,) (potential, density) or (..., 3) (acceleration); parameters are array
-leaves, so ``jax.grad`` / ``jax.vmap`` over masses and scales work.
+densities Msun / kpc^3. Every argument and attribute also accepts an astropy Quantity, converted
+to those units at the call (``pot.potential([8000, 0, 0] * u.pc)`` is the potential at 8 kpc; a
+Quantity of the wrong dimension raises ``astropy.units.UnitConversionError`` naming the argument);
+bare numbers mean the internal units, and return values are plain arrays in them. Every
+potential evaluates on positions ``x`` of shape (..., 3) and returns (...,) (potential, density)
+or (..., 3) (acceleration); parameters are array leaves, so ``jax.grad`` / ``jax.vmap`` over
+masses and scales work (with bare arrays: Quantities are converted before any tracing, so pass
+them to the eager calls, not through ``jit``).
 
 Contents
 --------
@@ -33,7 +38,8 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from ..constants import RHO_CRIT, G
-from ..jax_utils import is_concrete
+from ..jax_utils import is_concrete, unit_converter
+from ..units import DIMENSIONLESS, KM_S, KPC, MSUN, MSUN_KPC3, to_internal
 from .densities import DensityProfile, DoublePowerLawDensity
 
 __all__ = [
@@ -73,6 +79,11 @@ def _as_float(x: ArrayLike) -> Array:
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
 
 
+def _kpc(x: ArrayLike, name: str = "x") -> Array:
+    """Positions or radii in kpc (a Quantity converted, :func:`jaxhalo.units.to_internal`) as a float array."""
+    return _as_float(to_internal(x, KPC, name))
+
+
 def _safe_norm(x: Array) -> Array:
     """|x| along the last axis with a finite (zero) gradient at x = 0."""
     r2 = jnp.sum(x * x, axis=-1)
@@ -108,23 +119,23 @@ class Potential(eqx.Module):
         return jnp.trace(jax.hessian(self._phi)(x)) / (4.0 * jnp.pi * G)
 
     def potential(self, x: ArrayLike) -> Array:
-        """Potential (km/s)^2 at positions x (..., 3) kpc; returns (...,)."""
-        return _map_points(self._phi, _as_float(x))
+        """Potential (km/s)^2 at positions x (..., 3) kpc (or a length Quantity); returns (...,)."""
+        return _map_points(self._phi, _kpc(x))
 
     def acceleration(self, x: ArrayLike) -> Array:
-        """Acceleration -grad Phi, (..., 3) in (km/s)^2 / kpc."""
-        return _map_points(self._acc, _as_float(x))
+        """Acceleration -grad Phi, (..., 3) in (km/s)^2 / kpc, at x (..., 3) kpc (or a length Quantity)."""
+        return _map_points(self._acc, _kpc(x))
 
     def density(self, x: ArrayLike) -> Array:
         """Density (Msun/kpc^3) at x (..., 3); Poisson's equation laplacian(Phi) / (4 pi G) unless analytic."""
-        return _map_points(self._rho, _as_float(x))
+        return _map_points(self._rho, _kpc(x))
 
     def circular_velocity(self, x: ArrayLike) -> Array:
         """Circular speed sqrt(R dPhi/dR) in km/s at positions (..., 3) (cylindrical R of x).
 
         Zero where the radial force points outwards or R = 0.
         """
-        x = _as_float(x)
+        x = _kpc(x)
         a = self.acceleration(x)
         aR_R = -(a[..., 0] * x[..., 0] + a[..., 1] * x[..., 1])
         return jnp.sqrt(jnp.maximum(aR_R, 0.0))
@@ -167,7 +178,7 @@ class SphericalPotential(Potential):
 
     def circular_velocity_r(self, r: ArrayLike) -> Array:
         """sqrt(G M(<r) / r) in km/s at spherical radii r (kpc)."""
-        r = _as_float(r)
+        r = _kpc(r, "r")
         return jnp.sqrt(G * self.enclosed_mass(r) / r)
 
 
@@ -192,6 +203,7 @@ class Composite(Potential):
                 raise PotentialError(
                     f"{type(c).__name__} is not spherical; use spherical_average() for the mass within r"
                 )
+        r = _kpc(r, "r")
         return sum(c.enclosed_mass(r) for c in self.components)
 
 
@@ -208,13 +220,13 @@ class NFW(SphericalPotential):
     Use :func:`nfw_from_m200_c200` to build one from (M200, c200).
     """
 
-    rho_s: Array = eqx.field(converter=jnp.asarray)
-    r_s: Array = eqx.field(converter=jnp.asarray)
-    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+    rho_s: Array = eqx.field(converter=unit_converter(MSUN_KPC3, "rho_s"))
+    r_s: Array = eqx.field(converter=unit_converter(KPC, "r_s"))
+    center: Array = eqx.field(converter=unit_converter(KPC, "center"), default=(0.0, 0.0, 0.0))
 
     def potential_r(self, r: ArrayLike) -> Array:
         """Phi(r) in (km/s)^2."""
-        u = jnp.asarray(r) / self.r_s
+        u = _kpc(r, "r") / self.r_s
         # ln(1+u)/u with a series near u = 0 for a finite value and gradient at the centre.
         small = u < 1e-6
         us = jnp.where(small, 1.0, u)
@@ -223,12 +235,12 @@ class NFW(SphericalPotential):
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """M(<r) in Msun for radii r (kpc)."""
-        u = jnp.asarray(r) / self.r_s
+        u = _kpc(r, "r") / self.r_s
         return 4.0 * jnp.pi * self.rho_s * self.r_s**3 * (jnp.log1p(u) - u / (1.0 + u))
 
     def density_r(self, r: ArrayLike) -> Array:
         """rho(r) in Msun/kpc^3."""
-        u = jnp.asarray(r) / self.r_s
+        u = _kpc(r, "r") / self.r_s
         return self.rho_s / (u * (1.0 + u) ** 2)
 
     density_profile = density_r
@@ -240,22 +252,22 @@ class Hernquist(SphericalPotential):
     Attributes: ``mass`` (Msun), ``a`` (kpc), ``center`` (3,) kpc.
     """
 
-    mass: Array = eqx.field(converter=jnp.asarray)
-    a: Array = eqx.field(converter=jnp.asarray)
-    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+    mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"))
+    a: Array = eqx.field(converter=unit_converter(KPC, "a"))
+    center: Array = eqx.field(converter=unit_converter(KPC, "center"), default=(0.0, 0.0, 0.0))
 
     def potential_r(self, r: ArrayLike) -> Array:
         """Phi(r) in (km/s)^2."""
-        return -G * self.mass / (jnp.asarray(r) + self.a)
+        return -G * self.mass / (_kpc(r, "r") + self.a)
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """M(<r) = M r^2 / (r + a)^2 in Msun."""
-        r = jnp.asarray(r)
+        r = _kpc(r, "r")
         return self.mass * r**2 / (r + self.a) ** 2
 
     def density_r(self, r: ArrayLike) -> Array:
         """rho(r) = M a / (2 pi r (r + a)^3) in Msun/kpc^3."""
-        r = jnp.asarray(r)
+        r = _kpc(r, "r")
         return self.mass * self.a / (2.0 * jnp.pi * r * (r + self.a) ** 3)
 
     density_profile = density_r
@@ -267,18 +279,19 @@ class PointMass(SphericalPotential):
     Attributes: ``mass`` (Msun), ``center`` (3,) kpc.
     """
 
-    mass: Array = eqx.field(converter=jnp.asarray)
-    center: Array = eqx.field(converter=jnp.asarray, default=(0.0, 0.0, 0.0))
+    mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"))
+    center: Array = eqx.field(converter=unit_converter(KPC, "center"), default=(0.0, 0.0, 0.0))
 
     def potential_r(self, r: ArrayLike) -> Array:
-        r = jnp.asarray(r)
+        r = _kpc(r, "r")
         return -G * self.mass / jnp.where(r > 0, r, jnp.inf)
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
-        return jnp.broadcast_to(self.mass, jnp.shape(r)) * jnp.ones_like(_as_float(r))
+        r = _kpc(r, "r")
+        return jnp.broadcast_to(self.mass, jnp.shape(r)) * jnp.ones_like(r)
 
     def density_r(self, r: ArrayLike) -> Array:
-        return jnp.zeros_like(_as_float(r))
+        return jnp.zeros_like(_kpc(r, "r"))
 
 
 class MiyamotoNagai(Potential):
@@ -288,9 +301,9 @@ class MiyamotoNagai(Potential):
     Acceleration and density are analytic.
     """
 
-    mass: Array = eqx.field(converter=jnp.asarray)
-    a: Array = eqx.field(converter=jnp.asarray)
-    b: Array = eqx.field(converter=jnp.asarray)
+    mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"))
+    a: Array = eqx.field(converter=unit_converter(KPC, "a"))
+    b: Array = eqx.field(converter=unit_converter(KPC, "b"))
 
     def _phi(self, x: Array) -> Array:
         R2 = x[0] ** 2 + x[1] ** 2
@@ -324,11 +337,12 @@ class BulgeDensity(DensityProfile):
     Attributes: ``r_b`` = 0.2 kpc, ``u_b`` = 1.8 kpc, ``gamma`` = 1.8 (unnormalised, peak 1).
     """
 
-    r_b: Array = eqx.field(converter=jnp.asarray, default=0.2)
-    u_b: Array = eqx.field(converter=jnp.asarray, default=1.8)
-    gamma: Array = eqx.field(converter=jnp.asarray, default=1.8)
+    r_b: Array = eqx.field(converter=unit_converter(KPC, "r_b"), default=0.2)
+    u_b: Array = eqx.field(converter=unit_converter(KPC, "u_b"), default=1.8)
+    gamma: Array = eqx.field(converter=unit_converter(DIMENSIONLESS, "gamma"), default=1.8)
 
     def __call__(self, r: Array) -> Array:
+        r = _kpc(r, "r")
         return (1.0 + r / self.r_b) ** (-self.gamma) * jnp.exp(-((r / self.u_b) ** 2))
 
 
@@ -407,7 +421,7 @@ class SphericalTable(SphericalPotential):
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """M(<r) in Msun at spherical radii r (kpc), any shape."""
-        r = _as_float(r)
+        r = _kpc(r, "r")
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         s = self._inner_slope()
         inner = self.mass[0] * (jnp.maximum(r, 0.0) / r0) ** s
@@ -433,7 +447,7 @@ class SphericalTable(SphericalPotential):
 
     def potential_r(self, r: ArrayLike) -> Array:
         """Phi(r) in (km/s)^2 at spherical radii r (kpc)."""
-        r = _as_float(r)
+        r = _kpc(r, "r")
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
         i, t, dl = self._locate(r)
         rn = jnp.exp(self.log_r)
@@ -450,7 +464,7 @@ class SphericalTable(SphericalPotential):
 
     def density_r(self, r: ArrayLike) -> Array:
         """rho(r) = (dM/dr) / (4 pi r^2) from the interpolant (Msun/kpc^3)."""
-        r = _as_float(r)
+        r = _kpc(r, "r")
         lm, dlm = self._log_mass_in_grid(r)
         dm = jnp.exp(lm) * dlm
         r0, r1 = jnp.exp(self.log_r[0]), jnp.exp(self.log_r[-1])
@@ -521,8 +535,10 @@ class SphericalFromDensity(SphericalTable):
         r_max: float = 1e3,
         n: int = 256,
     ):
+        r_min, r_max = float(to_internal(r_min, KPC, "r_min")), float(to_internal(r_max, KPC, "r_max"))
         log_r = jnp.linspace(math.log(r_min), math.log(r_max), n)
         mass, dm, outer = _radial_tables(profile, log_r)
+        total_mass = to_internal(total_mass, MSUN, "total_mass")
         norm = jnp.asarray(1.0) if total_mass is None else jnp.asarray(total_mass) / mass[-1]
         r = jnp.exp(log_r)
         self.profile = profile
@@ -535,7 +551,7 @@ class SphericalFromDensity(SphericalTable):
 
     def density_r(self, r: ArrayLike) -> Array:
         """Exact density norm * profile(r) in Msun/kpc^3."""
-        return self.norm * self.profile(_as_float(r))
+        return self.norm * self.profile(_kpc(r, "r"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,6 +608,8 @@ def exponential_disc(mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0, scal
     move the LMC's position 2.2 Gyr ago by 0.12-0.19 kpc. :class:`ExponentialDisc` is exact away
     from the disc (the LMC's region) but not in it; the Milky Way of :func:`milky_way` uses this sum.
     """
+    mass = to_internal(mass, MSUN, "mass")
+    scale_radius, scale_height = to_internal(scale_radius, KPC, "scale_radius"), to_internal(scale_height, KPC, "scale_height")
     if is_concrete(scale_radius, scale_height):
         ratio = float(np.asarray(scale_height) / np.asarray(scale_radius))
         if abs(ratio / _MN_FIT_RATIO - 1.0) > 1e-6:
@@ -632,9 +650,9 @@ class ExponentialDisc(Potential):
     which :func:`exponential_disc` (Miyamoto-Nagai sum) remains. Cost: 8,192 ring terms per point.
     """
 
-    mass: Array = eqx.field(converter=jnp.asarray, default=5e10)
-    scale_radius: Array = eqx.field(converter=jnp.asarray, default=3.0)
-    scale_height: Array = eqx.field(converter=jnp.asarray, default=0.4)
+    mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"), default=5e10)
+    scale_radius: Array = eqx.field(converter=unit_converter(KPC, "scale_radius"), default=3.0)
+    scale_height: Array = eqx.field(converter=unit_converter(KPC, "scale_height"), default=0.4)
     n_radial: int = eqx.field(static=True, default=128)
     n_vertical: int = eqx.field(static=True, default=64)
 
@@ -666,7 +684,8 @@ class ExponentialDisc(Potential):
 
 
 def r200_from_m200(m200: ArrayLike, rho_crit: float = RHO_CRIT) -> Array:
-    """R200 (kpc) of a halo of mass M200 (Msun): M200 = 200 rho_crit (4/3) pi R200^3."""
+    """R200 (kpc) of a halo of mass M200 (Msun): M200 = 200 rho_crit (4/3) pi R200^3 (rho_crit Msun/kpc^3)."""
+    m200, rho_crit = to_internal(m200, MSUN, "m200"), to_internal(rho_crit, MSUN_KPC3, "rho_crit")
     return (3.0 * jnp.asarray(m200) / (4.0 * jnp.pi * 200.0 * rho_crit)) ** (1.0 / 3.0)
 
 
@@ -676,6 +695,7 @@ def _mu(c: Array) -> Array:
 
 def nfw_from_m200_c200(m200: ArrayLike, c200: ArrayLike, rho_crit: float = RHO_CRIT) -> NFW:
     """NFW halo with mass M200 (Msun) within R200 (200 x rho_crit, H0 = 67.6) and concentration c200."""
+    m200, c200 = to_internal(m200, MSUN, "m200"), to_internal(c200, DIMENSIONLESS, "c200")
     m200, c200 = jnp.asarray(m200, dtype=float), jnp.asarray(c200, dtype=float)
     r_s = r200_from_m200(m200, rho_crit) / c200
     rho_s = m200 / (4.0 * jnp.pi * r_s**3 * _mu(c200))
@@ -702,9 +722,10 @@ def solve_c200(
     v_circ, or the halo is too light/heavy); under ``jit`` / ``vmap`` with ``check=True`` the
     failure is an equinox runtime error; with ``check=False`` NaN is returned instead.
     """
-    m200 = jnp.asarray(m200, dtype=float)
-    v_circ = jnp.asarray(v_circ, dtype=float)
-    r_sun = jnp.asarray(r_sun, dtype=float)
+    m200 = jnp.asarray(to_internal(m200, MSUN, "m200"), dtype=float)
+    v_circ = jnp.asarray(to_internal(v_circ, KM_S, "v_circ"), dtype=float)
+    r_sun = jnp.asarray(to_internal(r_sun, KPC, "r_sun"), dtype=float)
+    rho_crit = to_internal(rho_crit, MSUN_KPC3, "rho_crit")
     vb2 = 0.0 if baryons is None else baryons.circular_velocity(jnp.stack([r_sun, 0.0 * r_sun, 0.0 * r_sun])) ** 2
     target = (v_circ**2 - vb2) * r_sun / (G * m200)  # required mu(c x) / mu(c)
     x = r_sun / r200_from_m200(m200, rho_crit)
@@ -798,8 +819,14 @@ def milky_way(
 
     Notes
     -----
-    All masses may be traced (grad / vmap over ``m200`` works through the c200 solve).
+    All masses may be traced (grad / vmap over ``m200`` works through the c200 solve). Every
+    argument may be an astropy Quantity (module docstring).
     """
+    m200, c200 = to_internal(m200, MSUN, "m200"), to_internal(c200, DIMENSIONLESS, "c200")
+    v_circ_sun, r_sun = to_internal(v_circ_sun, KM_S, "v_circ_sun"), to_internal(r_sun, KPC, "r_sun")
+    disc_mass, bulge_mass = to_internal(disc_mass, MSUN, "disc_mass"), to_internal(bulge_mass, MSUN, "bulge_mass")
+    disc_scale_radius = to_internal(disc_scale_radius, KPC, "disc_scale_radius")
+    disc_scale_height = to_internal(disc_scale_height, KPC, "disc_scale_height")
     disc = exponential_disc(disc_mass, disc_scale_radius, disc_scale_height)
     bulge = SphericalFromDensity(BulgeDensity(), total_mass=bulge_mass, r_min=1e-4, r_max=50.0, n=256)
     if c200 is None:
@@ -817,7 +844,8 @@ def hernquist_scale_from_enclosed_mass(
     Raises :class:`PotentialError` when total_mass <= enclosed_mass (concrete inputs); under
     jit / vmap with ``check=True`` an equinox runtime error, with ``check=False`` NaN.
     """
-    M, Me, r = (jnp.asarray(v, dtype=float) for v in (total_mass, enclosed_mass, radius))
+    M, Me, r = (jnp.asarray(to_internal(v, unit, name), dtype=float) for v, unit, name in (
+        (total_mass, MSUN, "total_mass"), (enclosed_mass, MSUN, "enclosed_mass"), (radius, KPC, "radius")))
     ok = M > Me
     if check and is_concrete(M, Me, r) and not bool(jnp.all(ok)):
         raise PotentialError(
@@ -841,6 +869,8 @@ def lmc_hernquist(
     """Brooks et al. LMC: Hernquist with total ``mass`` (Msun) and M(<``radius`` kpc) = ``enclosed_mass``,
     or, when ``scale_radius`` (kpc) is given, that scale instead (Brooks et al. 2025 §4.1 use
     a = 18.9 kpc); a given scale must be positive (:class:`PotentialError` when concrete)."""
+    mass, enclosed_mass = to_internal(mass, MSUN, "mass"), to_internal(enclosed_mass, MSUN, "enclosed_mass")
+    radius, scale_radius = to_internal(radius, KPC, "radius"), to_internal(scale_radius, KPC, "scale_radius")
     if scale_radius is None:
         a = hernquist_scale_from_enclosed_mass(mass, enclosed_mass, radius, check=check)
     else:
@@ -879,6 +909,7 @@ def spherical_average(
     NFW mass beyond r_max is kept (a point mass M(<r_max) alone made Phi jump by +2,374 (km/s)^2
     at 1,000 kpc for the 1e12 Msun MW).
     """
+    r_min, r_max = float(to_internal(r_min, KPC, "r_min")), float(to_internal(r_max, KPC, "r_max"))
     # Composite Gauss-Legendre in mu on geometric panels towards the plane (symmetric in mu):
     # a thin disc's potential has a near-singularity at mu ~ +-i b/r close to the real axis.
     x_gl, w_gl = np.polynomial.legendre.leggauss(n_mu)

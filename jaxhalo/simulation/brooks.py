@@ -59,6 +59,14 @@ vmapped suite survives and the caller drops them. :func:`parameter_valid` tells 
 
 Determinism: the same (theta, key, config) gives bit-identical output on the same device and
 XLA build (tests/test_simulator.py). Units: kpc, km/s, Msun, Myr.
+
+astropy Quantities: :class:`SimConfig` and :class:`ObsConfig` fields with a unit (``dt``, ``t_back``,
+``r_min``, ``v_circ_sun``, ``lmc_phase_space`` as 6 entries or a pair (x, v), ...) accept Quantities and
+store plain floats in the units above (so the configs stay hashable static arguments), and theta may
+be given to the eager entry points as a dict {name: Quantity} or a sequence of 12 entries with
+Quantities (:func:`~jaxhalo.simulation.parameters.theta_to_internal`); a Quantity of the wrong
+dimension raises ``astropy.units.UnitConversionError`` naming the field or parameter. Under ``jit``
+pass plain arrays: convert first with ``theta_to_internal``.
 """
 
 from __future__ import annotations
@@ -76,9 +84,18 @@ from jax.typing import ArrayLike
 
 from .. import frames
 from ..constants import KMS_TO_KPC_PER_MYR
-from ..dynamics.densities import DoublePowerLawDensity, SteepenedCusp, steepen_cusp_for_beta
+from ..dynamics.densities import (
+    DoublePowerLawDensity,
+    SteepenedCusp,
+    steepen_cusp_for_beta,
+)
 from ..dynamics.df import ConstantBetaDF, SphericalProfile, constant_beta_df
-from ..dynamics.mwlmc import LMCObservables, MWLMCOrbit, integrate_mw_lmc, lmc_present_day
+from ..dynamics.mwlmc import (
+    LMCObservables,
+    MWLMCOrbit,
+    integrate_mw_lmc,
+    lmc_present_day,
+)
 from ..dynamics.potentials import (
     BulgeDensity,
     Hernquist,
@@ -91,9 +108,25 @@ from ..dynamics.potentials import (
     spherical_average,
 )
 from ..jax_utils import is_concrete
+from ..units import (
+    DIMENSIONLESS,
+    KM_S,
+    KPC,
+    MAS_YR,
+    MYR,
+    is_quantity,
+    phase_space_to_internal,
+    to_internal,
+)
 from .errors import SimulatorError
 from .observe import BROOKS_R_GAL_RANGE, MockObservation, observe
-from .parameters import FIDUCIAL_THETA, PARAMETER_NAMES, PARAMETER_UNITS, PRIOR_TABLE1
+from .parameters import (
+    FIDUCIAL_THETA,
+    PARAMETER_NAMES,
+    PARAMETER_UNITS,
+    PRIOR_TABLE1,
+    theta_to_internal,
+)
 from .summaries import brooks_summary_vector
 from .tracer_orbits import SOLVERS, Snapshot, simulate_halo
 
@@ -116,6 +149,25 @@ __all__ = [
     "simulate_observed",
     "summary_vector",
 ]
+
+
+def _convert_fields(obj, units: dict[str, str]) -> None:
+    """Replace the Quantity-valued fields of a frozen dataclass by floats in their internal units."""
+    for name, unit in units.items():
+        value = getattr(obj, name)
+        if is_quantity(value):
+            value = to_internal(value, unit, name)
+            if np.ndim(value) != 0:
+                raise SimulatorError(f"{name} must be a scalar, got a Quantity of shape {np.shape(value)}")
+            object.__setattr__(obj, name, float(value))
+
+
+#: Units of the :class:`SimConfig` fields that accept astropy Quantities.
+_SIMCONFIG_UNITS: dict[str, str] = {
+    "dt": MYR, "t_back": MYR, "r_min": KPC, "r_max": KPC, "steepen_margin": DIMENSIONLESS,
+    "steepen_width": DIMENSIONLESS, "v_circ_sun": KM_S, "c200_max": DIMENSIONLESS, "c200": DIMENSIONLESS,
+    "lmc_scale_radius": KPC, "coulomb_log": DIMENSIONLESS, "friction_sigma": KM_S, "orbit_dt": MYR,
+}
 
 
 
@@ -169,6 +221,9 @@ class SimConfig:
         "forward" (``jax.jacfwd`` / ``jvp``: the solve is differentiated in forward mode, which needs
         no stored trajectory -- memory independent of the number of steps -- and suits the 12
         parameters against 52 summaries of a Fisher forecast).
+
+    Fields with a unit accept astropy Quantities (``SimConfig(dt=0.5 * u.Myr, t_back=2.2 * u.Gyr)``),
+    stored as floats in the units above; ``lmc_phase_space`` also as a pair (x, v) of (3,) Quantities.
     """
 
     n_particles: int = 20_000
@@ -203,6 +258,16 @@ class SimConfig:
     gradients: Literal["reverse", "forward"] = "reverse"
 
     def __post_init__(self):
+        _convert_fields(self, _SIMCONFIG_UNITS)
+        if self.lmc_phase_space is not None:
+            pair = phase_space_to_internal(self.lmc_phase_space, "lmc_phase_space")
+            if pair is not None:
+                w = np.concatenate([np.asarray(pair[0], float), np.asarray(pair[1], float)])
+                object.__setattr__(self, "lmc_phase_space", tuple(float(c) for c in w))
+            elif isinstance(self.lmc_phase_space, (list, tuple)) and len(self.lmc_phase_space) == 6:
+                w = tuple(to_internal(c, KPC if i < 3 else KM_S, f"lmc_phase_space[{i}]")
+                          for i, c in enumerate(self.lmc_phase_space))
+                object.__setattr__(self, "lmc_phase_space", w)
         if self.n_particles < 1:
             raise SimulatorError(f"n_particles must be >= 1, got {self.n_particles}")
         if not (self.dt > 0 and self.t_back > 0 and self.dt <= self.t_back):
@@ -262,6 +327,16 @@ class ObsConfig:
     pm_l_err: float = 0.15
     pm_b_err: float = 0.15
     r_gal_range: tuple[float, float] | None = BROOKS_R_GAL_RANGE
+
+    def __post_init__(self):
+        _convert_fields(self, {"distance_frac_err": DIMENSIONLESS, "v_los_err": KM_S, "pm_l_err": MAS_YR,
+                               "pm_b_err": MAS_YR})
+        if self.r_gal_range is not None:
+            lo_hi = to_internal(self.r_gal_range, KPC, "r_gal_range")
+            if lo_hi is not self.r_gal_range:
+                if np.shape(lo_hi) != (2,):
+                    raise SimulatorError(f"r_gal_range must be (low, high) in kpc, got shape {np.shape(lo_hi)}")
+                object.__setattr__(self, "r_gal_range", (float(lo_hi[0]), float(lo_hi[1])))
 
 
 class TabulatedTrack(eqx.Module):
@@ -351,11 +426,11 @@ class Simulation(eqx.Module):
 
 
 def theta_from_dict(values: dict) -> np.ndarray:
-    """theta (12,) from a dict keyed by :data:`PARAMETER_NAMES` (missing keys: :data:`FIDUCIAL_THETA`)."""
-    unknown = set(values) - set(PARAMETER_NAMES)
-    if unknown:
-        raise SimulatorError(f"unknown parameter(s) {sorted(unknown)}; known: {PARAMETER_NAMES}")
-    return np.array([float(values.get(n, FIDUCIAL_THETA[i])) for i, n in enumerate(PARAMETER_NAMES)])
+    """theta (12,) from a dict keyed by :data:`PARAMETER_NAMES` (missing keys: :data:`FIDUCIAL_THETA`);
+    values may be astropy Quantities (:func:`~jaxhalo.simulation.parameters.theta_to_internal`)."""
+    if not isinstance(values, dict):
+        values = dict(values)
+    return theta_to_internal(values)
 
 
 def theta_to_dict(theta: ArrayLike) -> dict[str, float]:
@@ -386,7 +461,7 @@ def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
     M_LMC > 1.7e10 Msun (> 0 with ``config.lmc_scale_radius``), 0 <= beta0 < 1, gamma > 2 beta0,
     r_dens > 0, d_lmc > 0 (unless ``config.lmc_phase_space``). Returns a bool array (...,). Cheap
     (no orbit, no DF)."""
-    theta = jnp.asarray(theta, dtype=float)
+    theta = jnp.asarray(theta_to_internal(theta), dtype=float)
     if theta.shape[-1:] != (len(PARAMETER_NAMES),):
         raise SimulatorError(f"theta must end in an axis of {len(PARAMETER_NAMES)}, got {theta.shape}")
     c = _c200(theta[..., 0], config) if config.c200 is None else jnp.full(theta.shape[:-1], config.c200)
@@ -400,7 +475,7 @@ def parameter_valid(theta: ArrayLike, config: SimConfig = SimConfig()) -> Array:
 def tracer_density(theta: ArrayLike, config: SimConfig = SimConfig()) -> DoublePowerLawDensity | SteepenedCusp:
     """The tracer density of theta: Brooks et al. (2026) eq. 2 (inner slope 1, r_dens, gamma),
     steepened for beta0 when ``config.inner == "steepen"`` (module docstring)."""
-    theta = jnp.asarray(theta, dtype=float)
+    theta = jnp.asarray(theta_to_internal(theta), dtype=float)
     base = DoublePowerLawDensity(theta[10], theta[11], 1.0)
     if config.inner == "exact":
         return base
@@ -417,14 +492,15 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     """Run one Brooks et al. MW-LMC simulation (module docstring) and return everything it built.
 
     Args:
-      theta: (12,) parameters in :data:`PARAMETER_NAMES` order and :data:`PARAMETER_UNITS`.
+      theta: (12,) parameters in :data:`PARAMETER_NAMES` order and :data:`PARAMETER_UNITS`; eagerly also
+        a dict {name: value} or a sequence of 12 entries with astropy Quantities (module docstring).
       key: ``jax.random`` key (the tracer sample).
       config: :class:`SimConfig` (static under jit).
     Returns: :class:`Simulation` (snapshot at t = 0 MW-centred, the track, potentials, DF).
     Raises: :class:`SimulatorError` for a bad theta shape or (eagerly, ``on_invalid="raise"``)
       infeasible parameters; under jit the same as an equinox runtime error.
     """
-    theta = jnp.asarray(theta, dtype=jnp.result_type(float))
+    theta = jnp.asarray(theta_to_internal(theta), dtype=jnp.result_type(float))
     _check_theta(theta)
     valid = parameter_valid(theta, config)
     if config.on_invalid == "raise":
