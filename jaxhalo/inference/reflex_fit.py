@@ -30,7 +30,7 @@ class FitResult:
     Attributes
     ----------
     idata : arviz InferenceData with groups posterior (fitted + physical + derived
-        quantities), sample_stats, log_likelihood (per star, for PSIS-LOO),
+        quantities), sample_stats, log_likelihood (per star, for PSIS-LOO; absent with pointwise=False),
         constant_data (the clipping weights).
     spec : the model specification.
     map_params : ML parameters after clipping.
@@ -73,6 +73,7 @@ def fit_reflex(
     progress_bar: bool = True,
     verbose: bool = True,
     force: bool = False,
+    pointwise: bool = True,
 ) -> FitResult:
     """Full fit: ML + clipping (optional) then NUTS; returns a :class:`FitResult`.
 
@@ -81,6 +82,8 @@ def fit_reflex(
     :func:`~jaxhalo.catalog.checks.minimum_stars` (2 per parameter) have non-zero weight, before the
     ML fit and again after clipping; ``force=True`` turns that into a
     :class:`~jaxhalo.catalog.checks.DataWarning` (an empty data set is always refused).
+    ``pointwise=False`` leaves out the per-star ``log_likelihood`` group of ``idata`` (8 bytes x chains x
+    draws x stars used; PSIS-LOO and model comparison need it).
     """
     if n_clip < 0:
         raise ValueError(f"n_clip must be >= 0 (0: no clipping), got {n_clip}")
@@ -106,7 +109,7 @@ def fit_reflex(
     mcmc = run_nuts(data, spec, priors, k_nuts, num_chains, num_warmup, num_samples, init_params=map_params, progress_bar=progress_bar)
     samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
     t_nuts = time.perf_counter() - t0
-    idata = samples_to_inference_data(mcmc, spec, data, samples, radii)
+    idata = samples_to_inference_data(mcmc, spec, data, samples, radii, pointwise=pointwise)
     n_div = int(np.asarray(idata.sample_stats["diverging"]).sum())
     table = summary_table(idata, var_names=report_names(spec, radii))
     return FitResult(idata, spec, {k: np.asarray(v) for k, v in map_params.items()}, removed,
