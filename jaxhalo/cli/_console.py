@@ -160,7 +160,7 @@ class _DeprecatedAlias(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, values)
         notes = getattr(namespace, "deprecated_options", None) or []
-        setattr(namespace, "deprecated_options", [*notes, f"{option_string} is deprecated; use {self.new}"])
+        namespace.deprecated_options = [*notes, f"{option_string} is deprecated; use {self.new}"]
 
 
 def add_deprecated_alias(p, old: str, new_action: argparse.Action) -> None:

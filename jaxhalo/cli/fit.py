@@ -106,7 +106,8 @@ def add_fit_parser(sub) -> None:
     f.add_argument("--seed", type=SEED, default=0, help="random seed (ML starts, chain jitter, NUTS)")
     f.add_argument("--from-diagnostics", default=None, metavar="DIAGNOSTICS_JSON",
                    help="re-run the fit recorded in an earlier run's diagnostics.json (its catalogues, checked by "
-                        "SHA-256, and every option except --out/--overwrite/--no-progress/--no-cache)")
+                        "SHA-256, and every option except --out/--overwrite/--no-progress/--no-cache/--no-pointwise/"
+                        "--strict/-q/-v)")
     f.add_argument("--out", default="jaxhalo_fit", metavar="DIR", help="output directory (written at the end; see --overwrite)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     f.add_argument("--force", action="store_true",

@@ -133,7 +133,7 @@ def test_bench_writes_to_out_not_to_the_records_and_quiet_prints_nothing(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("JAXHALO_BENCH_OUT", None)
     r = subprocess.run([sys.executable, "-m", "jaxhalo", "bench", "--only", "tiny", "--quick", "--out", "bout", "-q"],
-                       cwd=bdir.parent, env=env, capture_output=True, text=True, timeout=300)
+                       cwd=bdir.parent, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout == "", r.stdout
     assert sorted(p.name for p in (bdir / "results").iterdir()) == before
@@ -142,7 +142,7 @@ def test_bench_writes_to_out_not_to_the_records_and_quiet_prints_nothing(tmp_pat
     assert json.loads((bdir.parent / "bout" / written[1]).read_text())["records"] == [{"quick": True}]
     # --record --quick is refused before anything runs
     r = subprocess.run([sys.executable, "-m", "jaxhalo", "bench", "--only", "tiny", "--quick", "--record"],
-                       cwd=bdir.parent, env=env, capture_output=True, text=True, timeout=300)
+                       cwd=bdir.parent, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 2 and "never recorded" in r.stderr
     assert sorted(p.name for p in (bdir / "results").iterdir()) == before
 
@@ -211,7 +211,7 @@ def test_parallel_chains_draw_one_progress_bar(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=600, check=False)
     err = r.stderr.decode()  # bytes: text mode would turn the bar's carriage returns into newlines
     assert r.returncode == 0, err[-2000:]
     assert "Running chain" not in err  # numpyro's per-chain bars
