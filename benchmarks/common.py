@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -81,13 +82,32 @@ def result_payload(name: str, records: list[dict], meta: dict | None = None) -> 
     }
 
 
-def write_results(name: str, records: list[dict], meta: dict | None = None, out_dir: str | Path | None = None) -> Path:
-    """Write benchmark records to ``<out_dir>/<name>_<device>.json`` and return the path.
+#: Set by ``jaxhalo bench`` to the folder the records go to (its ``--out``, or ``benchmarks/results/``
+#: under ``--record``).
+OUT_ENV = "JAXHALO_BENCH_OUT"
 
-    ``out_dir`` defaults to ``benchmarks/results/`` (the committed records); the device driver
+
+def results_dir(out_dir: str | Path | None = None, argv: list[str] | None = None) -> Path:
+    """Where :func:`write_results` writes: ``out_dir`` if given, else ``$JAXHALO_BENCH_OUT`` (set by
+    ``jaxhalo bench``), else ``benchmarks/results/`` (the committed records) -- except for a script run
+    with ``--quick`` (in ``argv``, default ``sys.argv``), whose smaller problems go to
+    ``benchmarks/results/quick/`` (ignored by git and by the README table) and never over a record."""
+    if out_dir is not None:
+        return Path(out_dir)
+    if os.environ.get(OUT_ENV):
+        return Path(os.environ[OUT_ENV])
+    return RESULTS / "quick" if "--quick" in (sys.argv if argv is None else argv) else RESULTS
+
+
+def write_results(name: str, records: list[dict], meta: dict | None = None, out_dir: str | Path | None = None) -> Path:
+    """Write benchmark records to ``<folder>/<name>_<device>.json`` and return the path.
+
+    The folder is :func:`results_dir`: ``out_dir``, or ``jaxhalo bench``'s ``--out`` / ``--record``
+    folder, or ``benchmarks/results/`` (the committed records) for a full run of the script and
+    ``benchmarks/results/quick/`` for a ``--quick`` one; the device driver
     (``benchmarks/device_checks.py``) passes its own directory so that it never writes over them.
     """
-    folder = RESULTS if out_dir is None else Path(out_dir)
+    folder = results_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{name}_{device_slug()}.json"
     out.write_text(json.dumps(result_payload(name, records, meta), indent=2, default=float))

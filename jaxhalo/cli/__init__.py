@@ -15,6 +15,13 @@ input files, its catalogue (read with NumPy/astropy only; :mod:`jaxhalo.catalog.
 ``--out`` (:mod:`._output`) before the JAX stack loads, so bad input ends it in about a second with
 nothing written; results go to a staging directory renamed into ``--out`` at the end, and an
 existing non-empty ``--out`` is replaced only with ``--overwrite``.
+
+One grammar (:mod:`._console`): every command takes ``-q/--quiet`` (nothing on stdout, no progress bars)
+and ``-v/--verbose`` (timings, devices, DEBUG logging), its ``--help`` shows the defaults, and the same
+thing has the same option name everywhere (``--out``, ``--overwrite``, ``--seed``, ``--no-progress``,
+``--r-min/--r-max``; renamed spellings stay as hidden aliases). Exit codes: 0 done, 2 bad input,
+3 a convergence check failed under ``--strict`` (``fit``, ``profiles``; the results are written), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +31,14 @@ import os
 import sys
 
 from .. import __version__
+from ._console import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES_EPILOG,
+    EXIT_INTERRUPTED,
+    HelpFormatter,
+    quiet_stdout,
+    set_verbosity,
+)
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import WallClock, command_provenance, record_command_line
 from ._setup import setup_jax
@@ -41,7 +56,13 @@ __all__ = ["InputError", "StagedOutput", "WallClock", "build_parser", "check_out
 
 class _OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``jaxhalo COMMAND: error: ...`` (exit code 2), pointing
-    to ``--help`` instead of printing the usage block; subcommand parsers inherit the class."""
+    to ``--help`` instead of printing the usage block; subcommand parsers inherit the class, and with it
+    the help layout (:class:`~jaxhalo.cli._console.HelpFormatter`: defaults shown) and the exit codes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("epilog", EXIT_CODES_EPILOG)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102  (argparse's hook)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -76,21 +97,26 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code
-    (0 success, 2 an error in the input, 130 interrupted)."""
+    (0 success, 2 an error in the input, 3 a failed convergence check under ``--strict``, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     record_command_line(["jaxhalo", *argv])
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("JAXHALO_DEBUG", "") not in ("", "0")
+    level = set_verbosity(args)
     try:
-        return int(args.func(args) or 0)
+        with quiet_stdout(level < 0):
+            rc = int(args.func(args) or 0)
+        for note in getattr(args, "deprecated_options", None) or []:
+            print(f"jaxhalo {args.command}: note: {note}", file=sys.stderr)
+        return rc
     except KeyboardInterrupt:
         print(f"jaxhalo {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if debug or not _is_input_error(exc):
             raise
         print(f"jaxhalo {args.command}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..catalog.structure import CatalogError
 from ..example_data import EXAMPLE_CATALOG, EXAMPLE_TRUTH
+from ._console import info, verbosity
 from ._validate import InputError, check_input_file
 
 __all__ = ["TEXT_FORMATS", "default_cache_dir", "detect_text_format", "enable_x64", "fail", "load_catalog", "markdown_table",
@@ -20,10 +21,13 @@ __all__ = ["TEXT_FORMATS", "default_cache_dir", "detect_text_format", "enable_x6
 
 
 def enable_x64() -> None:
-    """Switch JAX to float64 (the CLI's default; the library never flips it)."""
+    """Switch JAX to float64 (the CLI's default; the library never flips it); under ``-vv`` also log
+    every XLA compilation (``jax_log_compiles``)."""
     import jax  # deferred: JAX loads only when a command computes
 
     jax.config.update("jax_enable_x64", True)
+    if verbosity() >= 2:
+        jax.config.update("jax_log_compiles", True)
 
 
 def fail(msg: str, command: str | None = None) -> int:
@@ -146,7 +150,7 @@ def load_catalog(path: str | None, fmt: str | None):
     check_input_file(path, "catalogue", formats=KNOWN_SUFFIXES, fmt=fmt)
     if fmt is None and not any(str(path).lower().endswith(s) for s in FORMATS_BY_SUFFIX):
         found, cat = detect_text_format(str(path))
-        print(f"[jaxhalo] catalogue {path}: read as --format {found} ({TEXT_FORMATS[found]})", file=sys.stderr)
+        info(f"[jaxhalo] catalogue {path}: read as --format {found} ({TEXT_FORMATS[found]})", file=sys.stderr)
         return cat, None
     try:
         return _read_as(path, fmt), None

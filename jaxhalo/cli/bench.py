@@ -3,9 +3,15 @@
 The scripts live in the repository's ``benchmarks/`` folder, not in the installed package. This
 command finds that folder in the current directory or beside an editable install's source, runs each
 ``benchmarks/bench_<name>.py`` as its own process (``python -m benchmarks.bench_<name>`` in the
-checkout, so nothing is added to this process's ``sys.path``), and renders
-``benchmarks/results/README.md`` from the JSON records. Installed from a wheel, outside a checkout, it
-says in one line that it needs one.
+checkout, so nothing is added to this process's ``sys.path``), and renders a ``README.md`` table from
+the JSON records. Installed from a wheel, outside a checkout, it says in one line that it needs one.
+
+Where the records go: into ``--out DIR`` (default ``jaxhalo_bench``, with the same rules as every other
+command's ``--out``: checked first, written through a staging directory, ``--overwrite`` to replace), so
+that a trial run never touches the committed records; only ``--record`` writes into
+``benchmarks/results/`` (and re-renders its ``README.md``), and ``--record --quick`` is refused: a
+quick run's smaller problems are never recorded. The scripts learn the folder from the environment
+variable ``JAXHALO_BENCH_OUT`` (see ``benchmarks/common.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._console import add_verbosity, info, verbosity
+from ._output import StagedOutput, check_output
 from ._setup import fail
+from ._validate import InputError
 
-__all__ = ["BenchmarksNotFound", "add_bench_parser", "cmd_bench", "find_benchmarks", "render_markdown", "run_benchmarks"]
+__all__ = ["BENCH_OUT_ENV", "BenchmarksNotFound", "add_bench_parser", "cmd_bench", "find_benchmarks", "render_markdown",
+           "run_benchmarks"]
+
+#: The environment variable that tells ``benchmarks/common.py:write_results`` where to write.
+BENCH_OUT_ENV = "JAXHALO_BENCH_OUT"
 
 
 class BenchmarksNotFound(FileNotFoundError):
@@ -38,24 +51,34 @@ def find_benchmarks() -> Path:
     )
 
 
-def run_benchmarks(only: list[str] | None = None, quick: bool = False, out_markdown: str | None = None) -> list[str]:
-    """Run ``benchmarks/bench_<name>.py`` for each name in ``only`` (default: all), each in its own
-    process in the checkout, in float64; then render the Markdown table. Returns the names run."""
-    bdir = find_benchmarks()
+def _names(bdir: Path, only: list[str] | None) -> list[str]:
     names = only or sorted(p.stem[len("bench_"):] for p in bdir.glob("bench_*.py"))
     unknown = [n for n in names if not (bdir / f"bench_{n}.py").exists()]
     if unknown:
         raise BenchmarksNotFound(f"no benchmark script for {unknown} in {bdir}")
-    env = {**os.environ, "JAX_ENABLE_X64": os.environ.get("JAX_ENABLE_X64", "1")}
+    return names
+
+
+def run_benchmarks(only: list[str] | None = None, quick: bool = False, out_markdown: str | None = None,
+                   results_dir: str | os.PathLike | None = None) -> list[str]:
+    """Run ``benchmarks/bench_<name>.py`` for each name in ``only`` (default: all), each in its own
+    process in the checkout, in float64, writing their JSON records into ``results_dir`` (default: the
+    committed ``benchmarks/results/``); then render the Markdown table of that folder into
+    ``out_markdown`` (default: its ``README.md``). Returns the names run."""
+    bdir = find_benchmarks()
+    names = _names(bdir, only)
+    results = Path(results_dir).absolute() if results_dir is not None else bdir / "results"
+    env = {**os.environ, "JAX_ENABLE_X64": os.environ.get("JAX_ENABLE_X64", "1"), BENCH_OUT_ENV: str(results)}
     for name in names:
-        print(f"[jaxhalo bench] {name} (checkout {bdir.parent})", flush=True)
+        info(f"[jaxhalo bench] {name} (checkout {bdir.parent}) -> {results}")
         cmd = [sys.executable, "-m", f"benchmarks.bench_{name}"] + (["--quick"] if quick else [])
-        subprocess.run(cmd, cwd=bdir.parent, env=env, check=True)
-    md = render_markdown(bdir / "results")
-    target = Path(out_markdown) if out_markdown else bdir / "results" / "README.md"
+        subprocess.run(cmd, cwd=bdir.parent, env=env, check=True,
+                       stdout=subprocess.DEVNULL if verbosity() < 0 else None)
+    md = render_markdown(results)
+    target = Path(out_markdown) if out_markdown else results / "README.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(md)
-    print(f"[jaxhalo bench] wrote {target}")
+    info(f"[jaxhalo bench] wrote {target}")
     return names
 
 
@@ -84,9 +107,25 @@ def render_markdown(results_dir: Path) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmarks on the current JAX device and write JSON + a Markdown table."""
+    """Run the benchmarks on the current JAX device and write JSON + a Markdown table into ``--out``
+    (or, with ``--record``, into the committed ``benchmarks/results/``)."""
     try:
-        run_benchmarks(args.only, quick=args.quick, out_markdown=args.markdown)
+        bdir = find_benchmarks()
+        _names(bdir, args.only)
+        if args.record:
+            if args.quick:
+                raise InputError("--quick results are never recorded (smaller problems than the committed records); "
+                                 "drop --record (the records then go to --out) or --quick")
+            if args.out is not None:
+                raise InputError("--record writes into benchmarks/results/; give --record or --out, not both")
+            run_benchmarks(args.only, quick=False, out_markdown=args.markdown)
+            return 0
+        out = args.out or "jaxhalo_bench"
+        check_output(out, args.overwrite)
+        with StagedOutput(out) as tmp:
+            run_benchmarks(args.only, quick=args.quick, results_dir=tmp,
+                           out_markdown=args.markdown or str(tmp / "README.md"))
+        info(f"[jaxhalo bench] records in {out}/ (benchmarks/results/ untouched; --record writes there)")
     except BenchmarksNotFound as exc:
         return fail(str(exc))
     except subprocess.CalledProcessError as exc:
@@ -96,8 +135,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_bench_parser(sub) -> None:
     """Add the ``bench`` subcommand to the CLI's subparsers."""
-    b = sub.add_parser("bench", help="run the benchmarks on the visible JAX device")
+    b = sub.add_parser("bench", help="run the benchmarks on the visible JAX device",
+                       description="Run benchmarks/bench_*.py of a source checkout on the visible JAX device; the JSON "
+                                   "records and their README.md table go to --out, or with --record to the committed "
+                                   "benchmarks/results/.")
     b.add_argument("--only", nargs="*", default=None, help="benchmark names (default: all)")
-    b.add_argument("--quick", action="store_true", help="smaller problem sizes")
-    b.add_argument("--markdown", default="benchmarks/results/README.md")
+    b.add_argument("--quick", action="store_true", help="smaller problem sizes (never recorded: refused with --record)")
+    b.add_argument("--record", action="store_true",
+                   help="write the records into benchmarks/results/ (the committed ones) and re-render its README.md")
+    b.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory of the records and README.md without --record (default: jaxhalo_bench; "
+                        "written at the end; see --overwrite)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    b.add_argument("--markdown", default=None, metavar="FILE",
+                   help="where to write the Markdown table (default: README.md beside the records)")
+    add_verbosity(b)
     b.set_defaults(func=cmd_bench)

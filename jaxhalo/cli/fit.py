@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,16 @@ from ..catalog.checks import (
 )
 from ..catalog.structure import REQUIRED_COLUMNS, StarCatalog
 from ..constants import K_PM, K_PM_REFERENCE
+from ._console import (
+    EXIT_NOT_CONVERGED,
+    add_verbosity,
+    convergence_exit,
+    convergence_problems,
+    detail,
+    info,
+    verbosity,
+    warn,
+)
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import (
     WallClock,
@@ -56,20 +65,31 @@ SELECTIONS = {
 }
 
 #: Options that --from-diagnostics does not take from the recorded run (where and how to write, not what).
-_NOT_REPLAYED = ("out", "overwrite", "from_diagnostics", "no_progress", "no_cache", "debug", "command")
+_NOT_REPLAYED = ("out", "overwrite", "from_diagnostics", "no_progress", "no_cache", "debug", "command", "quiet", "verbose",
+                 "strict", "no_pointwise")
+
+#: The convergence checks of ``fit`` (see :func:`jaxhalo.cli._console.convergence_problems`).
+R_HAT_LIMIT, ESS_PER_CHAIN = 1.01, 100.0
 
 
 def add_fit_parser(sub) -> None:
     """Add the ``fit`` subcommand to the CLI's subparsers."""
-    f = sub.add_parser("fit", help="fit the reflex-motion (travel velocity) model with NUTS")
+    f = sub.add_parser("fit", help="fit the reflex-motion (travel velocity) model with NUTS",
+                       description="Fit the reflex-motion (travel velocity) model to star catalogues: ML fit, 3-sigma "
+                                   "clipping, then NUTS; writes posterior.nc, summary tables, plots and diagnostics.json "
+                                   "into --out.")
     f.add_argument("catalog", nargs="*", default=[],
                    help="star catalogue(s) (ECSV, FITS, CSV, Parquet, or the peer layouts with --format; default: the "
                         "bundled example); several are combined, each star labelled with its file as 'survey'")
     f.add_argument("--format", default=None, help="file format: astropy format name, or 'peer-t' / 'peer-h' for the PP21/YPP24 layouts")
-    f.add_argument("--model", choices=["constant", "continuity"], default="continuity")
-    f.add_argument("--apex", choices=["galactic", "ms", "cartesian"], default="ms")
-    f.add_argument("--priors", choices=["chandra", "reference"], default="chandra")
-    f.add_argument("--anchors", type=float_range(0.0, lo_open=True), nargs=2, default=(40.0, 120.0), metavar=("R_IN", "R_OUT"))
+    f.add_argument("--model", choices=["constant", "continuity"], default="continuity",
+                   help="radial form of the travel velocity: one vector, or a profile continuous between --anchors")
+    f.add_argument("--apex", choices=["galactic", "ms", "cartesian"], default="ms",
+                   help="parameterisation of the apex direction (Galactic l/b, Magellanic Stream frame, or v_x/v_y/v_z)")
+    f.add_argument("--priors", choices=["chandra", "reference"], default="chandra",
+                   help="prior ranges: Chandra et al. 2025, or the reflexcalc reference code's")
+    f.add_argument("--anchors", type=float_range(0.0, lo_open=True), nargs=2, default=(40.0, 120.0), metavar=("R_IN", "R_OUT"),
+                   help="radii [kpc] of the continuity model's two anchors")
     f.add_argument("--reference", action="store_true", help="reflexcalc conventions (Sun at -8.3 kpc untilted, k=4.74057, catalogue xyz, D' quirk)")
     f.add_argument("--selection", choices=list(SELECTIONS), default="none",
                    help="a published sample selection: " + "; ".join(f"{k}: {v}" for k, v in SELECTIONS.items() if k != "none"))
@@ -80,27 +100,36 @@ def add_fit_parser(sub) -> None:
     f.add_argument("--no-clip", action="store_true",
                    help="no 3-sigma clipping (same as --n-clip 0); the ML fit still runs and starts the chains")
     f.add_argument("--n-clip", type=int_range(0, 100), default=5, help="rounds of 3-sigma clipping after the ML fit (0: none)")
-    f.add_argument("--chains", type=int_range(1, 256), default=4)
-    f.add_argument("--warmup", type=int_range(1), default=500)
-    f.add_argument("--samples", type=int_range(1), default=1000)
-    f.add_argument("--seed", type=SEED, default=0)
+    f.add_argument("--chains", type=int_range(1, 256), default=4, help="NUTS chains")
+    f.add_argument("--warmup", type=int_range(1), default=500, help="NUTS warm-up iterations per chain")
+    f.add_argument("--samples", type=int_range(1), default=1000, help="NUTS draws per chain")
+    f.add_argument("--seed", type=SEED, default=0, help="random seed (ML starts, chain jitter, NUTS)")
     f.add_argument("--from-diagnostics", default=None, metavar="DIAGNOSTICS_JSON",
                    help="re-run the fit recorded in an earlier run's diagnostics.json (its catalogues, checked by "
-                        "SHA-256, and every option except --out/--overwrite/--no-progress/--no-cache)")
-    f.add_argument("--out", default="jaxhalo_fit", help="output directory (written at the end; see --overwrite)")
+                        "SHA-256, and every option except --out/--overwrite/--no-progress/--no-cache/--no-pointwise/"
+                        "--strict/-q/-v)")
+    f.add_argument("--out", default="jaxhalo_fit", metavar="DIR", help="output directory (written at the end; see --overwrite)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     f.add_argument("--force", action="store_true",
                    help="fit even with fewer stars than 2 per parameter or implausible values (a warning instead of an error)")
-    f.add_argument("--no-progress", action="store_true")
+    f.add_argument("--strict", action="store_true",
+                   help=f"exit with code {EXIT_NOT_CONVERGED} (results still written) when a convergence check fails: "
+                        f"max R-hat >= {R_HAT_LIMIT}, any divergent transition, or min bulk ESS below "
+                        f"{ESS_PER_CHAIN:g} per chain (without it: a warning and exit code 0)")
+    f.add_argument("--no-pointwise", action="store_true",
+                   help="leave the per-star log_likelihood group out of posterior.nc (8 bytes x chains x samples x "
+                        "stars: 27 MB for the bundled 850 stars at 4 x 1000; needed only for PSIS-LOO / model comparison)")
+    f.add_argument("--no-progress", action="store_true", help="no NUTS progress bar")
     f.add_argument("--sequential-chains", dest="parallel_chains", action="store_false",
                    help="on a CPU, run the chains one after another instead of in parallel threads (one XLA host device per chain)")
     f.add_argument("--no-cache", action="store_true", help="do not use the persistent XLA compilation cache (see JAXHALO_CACHE_DIR)")
+    add_verbosity(f)
     f.set_defaults(func=cmd_fit)
 
 
 def _say_warnings(caught) -> None:
     for w in caught:
-        print(f"[jaxhalo fit] WARNING: {w.message}", file=sys.stderr)
+        warn(f"[jaxhalo fit] WARNING: {w.message}")
 
 
 def replay_options(args: argparse.Namespace) -> None:
@@ -272,7 +301,7 @@ def apply_cuts(fin: FitInput, args: argparse.Namespace, solar, k: float) -> tupl
             cat = cat.select(~np.isin(np.arange(len(cat)), rep.removed_indices))
         assert len(cat) == len(new)
     for rec in records:
-        print(f"[jaxhalo fit] {rec['name']}: removed {rec['n_before'] - rec['n_after']} of {rec['n_before']} stars, "
+        info(f"[jaxhalo fit] {rec['name']}: removed {rec['n_before'] - rec['n_after']} of {rec['n_before']} stars, "
               f"{rec['n_after']} left [{rec['notes']}]")
     if args.selection != "none":
         check_enough_stars(len(cat), N_PARAMETERS[args.model], f"remain after --selection {args.selection}", force=args.force)
@@ -301,8 +330,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from ..likelihoods.reflex import ReflexData, ReflexModel
 
     clock.mark("JAX start-up")
+    detail(f"[jaxhalo fit] JAX {jax.__version__}, devices {jax.devices()}, setup {jax_setup}; "
+           f"start-up + input checks {clock.parts['start-up + input checks']:.1f} s, JAX start-up {clock.parts['JAX start-up']:.1f} s")
     shown = ", ".join(f"{s} ({n})" for s, n in fin.surveys.items())
-    print(f"[jaxhalo fit] catalogue{'s' if len(fin.surveys) > 1 else ''}: {shown}{' (bundled example)' if not args.catalog else ''}: "
+    info(f"[jaxhalo fit] catalogue{'s' if len(fin.surveys) > 1 else ''}: {shown}{' (bundled example)' if not args.catalog else ''}: "
           f"{len(fin.cat)} stars")
     solar = SolarParameters.reference() if args.reference else SolarParameters()
     k = K_PM_REFERENCE if args.reference else K_PM
@@ -311,8 +342,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     data = ReflexData.from_catalog(cat, reference=args.reference)
     priors = PriorSet(kind=args.priors)
     clip = not args.no_clip and args.n_clip > 0
-    print(f"[jaxhalo fit] model: {args.model} ({len(spec.param_names)} parameters), apex: {args.apex}, priors: {args.priors}")
-    print(f"[jaxhalo fit] ML fit + {args.n_clip if clip else 0} rounds of 3-sigma clipping, then NUTS "
+    info(f"[jaxhalo fit] model: {args.model} ({len(spec.param_names)} parameters), apex: {args.apex}, priors: {args.priors}")
+    info(f"[jaxhalo fit] ML fit + {args.n_clip if clip else 0} rounds of 3-sigma clipping, then NUTS "
           f"({args.chains} chains x {args.warmup} warm-up + {args.samples} draws), seed {args.seed}")
     radii = (40.0, 50.0, 100.0, 120.0)
     clock.mark("cuts + data")
@@ -321,7 +352,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         res = fit_reflex(
             data, spec, priors, key=jax.random.PRNGKey(args.seed), clip=clip, n_clip=args.n_clip,
             num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples, radii=radii,
-            progress_bar=not args.no_progress, verbose=True, force=args.force,
+            progress_bar=not args.no_progress, verbose=verbosity() >= 0, force=args.force,
+            pointwise=not args.no_pointwise,
         )
     _say_warnings(caught)
     t_fit = clock.mark("fit")
@@ -329,15 +361,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
     clock.parts["ML + clipping"] = res.timings["map_clip_s"]
     clock.parts["NUTS"] = res.timings["nuts_s"]
     clock.parts["InferenceData + summary"] = t_fit - res.timings["map_clip_s"] - res.timings["nuts_s"]
+    detail(f"[jaxhalo fit] ML + clipping {res.timings['map_clip_s']:.1f} s, NUTS {res.timings['nuts_s']:.1f} s, "
+           f"InferenceData + summary {clock.parts['InferenceData + summary']:.1f} s")
     table = res.table
     for c in ("p16", "p50", "p84", "minus", "plus", "r_hat", "ess_bulk", "ess_tail"):
         if c in table.colnames:
             table[c].info.format = ".3f" if c == "r_hat" else ".1f"
-    print()
-    table.pprint(max_lines=-1, max_width=-1)
-    print()
-    print(f"[jaxhalo fit] stars used: {int(res.weight.sum())} of {len(cat)} (clipped per round: {res.n_clipped})")
-    print(f"[jaxhalo fit] max R-hat {res.max_r_hat:.4f}, min bulk ESS {res.min_ess_bulk:.0f}, divergences {res.n_divergent}")
+    if verbosity() >= 0:
+        print()
+        table.pprint(max_lines=-1, max_width=-1)
+        print()
+    info(f"[jaxhalo fit] stars used: {int(res.weight.sum())} of {len(cat)} (clipped per round: {res.n_clipped})")
+    info(f"[jaxhalo fit] max R-hat {res.max_r_hat:.4f}, min bulk ESS {res.min_ess_bulk:.0f}, divergences {res.n_divergent}")
+    problems = convergence_problems(res.max_r_hat, res.n_divergent, res.min_ess_bulk, args.chains, R_HAT_LIMIT, ESS_PER_CHAIN)
 
     clipped = np.flatnonzero(np.asarray(res.weight) == 0)
     provenance = command_provenance(
@@ -361,16 +397,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "timings_s": {**clock.parts, "total_wall_until_diagnostics": clock.total()},
             "model": args.model, "apex": args.apex, "priors": args.priors,
             "seed": args.seed, "chains": args.chains, "warmup": args.warmup, "samples": args.samples,
+            "convergence": {"ok": not problems, "problems": problems, "r_hat_limit": R_HAT_LIMIT,
+                            "ess_bulk_per_chain": ESS_PER_CHAIN},
+            "pointwise_log_likelihood": not args.no_pointwise,
             "jax_setup": jax_setup, "devices": provenance["device"]["devices"], "provenance": provenance,
         }
         (out / "diagnostics.json").write_text(strict_json(diag, indent=2))
     clock.mark("writing")
-    print(f"[jaxhalo fit] wrote {args.out}/: posterior.nc summary.csv summary.md corner.png vtravel_profile.png apex_sky.png diagnostics.json")
-    print(f"[jaxhalo fit] time: {clock.line()}")
-    ok = res.max_r_hat < 1.01 and res.n_divergent == 0
-    if not ok:
-        print("[jaxhalo fit] WARNING: R-hat >= 1.01 or divergent transitions; run longer chains or check the model.")
-    return 0
+    info(f"[jaxhalo fit] wrote {args.out}/: posterior.nc{'' if args.no_pointwise else ' (with per-star log_likelihood)'} "
+         "summary.csv summary.md corner.png vtravel_profile.png apex_sky.png diagnostics.json")
+    info(f"[jaxhalo fit] time: {clock.line() if verbosity() >= 1 else f'total {clock.total():.1f} s wall (-v: per stage)'}")
+    return convergence_exit(problems, args.strict, "fit", "run longer chains (--warmup/--samples) or check the model")
+
 
 
 def _write_results(out: Path, res, provenance: dict) -> None:

@@ -24,7 +24,6 @@ their errors) this command
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -33,12 +32,23 @@ import numpy as np
 
 from ..catalog.checks import DataWarning, InsufficientStarsError, check_plausible
 from ..example_data import EXAMPLE_CATALOG
+from ._console import (
+    add_verbosity,
+    convergence_exit,
+    convergence_problems,
+    info,
+    verbosity,
+    warn,
+)
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, load_catalog, markdown_table
 from ._validate import SEED, InputError, int_range
 
-__all__ = ["add_profiles_parser", "cmd_profiles", "run_profiles"]
+__all__ = ["R_HAT_LIMIT", "add_profiles_parser", "cmd_profiles", "run_profiles"]
+
+#: The per-bin R-hat limit of ``profiles`` (each bin's chains are short and few; see --strict).
+R_HAT_LIMIT = 1.05
 
 _COMPONENT_NAMES = {1: ("all",), 2: ("MR", "MP")}
 
@@ -71,8 +81,13 @@ def run_profiles(
     n_mc: int = 200,
     solar=None,
     verbose: bool = True,
+    progress: bool | None = None,
 ) -> dict:
-    """Fit the profiles of ``cat`` and write the products into ``out``; returns the diagnostics dict."""
+    """Fit the profiles of ``cat`` and write the products into ``out``; returns the diagnostics dict.
+
+    ``verbose`` prints information lines, ``progress`` (default: ``verbose``) one line per NUTS bucket.
+    The diagnostics' ``convergence`` lists the failed checks (R-hat >= :data:`R_HAT_LIMIT` in a fitted bin,
+    divergent transitions; ``jaxhalo profiles`` warns about them and exits 3 under ``--strict``)."""
     import jax  # deferred: the JAX stack loads only when the command runs
     import jax.numpy as jnp
 
@@ -85,7 +100,7 @@ def run_profiles(
         raise ValueError(f"--model must be single, double or dipole, got {model!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = print if verbose else (lambda *a, **k: None)
+    say = info if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     has_feh = "feh" in cat.extra and np.isfinite(np.asarray(cat.extra["feh"], float)).any()
     if model == "double" and not has_feh:
@@ -132,16 +147,19 @@ def run_profiles(
             f"model {model}; NUTS per bin, {chains} chain(s) x ({warmup} + {samples}), seed {seed}")
         t_fit = time.perf_counter()
         res = nuts_per_bin(fit_model, masks, columns, static, key=jax.random.PRNGKey(seed), num_warmup=warmup,
-                           num_samples=samples, num_chains=chains, min_stars=min_stars, fill=fill, progress=verbose)
+                           num_samples=samples, num_chains=chains, min_stars=min_stars, fill=fill,
+                           progress=verbose if progress is None else progress)
         t_fit = time.perf_counter() - t_fit
     for w in caught:
         say(f"[jaxhalo profiles] note: {w.message}")
     post = res.flat_samples()
     n_div = int(res.diverging.sum())
     rhat = _max_rhat_per_bin(res) if chains > 1 else None
-    if rhat is not None and np.nanmax(rhat) > 1.05:
-        say(f"[jaxhalo profiles] WARNING: R-hat > 1.05 in bins {np.flatnonzero(rhat > 1.05).tolist()} "
-            f"(max {np.nanmax(rhat):.3f}); run longer (--warmup/--samples) before trusting those rows")
+    max_rhat = None if rhat is None or not np.isfinite(rhat).any() else float(np.nanmax(rhat))
+    bad_bins = [] if max_rhat is None else np.flatnonzero(~(rhat < R_HAT_LIMIT) & np.isfinite(rhat)).tolist()
+    div_bins = np.flatnonzero(np.asarray(res.diverging).sum(axis=(0, 1))).tolist() if n_div else []
+    problems = convergence_problems(max_rhat, n_div, r_hat_limit=R_HAT_LIMIT)
+    problems = [p + (f" (bins {bad_bins})" if p.startswith("max R-hat") else f" (bins {div_bins})") for p in problems]
     q = summarize_profile(post, valid)
 
     # ---- table -------------------------------------------------------------------------
@@ -206,7 +224,8 @@ def run_profiles(
     diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": counts.tolist(),
             "empty_bins": empty, "model": model, "warmup": warmup, "samples": samples, "seed": seed,
             "divergences": n_div, "chains": chains,
-            "max_rhat": None if rhat is None else float(np.nanmax(rhat)), "min_stars": min_stars, "nside": nside,
+            "max_rhat": max_rhat, "min_stars": min_stars, "nside": nside,
+            "convergence": {"ok": not problems, "problems": problems, "r_hat_limit": R_HAT_LIMIT},
             "sky_pixels_fitted": int(han["valid"].sum()), "fit_s": t_fit, "total_s": time.perf_counter() - t0}
     (out / "diagnostics.json").write_text(strict_json(diag, indent=2))
     say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
@@ -254,35 +273,48 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", DataWarning)
         check_plausible(cat, force=args.force)
     for w in caught:
-        print(f"[jaxhalo profiles] WARNING: {w.message}", file=sys.stderr)
+        warn(f"[jaxhalo profiles] WARNING: {w.message}")
     if len(cat) < args.min_stars:
         raise InsufficientStarsError(f"catalogue {args.catalog} holds {len(cat)} star(s), fewer than --min-stars "
                                      f"{args.min_stars}: every bin would be empty")
     enable_x64()
     with StagedOutput(args.out) as out:
-        run_profiles(cat, out, bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
-                     chains=args.chains, seed=args.seed, min_stars=args.min_stars, nside=args.nside, n_mc=args.n_mc)
+        diag = run_profiles(cat, out, bins=args.bins, model=args.model, warmup=args.warmup, samples=args.samples,
+                            chains=args.chains, seed=args.seed, min_stars=args.min_stars, nside=args.nside,
+                            n_mc=args.n_mc, verbose=verbosity() >= 0, progress=not args.no_progress)
         add_provenance(out / "diagnostics.json",
                        command_provenance("profiles", args, [args.catalog or EXAMPLE_CATALOG]))
-    print(f"[jaxhalo profiles] moved the results into {args.out}/")
-    return 0
+    info(f"[jaxhalo profiles] moved the results into {args.out}/")
+    return convergence_exit(diag["convergence"]["problems"], args.strict, "profiles",
+                            "run longer (--warmup/--samples) before trusting those rows")
 
 
 def add_profiles_parser(sub) -> None:
     """Add the ``profiles`` subcommand to the CLI's subparsers."""
-    p = sub.add_parser("profiles", help="binned mean/dispersion/beta profiles and a HEALPix sigma_r map (Li et al., Han et al.)")
+    p = sub.add_parser("profiles", help="binned mean/dispersion/beta profiles and a HEALPix sigma_r map (Li et al., Han et al.)",
+                       description="Binned kinematic profiles of a 6D catalogue (Li et al. 2025 Fig. 2) fitted with NUTS "
+                                   "per bin, and a HEALPix sigma_r sky map (Han et al. 2024 Fig. 6); writes profile.csv/.md, "
+                                   "profiles.png, sky_sigma_r.csv/.png and diagnostics.json into --out.")
     p.add_argument("catalog", nargs="?", default=None, help="6D star catalogue (default: the bundled example)")
     p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
     p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
-    p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
+    p.add_argument("--model", choices=["single", "double", "dipole"], default="single",
+                   help="one Gaussian per bin, two components ordered by [Fe/H] (needs 'feh'), or compression + dipole "
+                        "(Li et al. eqs 1-3, 5-6)")
     p.add_argument("--warmup", type=int_range(1), default=200, help="NUTS warmup iterations per chain and bin")
     p.add_argument("--samples", type=int_range(1), default=500, help="NUTS draws per chain and bin")
     p.add_argument("--chains", type=int_range(1, 256), default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")
-    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (NUTS, the Han et al. Monte Carlo)")
     p.add_argument("--min-stars", type=int_range(2), default=10, help="bins / pixels with fewer stars are reported empty")
     p.add_argument("--nside", type=int_range(1, 1024), default=4, help="HEALPix nside of the sigma_r sky map")
     p.add_argument("--n-mc", type=int_range(1), default=200, help="Monte Carlo realisations of the Han et al. estimator")
-    p.add_argument("--out", default="jaxhalo_profiles", help="output directory (written at the end; see --overwrite)")
+    p.add_argument("--out", default="jaxhalo_profiles", metavar="DIR", help="output directory (written at the end; see --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     p.add_argument("--force", action="store_true", help="fit even when the values look like a wrong unit or repeat stars")
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit with code 3 (results still written) when a convergence check fails: R-hat >= {R_HAT_LIMIT} "
+                        "in a fitted bin (with --chains >= 2) or any divergent transition (without it: a warning and "
+                        "exit code 0)")
+    p.add_argument("--no-progress", action="store_true", help="no per-bucket progress lines of the NUTS fits")
+    add_verbosity(p)
     p.set_defaults(func=cmd_profiles)

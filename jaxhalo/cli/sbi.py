@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._console import add_verbosity, info
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, fail
@@ -114,7 +115,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
             lo_use = np.concatenate([lo_use, [0.0, 0.0, 0.0, -np.inf, -np.inf, -np.inf]])
             hi_use = np.concatenate([hi_use, np.full(6, np.inf)])
         if data.missing.size:
-            print(f"[jaxhalo sbi] note: the suite is incomplete ({data.missing.size} of {store.n_total} missing); "
+            info(f"[jaxhalo sbi] note: the suite is incomplete ({data.missing.size} of {store.n_total} missing); "
                   "training on the finished rows")
         rng = np.random.default_rng(args.seed)
         perm = rng.permutation(len(data))
@@ -128,7 +129,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
         cfg = NPEConfig(flow_layers=args.layers, nn_width=args.width, nn_depth=args.depth, n_ensemble=args.ensemble,
                         learning_rate=args.lr, batch_size=args.batch, max_epochs=args.max_epochs, patience=args.patience,
                         val_fraction=args.val_frac)
-        print(f"[jaxhalo sbi] training {cfg.n_ensemble} x MAF({cfg.flow_layers} layers x {cfg.nn_width} units) on "
+        info(f"[jaxhalo sbi] training {cfg.n_ensemble} x MAF({cfg.flow_layers} layers x {cfg.nn_width} units) on "
               f"{train_rows.size} simulations ({n_test} held out for coverage), {x.shape[1]} summaries -> {len(use)} "
               f"parameters: {', '.join(use)}")
         t0 = time.perf_counter()
@@ -145,9 +146,9 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
                                                                  *([args.summary_sigma] if args.summary_sigma else [])],
                                              store_suite_hash=store.suite_hash)}
     save_npe(model, args.out, meta)
-    print(f"[jaxhalo sbi] {rep.n_train} train / {rep.n_val} validation rows ({rep.n_dropped} non-finite dropped); "
+    info(f"[jaxhalo sbi] {rep.n_train} train / {rep.n_val} validation rows ({rep.n_dropped} non-finite dropped); "
           f"epochs {rep.epochs}; best validation loss {[round(v, 4) for v in rep.best_val]}; {wall:.1f} s")
-    print(f"[jaxhalo sbi] wrote {args.out}")
+    info(f"[jaxhalo sbi] wrote {args.out}")
     return 0
 
 
@@ -216,9 +217,9 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
     finite = np.all(np.isfinite(np.column_stack([plot_post[n] for n in plot_names])), axis=1)
     fig = corner_plot({n: plot_post[n][finite] for n in plot_names}, plot_names)
     fig.savefig(out / "corner.png", dpi=70)
-    print(f"[jaxhalo sbi] {args.n_samples} posterior samples in {t_sample:.1f} s")
+    info(f"[jaxhalo sbi] {args.n_samples} posterior samples in {t_sample:.1f} s")
     for k, v in q.items():
-        print(f"  {k:>20s}: {v['p50']:.4g}  (-{v['p50'] - v['p16']:.3g} / +{v['p84'] - v['p50']:.3g})")
+        info(f"  {k:>20s}: {v['p50']:.4g}  (-{v['p50'] - v['p16']:.3g} / +{v['p84'] - v['p50']:.3g})")
     if not args.no_coverage:
         store_path = args.store or header["metadata"].get("store")
         test_index = np.asarray(header["metadata"].get("test_index", []), dtype=int)
@@ -235,7 +236,7 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
         ok = np.all(np.isfinite(th), 1) & (np.any(np.isfinite(xs), 1) if imputes else np.all(np.isfinite(xs), 1))
         th, xs = th[ok][: args.n_coverage], xs[ok][: args.n_coverage]
         if th.shape[0] < 10:
-            print(f"[jaxhalo sbi] coverage skipped: only {th.shape[0]} held-out simulations")
+            info(f"[jaxhalo sbi] coverage skipped: only {th.shape[0]} held-out simulations")
         else:
             sigma = header["metadata"].get("summary_sigma")
             if sigma is not None:  # the held-out summaries get the same survey errors as the training ones
@@ -247,10 +248,10 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
             fig.savefig(out / "coverage.png", dpi=100)
             summary["coverage"] = {**res.as_dict(), "n_samples_per_sim": args.coverage_samples,
                                    "wall_s": time.perf_counter() - t0}
-            print(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "
+            info(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "
                   f"KS(f ~ U) p {res.ks_uniform_pvalue:.3f}")
     (out / "summary.json").write_text(strict_json(summary, indent=2))
-    print(f"[jaxhalo sbi] wrote {args.out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
+    info(f"[jaxhalo sbi] wrote {args.out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
           + " summary.json")
 
 
@@ -258,8 +259,8 @@ def add_sbi_parser(sub) -> None:
     s = sub.add_parser("sbi", help="neural posterior estimation on a suite: train, infer")
     ss = s.add_subparsers(dest="sbi_command", required=True)
     t = ss.add_parser("train", help="train an ensemble of masked autoregressive flows on a suite store")
-    t.add_argument("store")
-    t.add_argument("--out", required=True, help="model file to write")
+    t.add_argument("store", help="suite store directory (the --out of `jaxhalo suite run`)")
+    t.add_argument("--out", required=True, metavar="FILE", help="model file to write (see --overwrite)")
     t.add_argument("--params", nargs="*", default=None, help="parameters to infer (default: all that vary)")
     t.add_argument("--with-reflex", action="store_true",
                    help="also infer the reflex motion: v_travel at 40/100/120 kpc and (v_x, v_y, v_z) at 100 kpc, "
@@ -268,28 +269,31 @@ def add_sbi_parser(sub) -> None:
     t.add_argument("--width", type=int_range(1), default=50, help="hidden units per layer (Brooks et al.: 50)")
     t.add_argument("--depth", type=int_range(1), default=1, help="hidden layers in each MADE")
     t.add_argument("--ensemble", type=int_range(1), default=5, help="ensemble members")
-    t.add_argument("--batch", type=int_range(1), default=200)
-    t.add_argument("--lr", type=float_range(0.0, lo_open=True), default=5e-4)
-    t.add_argument("--max-epochs", type=int_range(1), default=500)
+    t.add_argument("--batch", type=int_range(1), default=200, help="training batch size")
+    t.add_argument("--lr", type=float_range(0.0, lo_open=True), default=5e-4, help="learning rate (Adam)")
+    t.add_argument("--max-epochs", type=int_range(1), default=500, help="upper limit on the training epochs")
     t.add_argument("--patience", type=int_range(1), default=20, help="epochs without validation improvement before stopping")
-    t.add_argument("--val-frac", type=float_range(0.0, 1.0, lo_open=True, hi_open=True), default=0.1)
+    t.add_argument("--val-frac", type=float_range(0.0, 1.0, lo_open=True, hi_open=True), default=0.1,
+                   help="fraction of the training simulations used for validation (early stopping)")
     t.add_argument("--test-frac", type=float_range(0.0, 1.0, hi_open=True), default=0.05, help="simulations held out for the coverage test")
     t.add_argument("--summary-sigma", default=None, help="file with per-summary survey errors added in training")
     t.add_argument("--impute-missing", action="store_true",
                    help="replace NaN summaries (empty bins) by training means instead of dropping those simulations")
-    t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--seed", type=SEED, default=0, help="random seed (split, initialisation, batches)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out model file")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no training progress")
+    add_verbosity(t)
     t.set_defaults(func=cmd_sbi_train)
     i = ss.add_parser("infer", help="posterior for an observed summary vector + corner and coverage plots")
-    i.add_argument("model")
+    i.add_argument("model", help="model file of `jaxhalo sbi train`")
     i.add_argument("summary", help="observed summaries: .npy, .json or text")
-    i.add_argument("--out", required=True)
-    i.add_argument("--n-samples", type=int_range(1), default=10000)
+    i.add_argument("--out", required=True, metavar="DIR", help="output directory (written at the end; see --overwrite)")
+    i.add_argument("--n-samples", type=int_range(1), default=10000, help="posterior samples to draw")
     i.add_argument("--store", default=None, help="suite for the coverage test (default: the training suite)")
     i.add_argument("--n-coverage", type=int_range(1), default=200, help="held-out simulations in the TARP test")
     i.add_argument("--coverage-samples", type=int_range(1), default=500, help="posterior draws per held-out simulation")
-    i.add_argument("--no-coverage", action="store_true")
-    i.add_argument("--seed", type=SEED, default=0)
+    i.add_argument("--no-coverage", action="store_true", help="skip the TARP coverage test")
+    i.add_argument("--seed", type=SEED, default=0, help="random seed (posterior and coverage draws)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    add_verbosity(i)
     i.set_defaults(func=cmd_sbi_infer)

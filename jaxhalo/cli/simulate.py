@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from ..simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES
+from ._console import add_deprecated_alias, add_verbosity, detail
+from ._console import info as say
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import command_provenance
 from ._setup import setup_jax
@@ -47,14 +49,18 @@ PARAM_OPTIONS = (
 
 def add_simulate_parser(sub) -> argparse.ArgumentParser:
     """Add the ``simulate`` subcommand to an argparse subparsers object."""
-    s = sub.add_parser("simulate", help="run one MW-LMC simulation (Brooks et al.) and write catalogue, orbit, plots")
+    s = sub.add_parser("simulate", help="run one MW-LMC simulation (Brooks et al.) and write catalogue, orbit, plots",
+                       description="Run one Brooks et al. MW-LMC simulation and write into --out: catalog.ecsv (the "
+                                   "mock-observed halo between --r-min and --r-max, readable by `jaxhalo fit`), "
+                                   "snapshot.ecsv, orbit.ecsv, summaries.ecsv, params.json and plots.")
     for opt, name, text in PARAM_OPTIONS:
         default = float(FIDUCIAL_THETA[PARAMETER_NAMES.index(name)])
-        s.add_argument(opt, type=float, default=default, help=f"{text} (default {default:g})")
-    s.add_argument("--n-particles", type=int_range(1), default=20_000)
+        s.add_argument(opt, type=float, default=default, help=text)
+    s.add_argument("--n-particles", type=int_range(1), default=20_000, help="halo tracer particles")
     s.add_argument("--dt", type=float_range(0.0, lo_open=True), default=1.0, help="leapfrog step [Myr]")
     s.add_argument("--t-back", type=float_range(0.0, lo_open=True), default=2200.0, help="integration time [Myr]")
-    s.add_argument("--solver", default="leapfrog", choices=["leapfrog", "dopri8", "tsit5", "dopri5"])
+    s.add_argument("--solver", default="leapfrog", choices=["leapfrog", "dopri8", "tsit5", "dopri5"],
+                   help="integrator of the tracer orbits")
     s.add_argument("--inner", default="steepen", choices=["steepen", "exact"],
                    help="tracer cusp for beta0 > 1/2: steepened inside r_core (default) or eq. 2 as is")
     s.add_argument("--solar", default="default", choices=["default", "brooks"], help="solar frame")
@@ -70,7 +76,7 @@ def add_simulate_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--coulomb-log", type=float, default=None,
                    help="ln Lambda of the dynamical friction (default ln(100 kpc / 1.6 a_LMC))")
     b.add_argument("--friction-sigma", type=float, default=120.0,
-                   help="MW velocity dispersion in the friction term [km/s] (default 120)")
+                   help="MW velocity dispersion in the friction term [km/s]")
     b.add_argument("--df-potential", default="mw", choices=["mw", "nfw"],
                    help="potential of the halo tracers' DF: the spherically averaged MW (default, 2026) or "
                         "the NFW halo alone (2025)")
@@ -82,25 +88,30 @@ def add_simulate_parser(sub) -> argparse.ArgumentParser:
                         "friction step")
     b.add_argument("--orbit-dt", type=float, default=None, help="leapfrog step of the MW-LMC orbit [Myr] (default --dt)")
     s.add_argument("--no-errors", action="store_true", help="catalogue without per-star observational errors")
-    s.add_argument("--r-gal-min", type=float_range(0.0), default=30.0, help="catalogue window in r_gal [kpc]")
-    s.add_argument("--r-gal-max", type=float_range(0.0, lo_open=True), default=160.0)
-    s.add_argument("--seed", type=SEED, default=0)
-    s.add_argument("--out", default="jaxhalo_sim", help="output directory (written at the end; see --overwrite)")
+    r_min = s.add_argument("--r-min", type=float_range(0.0), default=30.0,
+                           help="catalogue window: keep stars with r_gal above this [kpc] (as `jaxhalo fit --r-min`)")
+    r_max = s.add_argument("--r-max", type=float_range(0.0, lo_open=True), default=160.0,
+                           help="catalogue window: keep stars with r_gal below this [kpc]")
+    add_deprecated_alias(s, "--r-gal-min", r_min)  # the spellings before the one grammar (issue 17)
+    add_deprecated_alias(s, "--r-gal-max", r_max)
+    s.add_argument("--seed", type=SEED, default=0, help="random seed (tracer sampling, observational errors)")
+    s.add_argument("--out", default="jaxhalo_sim", metavar="DIR", help="output directory (written at the end; see --overwrite)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
-    s.add_argument("--no-plots", action="store_true")
+    s.add_argument("--no-plots", action="store_true", help="skip the three PNG plots")
+    add_verbosity(s)
     s.set_defaults(func=cmd_simulate)
     return s
 
 
 def _log(msg: str) -> None:
-    print(f"[jaxhalo simulate] {msg}", flush=True)
+    say(f"[jaxhalo simulate] {msg}")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run the simulation described by ``args`` and write its products into ``args.out``: the options and
     ``--out`` are checked before JAX loads, the products written into a temporary directory that replaces
     ``--out`` at the end."""
-    check_order(args.r_gal_min, args.r_gal_max, "--r-gal-min", "--r-gal-max")
+    check_order(args.r_min, args.r_max, "--r-min", "--r-max")
     if args.dt > args.t_back:
         raise InputError(f"--dt {args.dt:g} Myr is longer than --t-back {args.t_back:g} Myr; give a smaller --dt")
     check_output(args.out, args.overwrite)
@@ -132,6 +143,7 @@ def _simulate(args: argparse.Namespace, out: Path) -> int:
                       orbit_solver=args.orbit_solver, orbit_dt=args.orbit_dt)
     for name, value, unit in zip(S.PARAMETER_NAMES, theta, S.PARAMETER_UNITS):
         _log(f"  {name:16s} = {value:.6g} {unit}")
+    detail(f"[jaxhalo simulate] JAX {jax.__version__}, devices {jax.devices()}; configuration {cfg}")
     if not bool(S.parameter_valid(theta, cfg)):
         raise InputError("these parameters cannot be simulated (e.g. no c200 <= 100 gives v_c(R_sun) = 235 km/s "
                          "for log10 M200 below ~11.13); change --log10-m200")
@@ -152,10 +164,10 @@ def _simulate(args: argparse.Namespace, out: Path) -> int:
 
     x, v = np.asarray(sim.snapshot.positions), np.asarray(sim.snapshot.velocities)
     solar = cfg.solar_parameters()
-    obs = observe(key_obs, x, v, solar, add_errors=not args.no_errors, r_gal_range=(args.r_gal_min, args.r_gal_max))
+    obs = observe(key_obs, x, v, solar, add_errors=not args.no_errors, r_gal_range=(args.r_min, args.r_max))
     cat = to_catalog(obs, solar, extra={"xyz_true": x, "vxyz_true": v})
     write_catalog(cat, out / "catalog.ecsv", overwrite=True)
-    _log(f"catalogue: {len(cat)} stars in {args.r_gal_min:g}-{args.r_gal_max:g} kpc -> {out / 'catalog.ecsv'}")
+    _log(f"catalogue: {len(cat)} stars in {args.r_min:g}-{args.r_max:g} kpc -> {out / 'catalog.ecsv'}")
     snap = Table({"x": x[:, 0], "y": x[:, 1], "z": x[:, 2], "vx": v[:, 0], "vy": v[:, 1], "vz": v[:, 2]})
     for c in "xyz":
         snap[c].unit, snap["v" + c].unit = "kpc", "km/s"
@@ -197,6 +209,7 @@ def _simulate(args: argparse.Namespace, out: Path) -> int:
         _plots(out, sim, exact, summ, times, np)
         _log(f"plots: {out}/lmc_orbit.png vgsr_sky_map.png brooks_summaries.png")
     info["timings_s"]["total"] = time.perf_counter() - t_start
+    detail("[jaxhalo simulate] timings [s]: " + ", ".join(f"{k} {v:.2f}" for k, v in info["timings_s"].items()))
     info["provenance"] = command_provenance("simulate", args, solar_parameters=_solar_dict(solar))
     (out / "params.json").write_text(strict_json(info, indent=2, default=float))
     _log(f"done in {info['timings_s']['total']:.1f} s; fit the halo with: jaxhalo fit {Path(args.out) / 'catalog.ecsv'}")

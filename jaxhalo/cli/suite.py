@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._console import add_verbosity
+from ._console import info as say
 from ._provenance import command_provenance, write_run_provenance
 from ._setup import enable_x64, fail
 from ._validate import SEED, InputError, float_range, int_range
@@ -62,10 +64,10 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
             sim = make_simulator("brooks", prior, n_particles=args.n_particles, dt=args.dt,
                                  reflex_fit=args.reflex_fit or None)
         devs = jax.devices()
-        print(f"[jaxhalo suite] {args.n} simulations ({sim.name}, prior {prior.name}, seed {args.seed}) into {args.out}; "
+        say(f"[jaxhalo suite] {args.n} simulations ({sim.name}, prior {prior.name}, seed {args.seed}) into {args.out}; "
               f"chunks of {args.chunk} over {len(devs)} {devs[0].platform} device(s)")
         if args.chunk % len(devs):
-            print(f"[jaxhalo suite] note: chunk size {args.chunk} is not a multiple of the {len(devs)} devices; "
+            say(f"[jaxhalo suite] note: chunk size {args.chunk} is not a multiple of the {len(devs)} devices; "
                   "each chunk is padded (wasted work)")
         rep = run_suite(args.out, sim, prior, args.n, chunk_size=args.chunk, seed=args.seed, start=args.start,
                         stop=args.stop, progress=not args.no_progress, max_chunks=args.max_chunks,
@@ -75,10 +77,10 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
     info = rep.store.info()
     write_run_provenance(args.out, command_provenance("suite run", args, [], simulator=sim.name, prior=prior.name,
                                                       chunks_written=list(rep.chunks_written)))
-    print(f"[jaxhalo suite] wrote {len(rep.chunks_written)} chunk(s) ({rep.n_simulated} simulations) in {rep.wall_s:.1f} s"
+    say(f"[jaxhalo suite] wrote {len(rep.chunks_written)} chunk(s) ({rep.n_simulated} simulations) in {rep.wall_s:.1f} s"
           f" ({rep.sims_per_s:.2f} sims/s after the first chunk); skipped {len(rep.chunks_skipped)} finished chunk(s)"
           + (f"; left {len(rep.chunks_elsewhere)} chunk(s) claimed by another writer" if rep.chunks_elsewhere else ""))
-    print(f"[jaxhalo suite] store: {info['simulations_done']}/{info['n_total']} simulations done"
+    say(f"[jaxhalo suite] store: {info['simulations_done']}/{info['n_total']} simulations done"
           + (f"; missing ranges {info['missing_ranges'][:4]}" if info["missing_ranges"] else " (complete)"))
     return 0
 
@@ -128,9 +130,11 @@ def add_suite_parser(sub) -> None:
     ss = s.add_subparsers(dest="suite_command", required=True)
     r = ss.add_parser("run", help="simulate a suite into a store; rerun the same command to resume")
     r.add_argument("--n", type=int_range(1), required=True, help="total number of simulations in the suite")
-    r.add_argument("--out", required=True, help="store directory (created, or resumed if it exists)")
+    r.add_argument("--out", required=True, metavar="DIR",
+                   help="store directory (created, or resumed if it exists: unlike the other commands' --out, a suite "
+                        "store is extended in place, chunk by chunk, and never replaced)")
     r.add_argument("--chunk", type=int_range(1), default=64, help="simulations per chunk (a multiple of the device count)")
-    r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--seed", type=SEED, default=0, help="random seed of the suite (parameters and simulations)")
     r.add_argument("--start", type=int_range(0), default=0, help="first global index to run (a chunk boundary)")
     r.add_argument("--stop", type=int_range(1), default=None, help="one past the last index to run (a chunk boundary or N)")
     r.add_argument("--max-chunks", type=int_range(1), default=None, help="stop after writing this many chunks")
@@ -140,17 +144,20 @@ def add_suite_parser(sub) -> None:
     r.add_argument("--reflex-fit", action="store_true",
                    help="also store each simulated halo's ML reflex fit (continuity model, Cartesian apex) and "
                         "v_travel at 40/100/120 kpc (Brooks et al. 2026 3.2.1)")
-    r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"])
+    r.add_argument("--prior", default="brooks2026", choices=["brooks2026", "brooks2025"],
+                   help="parameter prior: Brooks et al. 2026 Table 1, or the 2025 paper's")
     r.add_argument("--simulator", default="brooks", choices=["brooks", "linear-gaussian"],
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")
     r.add_argument("--n-particles", type=int_range(1), default=None, help="tracer particles per simulation (simulator default)")
     r.add_argument("--dt", type=float_range(0.0, lo_open=True), default=None, help="integration step in Myr (brooks simulator; its default)")
     r.add_argument("--n-summaries", type=int_range(1), default=None, help="linear-gaussian only: summary length (52)")
     r.add_argument("--noise", type=float_range(0.0), default=None, help="linear-gaussian only: summary noise (0.3)")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true", help="no progress line per chunk")
+    add_verbosity(r)
     r.set_defaults(func=cmd_suite_run)
     i = ss.add_parser("info", help="describe a suite store")
-    i.add_argument("store")
-    i.add_argument("--json", action="store_true")
-    i.add_argument("--check", action="store_true", help="read every chunk to verify it")
+    i.add_argument("store", help="suite store directory (the --out of `jaxhalo suite run`)")
+    i.add_argument("--json", action="store_true", help="the description as JSON")
+    i.add_argument("--check", action="store_true", help="read every chunk to verify it (with -q: only the exit code)")
+    add_verbosity(i)
     i.set_defaults(func=cmd_suite_info)

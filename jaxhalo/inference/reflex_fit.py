@@ -31,7 +31,7 @@ class FitResult:
     ----------
     idata : arviz InferenceData with groups posterior (the parameters in reporting units, every
         angle in degrees, and derived quantities), sample_stats, log_likelihood (per star, for
-        PSIS-LOO), constant_data (the clipping weights).
+        PSIS-LOO; absent with pointwise=False), constant_data (the clipping weights).
     spec : the model specification.
     map_params : ML parameters after clipping.
     n_clipped : stars removed at each clipping iteration.
@@ -82,6 +82,7 @@ def fit_reflex(
     progress_bar: bool = True,
     verbose: bool = True,
     force: bool = False,
+    pointwise: bool = True,
 ) -> FitResult:
     """Full fit: ML + clipping (optional) then NUTS; returns a :class:`FitResult`.
 
@@ -90,6 +91,8 @@ def fit_reflex(
     :func:`~jaxhalo.catalog.checks.minimum_stars` (2 per parameter) have non-zero weight, before the
     ML fit and again after clipping; ``force=True`` turns that into a
     :class:`~jaxhalo.catalog.checks.DataWarning` (an empty data set is always refused).
+    ``pointwise=False`` leaves out the per-star ``log_likelihood`` group of ``idata`` (8 bytes x chains x
+    draws x stars used; PSIS-LOO and model comparison need it).
     """
     if n_clip < 0:
         raise ValueError(f"n_clip must be >= 0 (0: no clipping), got {n_clip}")
@@ -115,7 +118,7 @@ def fit_reflex(
     mcmc = run_nuts(data, spec, priors, k_nuts, num_chains, num_warmup, num_samples, init_params=map_params, progress_bar=progress_bar)
     samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
     t_nuts = time.perf_counter() - t0
-    idata = samples_to_inference_data(mcmc, spec, data, samples, radii)
+    idata = samples_to_inference_data(mcmc, spec, data, samples, radii, pointwise=pointwise)
     n_div = int(np.asarray(idata.sample_stats["diverging"]).sum())
     table = summary_table(idata, var_names=report_names(spec, radii))
     return FitResult(idata, spec, {k: np.asarray(v) for k, v in map_params.items()}, removed,

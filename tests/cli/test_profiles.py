@@ -101,3 +101,7 @@ def test_profiles_cli_dipole_model(tmp_path):
     assert 1.0 <= tab["max_rhat"][0] < 1.2
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["chains"] == 2 and diag["max_rhat"] == pytest.approx(tab["max_rhat"][0], rel=1e-3)
+    # the convergence record behind --strict (exit code 3): R-hat < 1.05 per bin, no divergences
+    conv = diag["convergence"]
+    assert conv["r_hat_limit"] == 1.05
+    assert conv["ok"] == (diag["max_rhat"] < 1.05 and diag["divergences"] == 0) == (not conv["problems"])
