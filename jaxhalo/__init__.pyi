@@ -16,7 +16,7 @@ from .inference.nuts import run_nuts
 from .inference.per_bin import PerBinNUTS, bucket_bins, nuts_per_bin
 from .inference.priors import PriorSet
 from .inference.reflex_fit import FitResult, fit_reflex
-from .inference.results import derived_quantities
+from .inference.results import derived_quantities, sampled_parameters, summary_qtable
 from .likelihoods.reflex import ReflexData, ReflexModel
 from .mocks.reflex import ErrorModel, make_reflex_mock
 from .simulation.brooks import SimConfig, simulate_observed, simulate_present_day, summary_vector

@@ -47,3 +47,50 @@ def test_corner_labels_carry_units():
     fig = corner_plot({"v_travel": s["v_travel"], "apex_l_deg": 10 * s["apex_l"]}, ["v_travel", "apex_l_deg"])
     labels = {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
     assert "v_travel [km/s]" in labels and "apex_l_deg [deg]" in labels
+
+
+def _colours(fig) -> set[str]:
+    """Hex colours of every line and error bar drawn in ``fig``."""
+    from matplotlib.colors import to_hex
+
+    return {to_hex(ln.get_color()) for ax in fig.axes for ln in ax.lines}
+
+
+def test_cli_figures_use_the_colour_blind_safe_palette_and_label_their_axes():
+    """Issue 13: the Brooks summaries (simulate), the profile and HEALPix figures (profiles) use only
+    Okabe & Ito colours, no two series share colour and marker, and sky maps label both axes in deg."""
+    from jaxhalo.plots import OKABE_ITO, healpix_sky_plot, profile_plot
+    from jaxhalo.simulation.summaries import BrooksSummaries, ClippedStats, plot_brooks_summaries
+
+    palette = {c.lower() for c in OKABE_ITO} | {"#999999"}  # plus the grey of the beta = 0 guide line
+    rng = np.random.default_rng(0)
+    stats = lambda shape: ClippedStats(*(rng.normal(size=shape) for _ in range(3)), np.ones(shape, int), np.ones(shape, int))  # noqa: E731
+    fig = plot_brooks_summaries(BrooksSummaries(stats((4, 5)), stats((6,))))
+    assert _colours(fig) <= palette
+    top = fig.axes[0]
+    assert [t.get_text() for t in top.get_legend().get_texts()][0].startswith("Q1: $0 \\leq l")
+    assert len({(ln.get_color(), ln.get_marker()) for ln in top.lines}) == 2
+
+    B = 4
+    q = {k: np.sort(rng.normal(size=shape), axis=0) for k, shape in (("mean", (3, B, 2, 3)), ("sigma", (3, B, 2, 3)),
+                                                                     ("beta", (3, B, 2)))}  # p16 <= p50 <= p84
+    ranges = np.array([[10.0, 20.0], [20.0, 40.0], [40.0, 80.0], [80.0, 160.0]])
+    fig = profile_plot("double", 2, q, ranges, np.array([False, True, True, True]), np.arange(B))
+    assert _colours(fig) <= palette
+    series = [(ln.get_color(), ln.get_marker()) for ln in fig.axes[0].lines if ln.get_marker() not in ("None", "_")]
+    assert len(series) == len(set(series)) == 6  # 2 populations x 3 velocity components, all distinct
+    assert fig.axes[0].get_xlim()[0] >= 20.0 * 0.99 and fig.axes[0].get_xlim()[1] <= 160.0  # the fitted bins' range
+    fig = healpix_sky_plot(rng.uniform(50, 100, 192), 4)
+    ax = fig.axes[0]
+    assert "[deg]" in ax.get_xlabel() and "[deg]" in ax.get_ylabel() and ax.get_xticklabels()[0].get_text().endswith("°")
+
+
+def test_apex_truth_and_corner_legend():
+    l = np.random.default_rng(2).uniform(280, 300, 300)
+    b = np.random.default_rng(3).uniform(-40, -20, 300)
+    fig = apex_sky_plot({"r = 50 kpc": (l, b), "r = 100 kpc": (l, b)},
+                        truth={"r = 50 kpc": (290.0, -30.0), "r = 100 kpc": (290.0, -30.0)})
+    stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
+    assert len(stars) == 1 and stars[0].get_label() == "truth"  # one cloud, one truth
+    fig = corner_plot({"v_travel": l, "vr": b}, ["v_travel", "vr"], truths={"v_travel": 290.0, "vr": -30.0})
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["posterior (dashed: 16, 50, 84 %)", "truth"]

@@ -295,7 +295,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     import jax  # deferred: the JAX stack loads only when the command runs
 
     from ..frames import SolarParameters
-    from ..inference.priors import PriorSet, unit_prior_table
+    from ..inference.priors import PriorSet
+    from ..inference.results import reported_prior_table
     from ..inference.reflex_fit import fit_reflex
     from ..likelihoods.reflex import ReflexData, ReflexModel
 
@@ -343,7 +344,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "fit", args, fin.paths,
         surveys=fin.surveys,
         solar_parameters=_solar_record(solar, k, args.reference),
-        priors=[{"name": s, "kind": kind, "low": lo, "high": hi} for s, kind, lo, hi in unit_prior_table(spec, priors)],
+        priors=reported_prior_table(spec, priors),
         cuts=cuts,
         clipping={"enabled": clip, "rounds": args.n_clip if clip else 0, "removed_per_round": list(res.n_clipped),
                   "removed": _star_ids(cat, clipped)},
@@ -385,8 +386,8 @@ def _write_results(out: Path, res, provenance: dict) -> None:
     full.write(out / "summary.csv", format="ascii.csv", overwrite=True)
     conventions = res.idata.posterior.attrs.get("sign_conventions", "")
     (out / "summary.md").write_text(
-        "Posterior 16/50/84% quantiles in the unit of each row (angles: `rad` for the sampled apex longitude, "
-        "`deg` for every `*_deg` and derived apex), R-hat and bulk/tail ESS. Sign conventions: "
+        "Posterior 16/50/84% quantiles in the unit of each row (every angle in `deg`: apex longitudes and "
+        "latitudes, sampled and derived; the apex latitude, not its sine), R-hat and bulk/tail ESS. Sign conventions: "
         f"{conventions}\n\n" + markdown_table(res.table))
 
 
@@ -394,7 +395,7 @@ def _write_plots(out: Path, res, spec, data, truth_path) -> None:
     """corner.png, vtravel_profile.png and apex_sky.png into ``out``."""
     import jax.numpy as jnp  # deferred: loaded by cmd_fit already
 
-    from ..inference.results import physical_parameters
+    from ..inference.results import derived_quantities, physical_parameters
     from ..plots import apex_sky_plot, corner_plot, vtravel_profile_plot
 
     truth = None
@@ -410,8 +411,12 @@ def _write_plots(out: Path, res, spec, data, truth_path) -> None:
     fig = corner_plot(post, phys_names, truths=phys_truth)
     fig.savefig(out / "corner.png", dpi=80)
     r_data = np.asarray(data.r_gal)[np.asarray(data.weight) > 0]
-    fig = vtravel_profile_plot(spec, post, truth=truth, r_data=r_data)
+    fig = vtravel_profile_plot(spec, res.samples, truth=truth, r_data=r_data)
     fig.savefig(out / "vtravel_profile.png", dpi=120)
     apex = {f"r = {R:g} kpc": (post[f"apex_l_r{R:g}"], post[f"apex_b_r{R:g}"]) for R in (50.0, 100.0)}
-    fig = apex_sky_plot(apex)
+    apex_truth = None
+    if truth is not None:
+        d = derived_quantities(spec, {k: jnp.asarray(v) for k, v in truth.items()}, radii=(50.0, 100.0))
+        apex_truth = {f"r = {R:g} kpc": (float(d[f"apex_l_r{R:g}"]), float(d[f"apex_b_r{R:g}"])) for R in (50.0, 100.0)}
+    fig = apex_sky_plot(apex, truth=apex_truth)
     fig.savefig(out / "apex_sky.png", dpi=120)

@@ -41,7 +41,6 @@ from ._validate import SEED, InputError, int_range
 __all__ = ["add_profiles_parser", "cmd_profiles", "run_profiles"]
 
 _COMPONENT_NAMES = {1: ("all",), 2: ("MR", "MP")}
-_VEL_LABELS = ("V_r", "V_phi", "V_theta")
 
 
 def _bins(spec: list[str], r: np.ndarray):
@@ -178,8 +177,10 @@ def run_profiles(
     (out / "profile.md").write_text(markdown_table(tab))
 
     # ---- figures -------------------------------------------------------------------------
+    from ..plots import healpix_sky_plot, profile_plot  # deferred: matplotlib loads only when a figure is drawn
+
     plot_rows = np.arange(n_bins)[1:] if (li_layout and n_bins > 1) else np.arange(n_bins)
-    _profile_figure(model, K, q, ranges, valid, plot_rows).savefig(out / "profiles.png", dpi=110)
+    profile_plot(model, K, q, ranges, valid, plot_rows).savefig(out / "profiles.png", dpi=110)
 
     # ---- HEALPix sigma_r map (Han et al. Fig. 6) ---------------------------------------
     in_range = good & (kin["r_gc"] >= ranges[:, 0].min()) & (kin["r_gc"] <= ranges[:, 1].max())
@@ -200,7 +201,7 @@ def run_profiles(
                  "sigma_r_p16": han["quantiles"][0, :, 0], "sigma_r_p50": han["quantiles"][1, :, 0],
                  "sigma_r_p84": han["quantiles"][2, :, 0], "beta_p50": han["quantiles"][1, :, 3]})
     sky.write(out / "sky_sigma_r.csv", format="ascii.csv", overwrite=True)
-    _sky_figure(han["quantiles"][1, :, 0], nside).savefig(out / "sky_sigma_r.png", dpi=110)
+    healpix_sky_plot(han["quantiles"][1, :, 0], nside).savefig(out / "sky_sigma_r.png", dpi=110)
 
     diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": counts.tolist(),
             "empty_bins": empty, "model": model, "warmup": warmup, "samples": samples, "seed": seed,
@@ -223,69 +224,6 @@ def _max_rhat_per_bin(res) -> np.ndarray:
     with np.errstate(all="ignore"):
         out = np.nanmax(np.where(np.isfinite(per_bin), per_bin, -np.inf), axis=1)
     return np.where(res.valid & np.isfinite(out), out, np.nan)
-
-
-def _profile_figure(model: str, K: int, q: dict, ranges: np.ndarray, valid: np.ndarray, rows: np.ndarray):
-    """Li et al. Fig. 2 layout: means, dispersions and beta vs r (error bars 16-84%)."""
-    from .. import plots  # noqa: F401  (selects a headless backend)
-    import matplotlib.pyplot as plt
-
-    rc = 0.5 * (ranges[:, 0] + ranges[:, 1])
-    rows = rows[valid[rows]]
-    r = rc[rows]
-
-    def bar(ax, arr, label, color, shift=0.0):
-        lo, mid, hi = arr[0][rows], arr[1][rows], arr[2][rows]
-        ax.errorbar(r * (1 + shift), mid, yerr=[mid - lo, hi - mid], fmt="o-", ms=3, capsize=2, label=label, color=color)
-
-    if model == "dipole":
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
-        for ax, name, lab in zip(axes, ("mu_compr", "mu_dipole", "sigma_r"), (r"$\mu_{\rm compr}$", r"$\mu_{\rm dipole}$", r"$\sigma_r$")):
-            bar(ax, q[name], lab, "k")
-            ax.set_ylabel(lab + " [km/s]")
-    else:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-        colors = ("tab:red", "tab:blue") if K == 2 else ("k",)
-        markers_cols = ("tab:orange", "tab:green", "tab:purple")
-        for kk in range(K):
-            cname = _COMPONENT_NAMES[K][kk]
-            for j, lab in enumerate(_VEL_LABELS):
-                col = colors[kk] if K == 2 else markers_cols[j]
-                ls_shift = 0.01 * (j - 1)
-                bar(axes[0], q["mean"][:, :, kk, j], f"<{lab}> {cname}" if K == 2 else f"<{lab}>", col, ls_shift)
-                bar(axes[1], q["sigma"][:, :, kk, j], f"sigma({lab}) {cname}" if K == 2 else f"sigma({lab})", col, ls_shift)
-            bar(axes[2], q["beta"][:, :, kk], f"beta {cname}" if K == 2 else "beta", colors[kk])
-        axes[0].set_ylabel("mean velocity [km/s]")
-        axes[1].set_ylabel("dispersion [km/s]")
-        axes[2].set_ylabel(r"$\beta$")
-        axes[2].axhline(0, color="0.6", lw=0.8)
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel(r"$r_{\rm GC}$ [kpc]")
-        ax.legend(fontsize=6)
-    return fig
-
-
-def _sky_figure(sigma_r: np.ndarray, nside: int):
-    """Mollweide map of per-pixel sigma_r (Galactocentric lon/lat), empty pixels blank."""
-    from .. import plots  # noqa: F401
-    import astropy.units as u
-    import matplotlib.pyplot as plt
-    from astropy_healpix import HEALPix
-
-    lon = np.linspace(-np.pi, np.pi, 361)
-    lat = np.linspace(-np.pi / 2, np.pi / 2, 181)
-    LO, LA = np.meshgrid(0.5 * (lon[1:] + lon[:-1]), 0.5 * (lat[1:] + lat[:-1]))
-    idx = np.asarray(HEALPix(nside=nside, order="ring").lonlat_to_healpix(LO * u.rad, LA * u.rad))
-    img = np.ma.masked_invalid(sigma_r[idx])
-    fig = plt.figure(figsize=(8, 4.5))
-    ax = fig.add_subplot(111, projection="mollweide")
-    m = ax.pcolormesh(-lon, lat, img, shading="flat", cmap="viridis")  # longitude increasing to the left
-    ax.set_xticklabels([])
-    ax.grid(alpha=0.3)
-    fig.colorbar(m, ax=ax, orientation="horizontal", fraction=0.05, pad=0.05, label=r"$\sigma_r$ [km/s] (Han et al. MC)")
-    ax.set_title(f"HEALPix nside={nside}, Galactocentric (lon, lat)")
-    return fig
 
 
 def check_bins(spec: list[str]) -> None:

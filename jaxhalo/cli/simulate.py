@@ -217,19 +217,22 @@ def _plots(out: Path, sim, obs, summ, times, np) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: matplotlib loads only when a figure is drawn
 
+    from ..plots import OKABE_ITO
     from ..simulation.summaries import plot_brooks_summaries, plot_sky_map, sky_grid, vgsr_sky_map
 
     tr = sim.track
     xm, xl = np.asarray(tr.mw_x), np.asarray(tr.lmc_x)
+    c_lmc, c_mw = OKABE_ITO[2], OKABE_ITO[1]
     fig, ax = plt.subplots(1, 3, figsize=(13, 4))
-    ax[0].plot(times / 1e3, np.linalg.norm(xl - xm, axis=1), "k-")
-    ax[0].set_xlabel("t [Gyr]"); ax[0].set_ylabel("|x_LMC - x_MW| [kpc]")
+    ax[0].plot(times / 1e3, np.linalg.norm(xl - xm, axis=1), "-", color=OKABE_ITO[0])
+    ax[0].set_xlabel("t [Gyr] (0: today)"); ax[0].set_ylabel(r"$|x_{\rm LMC} - x_{\rm MW}|$ [kpc]")
     for a, (i, j) in zip(ax[1:], ((1, 2), (0, 2))):
-        a.plot(xl[:, i], xl[:, j], "C3-", label="LMC")
-        a.plot(xm[:, i], xm[:, j], "C0-", label="MW centre")
-        a.plot(xl[-1, i], xl[-1, j], "C3o"); a.plot(0, 0, "C0o")
+        a.plot(xl[:, i], xl[:, j], "-", color=c_lmc, label="LMC")
+        a.plot(xm[:, i], xm[:, j], "-", color=c_mw, label="MW centre")
+        a.plot(xl[-1, i], xl[-1, j], "o", color=c_lmc, label="today")
+        a.plot(xm[-1, i], xm[-1, j], "o", color=c_mw)
         a.set_xlabel("xyz"[i] + " [kpc]"); a.set_ylabel("xyz"[j] + " [kpc]"); a.set_aspect("equal", "datalim")
-    ax[1].legend()
+    ax[1].legend(frameon=False, fontsize=8)
     fig.suptitle("MW-LMC past orbit (inertial frame = Galactocentric today)")
     fig.tight_layout(); fig.savefig(out / "lmc_orbit.png", dpi=90); plt.close(fig)
 

@@ -15,7 +15,7 @@ from ..likelihoods.reflex import ReflexData, ReflexModel
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map
 from .nuts import run_nuts
 from .priors import PriorSet
-from .results import report_names, samples_to_inference_data, summary_table
+from .results import report_names, samples_to_inference_data, summary_qtable, summary_table
 
 __all__ = [
     "fit_reflex",
@@ -29,15 +29,18 @@ class FitResult:
 
     Attributes
     ----------
-    idata : arviz InferenceData with groups posterior (fitted + physical + derived
-        quantities), sample_stats, log_likelihood (per star, for PSIS-LOO),
-        constant_data (the clipping weights).
+    idata : arviz InferenceData with groups posterior (the parameters in reporting units, every
+        angle in degrees, and derived quantities), sample_stats, log_likelihood (per star, for
+        PSIS-LOO), constant_data (the clipping weights).
     spec : the model specification.
     map_params : ML parameters after clipping.
     n_clipped : stars removed at each clipping iteration.
     weight : (N,) final 0/1 weights (0 = clipped).
     table : astropy Table of quantiles and diagnostics.
     n_divergent : number of divergent transitions after warm-up.
+    timings : seconds spent in ML + clipping (``map_clip_s``) and NUTS (``nuts_s``).
+    samples : the draws of ``spec.param_names`` in the model's internal units (apex longitude in
+        radians, sine of the apex latitude), each (chains, draws): what ``spec.log_likelihood`` takes.
     """
 
     idata: az.InferenceData
@@ -48,6 +51,7 @@ class FitResult:
     table: object
     n_divergent: int
     timings: dict = field(default_factory=dict)
+    samples: dict = field(default_factory=dict)
 
     @property
     def max_r_hat(self) -> float:
@@ -56,6 +60,11 @@ class FitResult:
     @property
     def min_ess_bulk(self) -> float:
         return float(np.nanmin(np.asarray(self.table["ess_bulk"])))
+
+    def to_qtable(self, var_names: list[str] | None = None):
+        """The posterior quantiles as an astropy QTable with units (:func:`~jaxhalo.inference.results.summary_qtable`):
+        one row per quantile (16, 50, 84 %), one Quantity column per variable of :attr:`table` (or ``var_names``)."""
+        return summary_qtable(self.idata, list(var_names) if var_names is not None else [str(n) for n in self.table["parameter"]])
 
 
 def fit_reflex(
@@ -110,4 +119,5 @@ def fit_reflex(
     n_div = int(np.asarray(idata.sample_stats["diverging"]).sum())
     table = summary_table(idata, var_names=report_names(spec, radii))
     return FitResult(idata, spec, {k: np.asarray(v) for k, v in map_params.items()}, removed,
-                     np.asarray(data.weight), table, n_div, {"map_clip_s": t_map, "nuts_s": t_nuts})
+                     np.asarray(data.weight), table, n_div, {"map_clip_s": t_map, "nuts_s": t_nuts},
+                     {k: np.asarray(samples[k]) for k in spec.param_names})

@@ -640,7 +640,9 @@ def plot_sky_map(grid_l, grid_b, sky_map, *, title: str = r"$\langle v_{\rm GSR}
         lw = np.arctan2(np.sin(apex[0]), np.cos(apex[0]))
         ax.plot(-lw, apex[1], marker="*", color="k", ms=14)
     ax.set_xticks(np.deg2rad(np.arange(-150, 151, 60)))
-    ax.set_xticklabels([f"{-t:d}°" for t in range(-150, 151, 60)])
+    ax.set_xticklabels([f"{-t:d}°" for t in range(-150, 151, 60)], fontsize=7)
+    ax.set_xlabel("Galactic longitude l [deg]", fontsize=8)
+    ax.set_ylabel("Galactic latitude b [deg]", fontsize=8)
     ax.grid(True, alpha=0.3)
     fig.colorbar(pcm, ax=ax, orientation="horizontal", pad=0.08, label=title + " [km/s]")
     return fig
@@ -651,6 +653,10 @@ def plot_brooks_summaries(summaries: BrooksSummaries, *, vgsr_edges=BROOKS_VGSR_
     northern and southern quadrants and of v_t,b, against r_gal. Returns the matplotlib Figure."""
     import matplotlib.pyplot as plt  # deferred: matplotlib loads only when a figure is drawn
 
+    from ..plots import OKABE_ITO
+
+    quadrant = {0: r"Q1: $0 \leq l \leq 180^\circ$", 1: r"Q2: $-180^\circ < l < 0$",
+                2: r"Q3: $0 \leq l \leq 180^\circ$", 3: r"Q4: $-180^\circ < l < 0$"}
     cv = 0.5 * (np.asarray(vgsr_edges)[1:] + np.asarray(vgsr_edges)[:-1])
     ct = 0.5 * (np.asarray(vtb_edges)[1:] + np.asarray(vtb_edges)[:-1])
     fig, axes = plt.subplots(3, 2, figsize=(9, 9), sharex=True)
@@ -658,13 +664,14 @@ def plot_brooks_summaries(summaries: BrooksSummaries, *, vgsr_edges=BROOKS_VGSR_
         g = np.asarray(getattr(summaries.vgsr, stat))
         t = np.asarray(getattr(summaries.vtb, stat))
         for row, quads in enumerate(((0, 1), (2, 3))):
-            for q in quads:
-                axes[row, col].plot(cv, g[q], "o-", label=f"Q{q + 1}")
-            axes[row, col].legend()
-        axes[2, col].plot(ct, t, "o-", color="k")
+            for q, colour, marker in zip(quads, (OKABE_ITO[1], OKABE_ITO[2]), ("o", "s")):
+                axes[row, col].plot(cv, g[q], marker + "-", color=colour, label=quadrant[q])
+            axes[row, col].legend(frameon=False, fontsize=8)
+        axes[2, col].plot(ct, t, "o-", color=OKABE_ITO[0], label="whole sky")
+        axes[2, col].legend(frameon=False, fontsize=8)
         sym = r"\langle %s \rangle" if stat == "mean" else r"\sigma_{%s}"
-        axes[0, col].set_ylabel("$" + sym % r"v_{\rm GSR}" + "$ north [km/s]")
-        axes[1, col].set_ylabel("$" + sym % r"v_{\rm GSR}" + "$ south [km/s]")
+        axes[0, col].set_ylabel("$" + sym % r"v_{\rm GSR}" + "$, $b \\geq 0$ [km/s]")
+        axes[1, col].set_ylabel("$" + sym % r"v_{\rm GSR}" + "$, $b < 0$ [km/s]")
         axes[2, col].set_ylabel("$" + sym % r"v_{t,b}" + "$ [km/s]")
         axes[2, col].set_xlabel(r"$r_{\rm gal}$ [kpc]")
     fig.tight_layout()

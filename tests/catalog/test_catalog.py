@@ -574,3 +574,31 @@ def test_layout_t_synthetic_round_trip_and_bad_rho(tmp_path):
     with pytest.raises(CatalogError, match=r"'pm_corr' \(input column 'layout-T row 16'\) has \|rho\| >= 1 "
                                            r"in 2 row\(s\) \[4, 7\]"):
         C.read_peer_transposed(path)
+
+
+def test_astropy_tables_at_the_edge_are_converted_or_refused_by_unit():
+    """Issue 13: a QTable's Quantity columns are converted by their units (distance in pc -> kpc, values
+    x 1e-3; l, b in deg or rad give the same catalogue); a plain Table whose distance column carries
+    'km/s' is refused with a CatalogError naming the column."""
+    from astropy.table import QTable
+
+    data = _random_table()
+    ref = C.read_catalog(data)
+    qt = QTable({k: v for k, v in data.items()})
+    qt["distance"] = data["distance"] * 1e3 * u.pc
+    qt["l"], qt["b"] = data["l"] * u.deg, data["b"] * u.deg
+    cat_deg = C.read_catalog(qt)
+    np.testing.assert_allclose(cat_deg.distance, np.asarray(qt["distance"].value) * 1e-3, rtol=1e-15)
+    np.testing.assert_allclose(cat_deg.distance, data["distance"], rtol=1e-15)
+    np.testing.assert_allclose(cat_deg.l, np.deg2rad(data["l"]), rtol=1e-15)
+    qt["l"], qt["b"] = qt["l"].to(u.rad), qt["b"].to(u.rad)
+    assert isinstance(qt["l"], u.Quantity) and qt["l"].unit == u.rad
+    cat_rad = C.read_catalog(qt)
+    _assert_catalogs_equal(cat_deg, cat_rad, rtol=1e-14)
+    _assert_catalogs_equal(ref, cat_rad, rtol=1e-14)
+
+    t = Table({k: v for k, v in data.items()})
+    t["distance"].unit = u.km / u.s
+    assert not isinstance(t["distance"], u.Quantity)  # a Column with a unit, as Table.read gives
+    with pytest.raises(CatalogError, match=r"column 'distance' has unit 'km / s', which is not convertible to kpc"):
+        C.read_catalog(t)

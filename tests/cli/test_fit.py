@@ -45,6 +45,14 @@ def test_fit_end_to_end(tmp_path, capsys):
     assert row["p50"] == pytest.approx(float(np.percentile(np.asarray(idata.posterior["v_travel"]), 50)), rel=1e-12)
     md = (out / "summary.md").read_text()
     assert "retrograde" in md and "| unit |" in md
+    # one angle unit in every output: degrees (issue 13)
+    units = {str(n): v.attrs["units"] for n, v in idata.posterior.data_vars.items()}
+    assert "rad" not in units.values() and "rad" not in set(csv["unit"])
+    assert {n for n in units if n.startswith("apex_")} == {"apex_l_deg", "apex_b_deg"} | {
+        f"apex_{a}_r{R}" for a in ("l", "b", "L_MS", "B_MS") for R in (40, 50, 100, 120)}
+    assert all(units[n] == "deg" for n in units if n.startswith("apex_"))
+    assert {p["unit"] for p in diag["provenance"]["priors"] if p["name"].startswith("apex_")} == {"deg"}
+    assert "`deg`" in md and "`rad`" not in md
 
 
 def test_bundled_example_is_consistent():
@@ -119,6 +127,7 @@ def test_provenance_recorded_and_from_diagnostics_gives_identical_draws(tmp_path
     assert sol["k_kms_per_kpc_masyr"] == 4.740470463533349
     assert prov["priors"][0]["name"] == "v_travel" and len(prov["priors"]) == 9
     assert all(p["low"] < p["high"] for p in prov["priors"])
+    assert {p["unit"] for p in prov["priors"]} == {"km/s", "deg"}  # the MS apex in degrees, its latitude not its sine
     for pkg in ("jaxhalo", "jax", "numpyro"):
         assert prov["software"][pkg]
     assert prov["device"]["dtype"] == "float64" and prov["device"]["devices"]
@@ -232,7 +241,7 @@ def test_pp21_combined_fit_from_one_cli_call_equals_the_api_fit(tmp_path):
                      key=jax.random.PRNGKey(runs["seed"]), num_chains=runs["chains"], num_warmup=runs["warmup"],
                      num_samples=runs["samples"], progress_bar=False, verbose=False)
     np.testing.assert_array_equal(np.asarray(cli.constant_data["weight"]), res.weight)
-    for name in ReflexModel("constant", "galactic").param_names:
+    for name in ("v_travel", "apex_l_deg", "apex_b_deg", "vr", "vphi", "vtheta", "sigma_los", "sigma_l", "sigma_b"):
         np.testing.assert_allclose(np.asarray(cli.posterior[name]), np.asarray(res.idata.posterior[name]),
                                    rtol=1e-12, atol=0, err_msg=name)
     assert abs(float(np.median(cli.posterior["v_travel"])) - 31.7) < 5  # PP21's headline, loosely (short chains)
