@@ -14,8 +14,8 @@ float64 and float32 (the tracer integration; set-up in float64). Each record: co
 time, its ratio to one simulation (simulation equivalents), and the process's peak resident memory
 after the case (CPU; on a GPU the device's peak bytes in use).
 
-Run: ``python -m benchmarks.bench_simulator_gradients [--quick]`` (writes results/simulator_gradients_<device>.json
-with ``--record``; otherwise into $OUT or a temporary directory).
+Run: ``python -m benchmarks.bench_simulator_gradients [--quick]`` (writes results/simulator_gradients_<device>.json;
+``--quick`` into results/quick/).
 """
 
 from __future__ import annotations
@@ -103,5 +103,4 @@ if __name__ == "__main__":
     recs = run(quick=quick)
     meta = {"device": device_name(), "config": dataclasses.asdict(S.SimConfig(gradients="forward")),
             "note": "peak_memory_gb is the process's peak RSS so far (CPU) or the device peak (GPU)"}
-    out = None if "--record" in sys.argv and not quick else __import__("tempfile").mkdtemp()
-    print(write_results(RESULT_NAME, recs, meta, out_dir=out))
+    print(write_results(RESULT_NAME, recs, meta))
