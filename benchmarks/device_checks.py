@@ -210,7 +210,14 @@ def make_references() -> None:
 
 def _benchmarks(quick: bool, gpu: bool) -> list[tuple[str, Callable[[], list[dict]]]]:
     """(name, thunk) in order of importance; every thunk returns records."""
-    from benchmarks import bench_fit_time, bench_profiles, bench_reflex_likelihood, bench_simulator, bench_suite
+    from benchmarks import (
+        bench_fit_time,
+        bench_profiles,
+        bench_reflex_likelihood,
+        bench_simulator,
+        bench_simulator_gradients,
+        bench_suite,
+    )
 
     if quick:
         reflex_sizes, mix_sizes = [10**3, 10**4], [10**4]
@@ -244,6 +251,7 @@ def _benchmarks(quick: bool, gpu: bool) -> list[tuple[str, Callable[[], list[dic
         ("mixture_likelihood", lambda: bench_profiles.mixture_throughput(sizes=mix_sizes)),
         ("simulator", lambda: bench_simulator.single_and_batch(*sim)),
         ("suite", lambda: bench_suite.suite_records(suite)),
+        ("simulator_gradients", lambda: bench_simulator_gradients.run(quick=quick or not gpu)),
         ("profile_fit", lambda: [bench_profiles.profile_fit(*profile)]),
         ("jaxhalo_fit", fit),
     ]

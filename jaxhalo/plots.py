@@ -27,7 +27,7 @@ import numpy as np
 from .inference.variables import describe_variable
 from .likelihoods.reflex import ReflexModel
 
-__all__ = ["OKABE_ITO", "apex_sky_plot", "corner_plot", "healpix_sky_plot", "profile_plot", "vtravel_profile_plot"]
+__all__ = ["OKABE_ITO", "apex_sky_plot", "corner_plot", "healpix_sky_plot", "profile_plot", "vtravel_profile_plot", "fisher_ellipse_plot"]
 
 #: The Okabe & Ito (2008) colour-blind-safe palette (black first).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
@@ -261,4 +261,52 @@ def healpix_sky_plot(sigma_r: np.ndarray, nside: int):
     fig.colorbar(m, ax=ax, orientation="horizontal", fraction=0.05, pad=0.1,
                  label=r"$\sigma_r$ [km/s] (Han et al. MC; blank: too few stars)")
     ax.set_title(f"radial velocity dispersion, HEALPix nside={nside}")
+def fisher_ellipse_plot(mean: np.ndarray, covariance: np.ndarray, labels: Sequence[str], n_sigma: Sequence[float] = (1.0, 2.0)):
+    """Corner-style plot of a Gaussian forecast: 1- and 2-sigma ellipses of every pair of parameters and
+    the marginal Gaussians on the diagonal.
+
+    Parameters
+    ----------
+    mean : (P,) fiducial values.
+    covariance : (P, P) forecast covariance (e.g. the inverse Fisher matrix).
+    labels : P axis labels (with units).
+    n_sigma : contour levels in sigma of the 2-D Gaussian (1 and 2 sigma enclose 39% and 86%).
+    """
+    mean, cov = np.asarray(mean, dtype=float), np.asarray(covariance, dtype=float)
+    P = mean.size
+    sig = np.sqrt(np.diag(cov))
+    fig, axes = plt.subplots(P, P, figsize=(1.6 * P + 1, 1.6 * P + 1), squeeze=False)
+    t = np.linspace(0.0, 2.0 * np.pi, 200)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    for i in range(P):
+        for j in range(P):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                x = np.linspace(mean[i] - 4 * sig[i], mean[i] + 4 * sig[i], 200)
+                ax.plot(x, np.exp(-0.5 * ((x - mean[i]) / sig[i]) ** 2), color=OKABE_ITO[1])
+                ax.set_yticks([])
+                ax.set_title(f"σ = {sig[i]:.3g}", fontsize=7)
+            else:
+                sub = cov[np.ix_([j, i], [j, i])]
+                L = np.linalg.cholesky(sub)
+                for k, ns in enumerate(n_sigma):
+                    xy = mean[[j, i]][:, None] + ns * (L @ circle)
+                    ax.plot(xy[0], xy[1], color=OKABE_ITO[1 + k])
+                ax.plot(mean[j], mean[i], "+", color=OKABE_ITO[0])
+                ax.set_ylim(mean[i] - 3 * sig[i], mean[i] + 3 * sig[i])
+            ax.set_xlim(mean[j] - 3 * sig[j], mean[j] + 3 * sig[j])
+            ax.tick_params(labelsize=6)
+            if i == P - 1:
+                ax.set_xlabel(labels[j], fontsize=7)
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(labels[i], fontsize=7)
+            elif j > 0:
+                ax.set_yticklabels([])
+    fig.suptitle("Fisher forecast: " + ", ".join(f"{n:g}σ" for n in n_sigma) + " ellipses")
+    fig.tight_layout()
     return fig

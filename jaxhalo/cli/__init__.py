@@ -1,4 +1,4 @@
-"""The ``jaxhalo`` command line: ``fit``, ``profiles``, ``simulate``, ``suite``, ``sbi``, ``bench``.
+"""The ``jaxhalo`` command line: ``fit``, ``profiles``, ``simulate``, ``suite``, ``sbi``, ``forecast``, ``bench``.
 
 Each subcommand lives in its own module with an ``add_<command>_parser`` and a ``cmd_<command>``;
 building the parser imports no JAX, so ``jaxhalo --help`` prints at once and the JAX stack loads
@@ -45,6 +45,7 @@ from ._setup import setup_jax
 from ._validate import InputError
 from .bench import add_bench_parser
 from .fit import add_fit_parser
+from .forecast import add_forecast_parser
 from .profiles import add_profiles_parser
 from .sbi import add_sbi_parser
 from .simulate import add_simulate_parser
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_suite_parser(sub)
     add_sbi_parser(sub)
     add_profiles_parser(sub)
+    add_forecast_parser(sub)
     return p
 
 
