@@ -261,6 +261,9 @@ def healpix_sky_plot(sigma_r: np.ndarray, nside: int):
     fig.colorbar(m, ax=ax, orientation="horizontal", fraction=0.05, pad=0.1,
                  label=r"$\sigma_r$ [km/s] (Han et al. MC; blank: too few stars)")
     ax.set_title(f"radial velocity dispersion, HEALPix nside={nside}")
+    return fig
+
+
 def fisher_ellipse_plot(mean: np.ndarray, covariance: np.ndarray, labels: Sequence[str], n_sigma: Sequence[float] = (1.0, 2.0)):
     """Corner-style plot of a Gaussian forecast: 1- and 2-sigma ellipses of every pair of parameters and
     the marginal Gaussians on the diagonal.

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 from ..simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES, PARAMETER_UNITS
+from ._console import add_verbosity
+from ._console import info as say
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import command_provenance
 from ._setup import setup_jax
@@ -69,16 +71,17 @@ def add_forecast_parser(sub) -> argparse.ArgumentParser:
                         "summaries + 2 (default 200)")
     m.add_argument("--no-priors", action="store_true",
                    help="leave out the Table 1 normal priors of the LMC's distance, v_los and proper motions")
-    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--seed", type=SEED, default=0, help="seeds the common random numbers and the covariance simulations")
     s.add_argument("--out", default="jaxhalo_forecast", help="output directory (written at the end; see --overwrite)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
-    s.add_argument("--no-plots", action="store_true")
+    s.add_argument("--no-plots", action="store_true", help="write no forecast.png")
+    add_verbosity(s)
     s.set_defaults(func=cmd_forecast)
     return s
 
 
 def _log(msg: str) -> None:
-    print(f"[jaxhalo forecast] {msg}", flush=True)
+    say(f"[jaxhalo forecast] {msg}")
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
