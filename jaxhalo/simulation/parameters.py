@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PARAMETER_NAMES", "PARAMETER_UNITS", "PRIOR_TABLE1", "FIDUCIAL_THETA"]
+__all__ = ["PARAMETER_NAMES", "PARAMETER_UNITS", "PARAMETER_DESCRIPTIONS", "PRIOR_TABLE1", "FIDUCIAL_THETA"]
 
 #: Names of the 12 entries of theta (Brooks et al. 2026 Table 1 order).
 PARAMETER_NAMES: tuple[str, ...] = (
@@ -17,6 +17,14 @@ PARAMETER_NAMES: tuple[str, ...] = (
 #: Units of the entries of theta.
 PARAMETER_UNITS: tuple[str, ...] = (
     "log10 Msun", "Msun", "", "deg", "deg", "kpc", "km/s", "mas/yr", "mas/yr", "", "kpc", "",
+)
+#: One-line descriptions of the entries of theta.
+PARAMETER_DESCRIPTIONS: tuple[str, ...] = (
+    "log10 of the MW halo's M200", "total LMC mass (Hernquist, M(<8.7 kpc) = 1.7e10 Msun)",
+    "log10 of the dynamical-friction strength lambda_DF", "LMC right ascension", "LMC declination",
+    "LMC heliocentric distance", "LMC line-of-sight velocity", "LMC proper motion mu_alpha*",
+    "LMC proper motion mu_delta", "constant velocity anisotropy of the halo tracers",
+    "tracer density scale radius (Brooks et al. 2026 eq. 2)", "outer slope of the tracer density",
 )
 #: Brooks et al. (2026) Table 1 priors: name -> ("uniform", low, high) or ("normal", mean, sd).
 PRIOR_TABLE1: dict[str, tuple[str, float, float]] = {
