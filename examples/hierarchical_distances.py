@@ -6,8 +6,17 @@ Draws a continuity-model mock with 10-25% distance errors, then fits it twice wi
    of REFLEX_MODEL.md §5;
 2. :func:`jaxhalo.inference.hierarchical.hierarchical_reflex_model`: every star's true distance is a
    parameter (prior rho ∝ r_gal^-2.5 times d^2 on 40-160 kpc, catalogue distance as a
-   Gaussian measurement), the reflex likelihood evaluated at the latent distance with no
-   distance-error term -- N + 18 parameters, sampled jointly.
+   Gaussian measurement with the catalogue's *fractional* error, sigma = f d), the reflex
+   likelihood evaluated at the latent distance with no distance-error term -- N + 18
+   parameters, sampled jointly.
+
+With the default seed, 400 stars (truth 15 km/s at 40 kpc): first-order 50.6 +- 6.8 km/s, latent
+distances 22.0 +- 7.4 (33.8 +- 7.0 with ``distance_error="absolute"``, the model before issue 17,
+whose latent distances came out 6 % short), the true distances 16.0 +- 6.7 (one chain). The latent
+posterior's mean |d - d_true| is 9.6 kpc against the catalogue's 13.6 kpc. v_travel is that
+sensitive to the distance scale because the solar reflex (|v_sun| = 250 km/s) fixes the proper
+motions' scale: 1 % in distance is ~2.5 km/s of travel velocity along -v_sun, near where the
+default apex lies. Coverage over many mocks: benchmarks/hierarchical_coverage.py.
 
 It prints v_travel at 40 and 120 kpc from both against the truth, and how much closer the
 latent distances are to the true ones than the catalogue's.
@@ -25,7 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxhalo.inference.hierarchical import run_hierarchical_nuts  # noqa: E402
-from jaxhalo.inference.ml import fit_map
+from jaxhalo.inference.ml import fit_map  # noqa: E402
 from jaxhalo.inference.nuts import run_nuts  # noqa: E402
 from jaxhalo.likelihoods.reflex import ReflexData, ReflexModel  # noqa: E402
 from jaxhalo.mocks.reflex import ErrorModel, make_reflex_mock  # noqa: E402

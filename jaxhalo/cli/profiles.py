@@ -7,13 +7,18 @@ their errors) this command
    V_theta > 0 northwards; :func:`jaxhalo.inference.profiles.li_velocity_components`) and
    propagates the distance, v_los and (correlated) proper-motion errors to their full 3x3
    error covariance by the Jacobian of the transformation (first order, ``jax.jacfwd``);
-2. bins the stars in Galactocentric radius (``--bins`` edges in kpc, or ``li2025`` for the
-   14 rows of Li et al. Table 1) and fits every bin at once with NUTS: the single- or
-   double-component Gaussian mixture of Li et al. eqs 1-3 (``--model single|double``, with
-   the full per-star error covariance; the double model needs a ``feh`` column) or the
-   compression + dipole field of eqs 5-6 (``--model dipole``);
+2. bins the stars in Galactocentric radius (``--bins`` edges in kpc; ``auto``, the default, for
+   up to 10 bins of ~100 stars between quantiles of r_GC; or ``li2025`` for the 14 rows of Li et
+   al. Table 1, bins outside the data's range then being skipped with a message) and fits
+   every bin at once with NUTS: the single- or double-component Gaussian mixture of Li et al.
+   eqs 1-3 (``--model single|double``, with the full per-star error covariance; the double
+   model needs a ``feh`` column) or the compression + dipole field of eqs 5-6 (``--model dipole``);
 3. writes ``profile.csv`` / ``profile.md`` (posterior 16/50/84 per bin and quantity; bins
    with fewer than ``--min-stars`` stars are listed with status ``empty`` and NaN values),
+   ``profile.nc`` (the fitted bins' posterior draws as an arviz InferenceData: dims chain, draw,
+   bin (coordinates r_lo, r_hi, r_mid in kpc, label, n_stars), component, column; units and
+   descriptions as variable attributes;
+   :func:`jaxhalo.inference.per_bin.per_bin_inference_data`),
    ``profiles.png`` (means, dispersions and beta against r with error bars, as Li et al.
    Fig. 2; mu_compr, mu_dipole, sigma_r for the dipole model), ``sky_sigma_r.csv`` and
    ``sky_sigma_r.png`` (sigma_r in HEALPix nside 4 pixels of Galactocentric longitude and
@@ -55,22 +60,35 @@ _COMPONENT_NAMES = {1: ("all",), 2: ("MR", "MP")}
 
 def _bins(spec: list[str], r: np.ndarray):
     # deferred: the JAX stack loads only when the command runs
-    from ..likelihoods.binned import BinError, LI2025_TABLE1_BINS, li2025_table1_masks, masks_from_edges
+    from ..likelihoods.binned import BinError, LI2025_TABLE1_BINS, li2025_table1_masks, masks_from_edges, quantile_edges
 
     if len(spec) == 1 and spec[0].lower() == "li2025":
         return li2025_table1_masks(r), np.array(LI2025_TABLE1_BINS, float), True
+    if len(spec) == 1 and spec[0].lower() == "auto":
+        edges = quantile_edges(r)
+        return masks_from_edges(r, edges), np.stack([edges[:-1], edges[1:]], -1), False
     try:
         edges = np.array([float(x) for x in spec])
     except ValueError as exc:
-        raise BinError(f"--bins takes radial edges in kpc or 'li2025', got {spec}") from exc
+        raise BinError(f"--bins takes radial edges in kpc, 'auto' or 'li2025', got {spec}") from exc
     masks = masks_from_edges(r, edges)
     return masks, np.stack([edges[:-1], edges[1:]], -1), False
+
+
+def skipped_bins_message(ranges: np.ndarray, counts: np.ndarray, min_stars: int) -> str | None:
+    """One line naming every bin with fewer than ``min_stars`` stars (not fitted), or None if there is none."""
+    bad = np.flatnonzero(np.asarray(counts) < min_stars)
+    if bad.size == 0:
+        return None
+    items = ", ".join(f"#{i} {ranges[i, 0]:g}-{ranges[i, 1]:g} kpc ({int(counts[i])} stars)" for i in bad)
+    return (f"skipping {bad.size} of {len(counts)} bins with fewer than --min-stars {min_stars} stars: {items}; "
+            "they are listed as 'empty' with NaN values (choose --bins inside the data's radial range, or 'auto')")
 
 
 def run_profiles(
     cat,
     out: Path,
-    bins: list[str] = ("li2025",),
+    bins: list[str] = ("auto",),
     model: str = "single",
     warmup: int = 200,
     samples: int = 500,
@@ -93,7 +111,7 @@ def run_profiles(
 
     from ..inference.profiles import dipole_model, li2025_dipole_prior, li2025_mixture_prior, mixture_profile_model
     from ..catalog.kinematics import catalog_velocities
-    from ..inference.per_bin import nuts_per_bin
+    from ..inference.per_bin import nuts_per_bin, per_bin_inference_data
     from ..likelihoods.binned import EmptyBinWarning, han_mc_dispersions, healpix_index, masks_from_index, pad_bins, summarize_profile
 
     if model not in ("single", "double", "dipole"):
@@ -143,8 +161,14 @@ def run_profiles(
         counts = masks.sum(axis=1)
         valid = counts >= min_stars
         empty = [int(i) for i in np.flatnonzero(~valid)]
-        say(f"[jaxhalo profiles] {len(cat)} stars, {n_bins} bins ({int(valid.sum())} fitted, empty: {empty}); "
-            f"model {model}; NUTS per bin, {chains} chain(s) x ({warmup} + {samples}), seed {seed}")
+        skipped = skipped_bins_message(ranges, counts, min_stars)
+        if skipped:
+            say(f"[jaxhalo profiles] {skipped}")
+        if not valid.any():
+            raise InsufficientStarsError(f"no bin holds --min-stars {min_stars} stars; nothing to fit")
+        say(f"[jaxhalo profiles] {len(cat)} stars, {n_bins} bins ({int(valid.sum())} fitted"
+            + (f", {len(empty)} skipped" if empty else "") + f"); model {model}; NUTS per bin, {chains} chain(s) x "
+            f"({warmup} + {samples}), seed {seed}")
         t_fit = time.perf_counter()
         res = nuts_per_bin(fit_model, masks, columns, static, key=jax.random.PRNGKey(seed), num_warmup=warmup,
                            num_samples=samples, num_chains=chains, min_stars=min_stars, fill=fill,
@@ -193,6 +217,14 @@ def run_profiles(
             tab[f"{name}_{p}"].info.format = ".3f"
     tab.write(out / "profile.csv", format="ascii.csv", overwrite=True)
     (out / "profile.md").write_text(markdown_table(tab))
+    labels = [f"{a:g}-{b:g} kpc" for a, b in ranges]
+    if li_layout:
+        labels[0] = f"all stars {labels[0]}"
+    idata = per_bin_inference_data(res, ranges, columns=None if model == "dipole" else cols,
+                                   components=None if model == "dipole" else _COMPONENT_NAMES[K],
+                                   order_column=None if model == "dipole" else D - 1, labels=labels)
+    idata.posterior.attrs["model"] = model
+    idata.to_netcdf(out / "profile.nc")
 
     # ---- figures -------------------------------------------------------------------------
     from ..plots import healpix_sky_plot, profile_plot  # deferred: matplotlib loads only when a figure is drawn
@@ -228,7 +260,7 @@ def run_profiles(
             "convergence": {"ok": not problems, "problems": problems, "r_hat_limit": R_HAT_LIMIT},
             "sky_pixels_fitted": int(han["valid"].sum()), "fit_s": t_fit, "total_s": time.perf_counter() - t0}
     (out / "diagnostics.json").write_text(strict_json(diag, indent=2))
-    say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
+    say(f"[jaxhalo profiles] wrote {out}/: profile.csv profile.md profile.nc profiles.png sky_sigma_r.csv sky_sigma_r.png diagnostics.json "
         f"({diag['total_s']:.1f} s)")
     return diag
 
@@ -246,14 +278,14 @@ def _max_rhat_per_bin(res) -> np.ndarray:
 
 
 def check_bins(spec: list[str]) -> None:
-    """Check ``--bins`` before any work: ``li2025`` or at least two strictly increasing, finite, non-negative
+    """Check ``--bins`` before any work: ``li2025``, ``auto`` or at least two strictly increasing, finite, non-negative
     edges in kpc; raises :class:`~jaxhalo.cli._validate.InputError`."""
-    if len(spec) == 1 and spec[0].lower() == "li2025":
+    if len(spec) == 1 and spec[0].lower() in ("li2025", "auto"):
         return
     try:
         edges = [float(x) for x in spec]
     except ValueError:
-        raise InputError(f"--bins takes radial edges in kpc or 'li2025', got {' '.join(spec)}") from None
+        raise InputError(f"--bins takes radial edges in kpc, 'auto' or 'li2025', got {' '.join(spec)}") from None
     if len(edges) < 2:
         raise InputError(f"--bins needs at least two edges (one bin), got {' '.join(spec)}")
     if not all(np.isfinite(edges)) or min(edges) < 0 or any(b <= a for a, b in zip(edges, edges[1:])):
@@ -297,10 +329,17 @@ def add_profiles_parser(sub) -> None:
                                    "profiles.png, sky_sigma_r.csv/.png and diagnostics.json into --out.")
     p.add_argument("catalog", nargs="?", default=None, help="6D star catalogue (default: the bundled example)")
     p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
+<<<<<<< HEAD
     p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
     p.add_argument("--model", choices=["single", "double", "dipole"], default="single",
                    help="one Gaussian per bin, two components ordered by [Fe/H] (needs 'feh'), or compression + dipole "
                         "(Li et al. eqs 1-3, 5-6)")
+=======
+    p.add_argument("--bins", nargs="+", default=["auto"],
+                   help="radial bin edges in kpc, 'auto' (default: up to 10 bins of ~100 stars at quantiles of r_GC) "
+                        "or 'li2025' (Li et al. Table 1's 14 rows)")
+    p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
+>>>>>>> h17comp
     p.add_argument("--warmup", type=int_range(1), default=200, help="NUTS warmup iterations per chain and bin")
     p.add_argument("--samples", type=int_range(1), default=500, help="NUTS draws per chain and bin")
     p.add_argument("--chains", type=int_range(1, 256), default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")

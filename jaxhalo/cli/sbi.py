@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -15,12 +16,19 @@ from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, fail
 from ._validate import SEED, InputError, check_input_file, float_range, int_range
 
-__all__ = ["add_sbi_parser", "cmd_sbi_infer", "cmd_sbi_train"]
+__all__ = ["add_sbi_parser", "cmd_sbi_infer", "cmd_sbi_train", "order_summaries", "read_summary_file"]
 
 
-def _read_summary(path: str):
-    """An observed summary vector from .npy, .json (a list, or {"summaries": [...]}) or text (.txt/.csv)."""
+def read_summary_file(path: str) -> tuple[np.ndarray, list[str] | None]:
+    """An observed summary vector and its labels (None where the file names none).
+
+    Formats: ``.npy``; ``.json`` (a list, or ``{"summaries": [...]}`` with optional ``"labels"``); a
+    table with a ``value`` column and optional ``label`` column -- the ``summaries.ecsv`` that
+    ``jaxhalo simulate`` writes, or a ``.csv`` / ``.txt`` with that header -- or a single-column
+    table; plain text (``.txt``, ``.csv``) of numbers. Raises :class:`InputError`.
+    """
     p = check_input_file(path, "summary file")
+    labels = None
     try:
         if p.suffix == ".npy":
             x = np.load(p)
@@ -30,8 +38,11 @@ def _read_summary(path: str):
                 if "summaries" not in obj:
                     raise InputError(f"summary file {p}: the JSON object has no key 'summaries' (keys: "
                                      f"{sorted(obj)[:8]}); write {{\"summaries\": [...]}} or a plain list")
+                labels = obj.get("labels")
                 obj = obj["summaries"]
             x = obj
+        elif p.suffix == ".ecsv" or _has_header(p):
+            x, labels = _read_summary_table(p)
         else:
             x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None)
         x = np.asarray(x, dtype=float).reshape(-1)
@@ -41,7 +52,69 @@ def _read_summary(path: str):
         raise InputError(f"summary file {p} is not a list of numbers ({exc})") from exc
     if x.size == 0:
         raise InputError(f"summary file {p} holds no numbers")
+    if labels is not None:
+        labels = [str(v) for v in labels]
+        if len(labels) != x.size:
+            raise InputError(f"summary file {p} has {len(labels)} labels for {x.size} values")
+    return x, labels
+
+
+def _has_header(p: Path) -> bool:
+    """Whether the first non-comment line of a text file holds a word that is not a number (a table header)."""
+    with open(p, errors="replace") as fh:
+        for line in fh:
+            if line.strip() and not line.lstrip().startswith("#"):
+                for tok in line.replace(",", " ").split():
+                    try:
+                        float(tok)
+                    except ValueError:
+                        return True
+                return False
+    return False
+
+
+def _read_summary_table(p: Path) -> tuple[np.ndarray, list[str] | None]:
+    """(values, labels) of a summary table: the ``value`` column (or the only numeric column) and ``label``."""
+    from astropy.table import Table  # deferred: astropy loads only when a table is read
+
+    try:
+        tab = Table.read(p, format="ascii.ecsv" if p.suffix == ".ecsv" else "ascii.csv")
+    except Exception as exc:  # astropy raises many types on malformed tables
+        raise InputError(f"summary file {p} is not a readable table ({exc})") from exc
+    names = list(tab.colnames)
+    if "value" in names:
+        col = "value"
+    else:
+        numeric = [n for n in names if tab[n].dtype.kind in "fiu"]
+        if len(numeric) != 1:
+            raise InputError(f"summary file {p}: give the summaries in a column 'value' (columns: {names})")
+        col = numeric[0]
+    labels = [str(v) for v in tab["label"]] if "label" in names else None
+    return np.asarray(tab[col], dtype=float), labels
+
+
+def order_summaries(x: np.ndarray, labels: list[str] | None, reference: Sequence[str]) -> np.ndarray:
+    """``x`` in the order of ``reference`` (e.g. the 52 Brooks et al. summaries a suite stores) when ``labels``
+    name exactly those summaries; unchanged when the file has no labels or none of them is in ``reference``
+    (another simulator's summaries). Raises :class:`InputError` when the labels name some of the reference
+    summaries but not exactly all of them once each."""
+    if labels is None:
+        return x
+    ref = list(reference)
+    if sorted(labels) == sorted(ref) and len(set(labels)) == len(labels):
+        return x[[labels.index(name) for name in ref]]
+    known = set(labels) & set(ref)
+    if known:
+        missing = [name for name in ref if name not in labels][:4]
+        extra = [name for name in labels if name not in ref][:4]
+        raise InputError(f"the summary labels name {len(known)} of the {len(ref)} simulator summaries but not exactly "
+                         f"all of them once (missing e.g. {missing}, unknown e.g. {extra})")
     return x
+
+
+def _read_summary(path: str) -> np.ndarray:
+    """The observed summary vector of :func:`read_summary_file` (in the file's order)."""
+    return read_summary_file(path)[0]
 
 
 def _model_header(path: str) -> dict:
@@ -156,7 +229,7 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
     """Posterior samples, derived masses, corner plot and TARP coverage for an observed summary vector."""
     check_output(args.out, args.overwrite)
     header = _model_header(args.model)
-    x = _read_summary(args.summary)
+    x, labels = read_summary_file(args.summary)
     if isinstance(header.get("cond_dim"), int) and x.size != header["cond_dim"]:
         raise InputError(f"the summary vector in {args.summary} has {x.size} entries; the model {args.model} was trained "
                          f"on {header['cond_dim']} summaries")
@@ -164,10 +237,14 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
     import jax  # deferred: the JAX stack loads only when the command runs
 
     from ..sbi.npe import NPEError, load_npe
+    from ..simulation.summaries import BROOKS_SUMMARY_LABELS
 
     try:
         model, header = load_npe(args.model)
-        x_obs = _read_summary(args.summary)
+        # a labelled file (summaries.ecsv of `jaxhalo simulate`) is put into the suite's summary order
+        x_obs = order_summaries(x, labels, BROOKS_SUMMARY_LABELS)
+        if labels is not None and x_obs is not x:
+            labels = list(BROOKS_SUMMARY_LABELS)
         if x_obs.size != model.cond_dim:
             raise NPEError(f"the summary vector in {args.summary} has {x_obs.size} entries; the model was trained on "
                            f"{model.cond_dim} summaries")
@@ -183,18 +260,19 @@ def cmd_sbi_infer(args: argparse.Namespace) -> int:
     except (NPEError, FileNotFoundError, ValueError) as exc:
         return fail(str(exc), "sbi infer")
     with StagedOutput(args.out) as out:
-        _infer_products(out, args, model, header, samples, t_sample, k_cov, k_ref, imputes)
+        _infer_products(out, args, model, header, samples, t_sample, k_cov, k_ref, imputes, x_obs, labels)
         add_provenance(out / "summary.json", command_provenance("sbi infer", args, [args.model, args.summary]))
     return 0
 
 
 def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, samples, t_sample: float, k_cov, k_ref,
-                    imputes: bool) -> None:
+                    imputes: bool, x_obs: np.ndarray, labels: list[str] | None) -> None:
     """Write the posterior samples, corner plot, TARP coverage and summary.json of ``sbi infer`` into ``out``."""
     import jax  # deferred: loaded by cmd_sbi_infer already
 
     from ..plots import corner_plot
     from ..sbi.derived import derived_masses
+    from ..sbi.npe import posterior_inference_data
     from ..sbi.store import SuiteStore, SuiteStoreError
     from ..sbi.tarp import plot_tarp, tarp_coverage
 
@@ -205,6 +283,9 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
         derived = derived_masses(samples, names)
         post.update(derived)
     np.savez(out / "posterior_samples.npz", **post)
+    idata = posterior_inference_data(samples, names, derived=derived, x_obs=x_obs, summary_labels=labels)
+    idata.posterior.attrs.update(model_file=str(args.model), summary_file=str(args.summary))
+    idata.to_netcdf(out / "posterior.nc")
     q = {k: dict(zip(("p16", "p50", "p84"), np.nanpercentile(v, [16, 50, 84]).tolist())) for k, v in post.items()}
     summary = {"model": str(args.model), "summary_file": str(args.summary), "n_samples": args.n_samples,
                "sampling_s": t_sample, "quantiles": q}
@@ -251,7 +332,11 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
             info(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "
                   f"KS(f ~ U) p {res.ks_uniform_pvalue:.3f}")
     (out / "summary.json").write_text(strict_json(summary, indent=2))
+<<<<<<< HEAD
     info(f"[jaxhalo sbi] wrote {args.out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
+=======
+    print(f"[jaxhalo sbi] wrote {args.out}/: posterior.nc posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
+>>>>>>> h17comp
           + " summary.json")
 
 
@@ -285,10 +370,18 @@ def add_sbi_parser(sub) -> None:
     add_verbosity(t)
     t.set_defaults(func=cmd_sbi_train)
     i = ss.add_parser("infer", help="posterior for an observed summary vector + corner and coverage plots")
+<<<<<<< HEAD
     i.add_argument("model", help="model file of `jaxhalo sbi train`")
     i.add_argument("summary", help="observed summaries: .npy, .json or text")
     i.add_argument("--out", required=True, metavar="DIR", help="output directory (written at the end; see --overwrite)")
     i.add_argument("--n-samples", type=int_range(1), default=10000, help="posterior samples to draw")
+=======
+    i.add_argument("model")
+    i.add_argument("summary", help="observed summaries: .npy, .json, text, or a table with a 'value' column (the "
+                                   "summaries.ecsv of `jaxhalo simulate`, put into the suite's order by its labels)")
+    i.add_argument("--out", required=True)
+    i.add_argument("--n-samples", type=int_range(1), default=10000)
+>>>>>>> h17comp
     i.add_argument("--store", default=None, help="suite for the coverage test (default: the training suite)")
     i.add_argument("--n-coverage", type=int_range(1), default=200, help="held-out simulations in the TARP test")
     i.add_argument("--coverage-samples", type=int_range(1), default=500, help="posterior draws per held-out simulation")

@@ -9,7 +9,14 @@ d_obs,i +- sigma_d,i (kpc) and sky position (l_i, b_i):
   element d^2 (the Jacobian of the cone), truncated to ``r_range`` in Galactocentric radius:
   p(d_i) ∝ d_i^2 r_gal(d_i)^-alpha on [d_lo,i, d_hi,i], where the bounds are where the line
   of sight crosses r_gal = r_min and r_max (:func:`los_distance_bounds`);
-* measurement: d_obs,i ~ N(d_i, sigma_d,i^2);
+* measurement (``distance_error``): ``"fractional"`` (default), d_obs,i ~ N(d_i, (f_i d_i)^2) with the
+  catalogue's fractional error f_i = sigma_d,i / d_obs,i -- the error scales with the true distance,
+  as for a photometric distance (and as :func:`jaxhalo.mocks.reflex.make_reflex_mock` draws it);
+  ``"absolute"``, d_obs,i ~ N(d_i, sigma_d,i^2) with the catalogue's sigma_d,i. The two differ
+  where errors are large: with f = 10-25 % the absolute form ties a star that scattered low to its
+  low d_obs with a too-small sigma, biasing the latent distances low on average by a few per cent,
+  and the travel velocity, through the solar reflex (|v_sun| = 250 km/s sets the proper motions'
+  distance scale), by ~2.5 km/s per per cent (benchmarks/hierarchical_coverage.py);
 * kinematics: the reflex likelihood of (v_los, mu_l*, mu_b) with the geometry (Galactocentric
   position, projection to the observables, r_gal of the continuity model, the conversion of
   tangential dispersions to proper motions) rebuilt at the latent distance and *no*
@@ -38,7 +45,8 @@ from ..likelihoods.reflex import ReflexData, ReflexModel
 from .ml import fit_map
 from .priors import PriorSet, prior_base_name, sample_prior_site
 
-__all__ = ["los_distance_bounds", "reflex_data_at_distance", "hierarchical_reflex_model", "catalog_arrays", "run_hierarchical_nuts"]
+__all__ = ["los_distance_bounds", "reflex_data_at_distance", "distance_log_likelihood", "hierarchical_reflex_model",
+           "catalog_arrays", "run_hierarchical_nuts"]
 
 
 def los_distance_bounds(l: Array, b: Array, r_range: tuple[float, float], solar: SolarParameters | None = None) -> tuple[Array, Array]:
@@ -74,6 +82,18 @@ def reflex_data_at_distance(arrays: Mapping[str, Array], distance: Array, solar:
     )
 
 
+def distance_log_likelihood(d: Array, d_obs: Array, sigma_obs: Array, distance_error: str = "fractional") -> Array:
+    """log p(d_obs | d) per star: ``"fractional"``, N(d_obs; d, (f d)^2) with f = sigma_obs / d_obs;
+    ``"absolute"``, N(d_obs; d, sigma_obs^2) (kpc; see the module docstring)."""
+    if distance_error == "fractional":
+        sigma = d * (sigma_obs / d_obs)
+    elif distance_error == "absolute":
+        sigma = sigma_obs
+    else:
+        raise ValueError(f"distance_error must be 'fractional' or 'absolute', got {distance_error!r}")
+    return dist.Normal(d, sigma).log_prob(d_obs)
+
+
 def hierarchical_reflex_model(
     arrays: Mapping[str, Array],
     spec: ReflexModel,
@@ -82,11 +102,14 @@ def hierarchical_reflex_model(
     r_range: tuple[float, float] = (40.0, 160.0),
     solar: SolarParameters | None = None,
     k: float = K_PM,
+    distance_error: str = "fractional",
 ) -> None:
     """numpyro model: reflex parameters of ``spec`` + one latent true distance per star.
 
     arrays : :func:`catalog_arrays` of the catalogue (angles rad, kpc, km/s, mas/yr).
     alpha, r_range : the power-law tracer density rho ∝ r_gal^-alpha on r_range (kpc).
+    distance_error : ``"fractional"`` (sigma = f_i d_i) or ``"absolute"`` (sigma = sigma_d,i); see the
+        module docstring.
     Sites: the reflex parameters (as :func:`jaxhalo.inference.models.reflex_numpyro_model`) and
     ``distance`` (N,) kpc; factors ``reflex`` (per-star log-likelihoods, (N,)), ``d_obs``
     (measurement) and ``d_prior`` (density along the line of sight).
@@ -98,7 +121,7 @@ def hierarchical_reflex_model(
         d = numpyro.sample("distance", dist.Uniform(d_lo, d_hi))
     data = reflex_data_at_distance(arrays, d, solar, k)
     numpyro.factor("reflex", spec.log_likelihood_per_star(params, data))
-    numpyro.factor("d_obs", dist.Normal(d, arrays["distance_err"]).log_prob(arrays["distance"]))
+    numpyro.factor("d_obs", distance_log_likelihood(d, arrays["distance"], arrays["distance_err"], distance_error))
     numpyro.factor("d_prior", 2.0 * jnp.log(d) - alpha * jnp.log(data.r_gal))
 
 
@@ -116,6 +139,7 @@ def run_hierarchical_nuts(
     solar: SolarParameters | None = None,
     k: float = K_PM,
     progress_bar: bool = False,
+    distance_error: str = "fractional",
     **nuts_kwargs,
 ):
     """NUTS on :func:`hierarchical_reflex_model`; returns the numpyro MCMC.
@@ -123,7 +147,7 @@ def run_hierarchical_nuts(
     Chains start at ``init_params`` (reflex parameters, e.g. :func:`jaxhalo.inference.ml.fit_map`
     of the first-order model; default: the first-order ML fit) and at the catalogue distances
     (clipped into each star's prior range). Chains run sequentially on CPU, vectorised on
-    an accelerator.
+    an accelerator. ``distance_error``: see :func:`hierarchical_reflex_model`.
     """
     solar = SolarParameters() if solar is None else solar
     key = jax.random.PRNGKey(0) if key is None else key
@@ -138,6 +162,8 @@ def run_hierarchical_nuts(
     method = "sequential" if jax.devices()[0].platform == "cpu" else "vectorized"
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=method, progress_bar=progress_bar)
+    if distance_error not in ("fractional", "absolute"):
+        raise ValueError(f"distance_error must be 'fractional' or 'absolute', got {distance_error!r}")
     mcmc.run(key, arrays=arrays, spec=spec, priors=priors, alpha=alpha, r_range=r_range, solar=solar, k=k,
-             extra_fields=("diverging",))
+             distance_error=distance_error, extra_fields=("diverging",))
     return mcmc

@@ -22,22 +22,26 @@ B = 1, so priors, deterministic sites and sign conventions are exactly theirs.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable, Mapping, NamedTuple, Sequence
 
+import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 from jax import Array
+from jax.typing import ArrayLike
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 from ..likelihoods.binned import BinError, pad_bins, warn_small_bins
 from .optim import lbfgs_backtracking, lbfgs_scan
+from .variables import LI2025_SIGN_CONVENTIONS, describe_profile_variable
 
-__all__ = ["PerBinNUTS", "bucket_bins", "nuts_per_bin"]
+__all__ = ["PerBinNUTS", "bucket_bins", "nuts_per_bin", "per_bin_inference_data"]
 
 
 class PerBinNUTS(NamedTuple):
@@ -322,3 +326,102 @@ def _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls)
         raise BinError("no bin has enough stars to fit")
     return PerBinNUTS(samples, diag["diverging"], diag["num_steps"], diag["accept_prob"], diag["step_size"],
                       np.asarray(counts), np.asarray(valid), buckets, walls)
+
+
+#: Dimensions after ``bin`` of the profile models' sites (:mod:`jaxhalo.inference.profiles`).
+_PROFILE_DIMS = {"mean": ["component", "column"], "sigma": ["component", "column"],
+                 "mean_other": ["component", "column_other"], "beta": ["component"], "weights": ["component"],
+                 "weights_free": ["component"]}
+
+
+def per_bin_inference_data(
+    res: PerBinNUTS,
+    ranges: ArrayLike | None = None,
+    columns: Sequence[str] | None = None,
+    components: Sequence[str] | None = None,
+    order_column: int | None = None,
+    labels: Sequence[str] | None = None,
+    keep_empty: bool = False,
+) -> az.InferenceData:
+    """arviz InferenceData of a per-bin profile fit (:func:`nuts_per_bin`) with named dimensions.
+
+    res : the fit. ranges : (B, 2) radial bin edges (kpc) -> coordinates ``r_lo``, ``r_hi``,
+        ``r_mid`` on ``bin`` (default: none). columns : names of the mixture model's data columns
+        (e.g. ``("v_r", "v_phi", "v_theta")``) -> coordinate of dim ``column`` (with a ``column_unit``
+        coordinate: dex for ``feh``, else km/s); components : names of the mixture components
+        (e.g. ``("MR", "MP")``) -> coordinate of ``component``. order_column : the ordered column
+        (its name is left out of ``column_other``, the coordinate of the sampled ``mean_other``).
+    labels : (B,) bin labels (default ``"{r_lo:g}-{r_hi:g} kpc"`` when ranges are given).
+    keep_empty : keep the bins that were not fitted (all-NaN draws); by default they are left out
+        and listed, by index, in the posterior's ``skipped_bins`` attribute (a JSON list).
+
+    Groups: ``posterior`` (every sampled and deterministic site; dims chain, draw, bin, then
+    component / column for the mixture's vector sites), ``sample_stats`` (diverging, n_steps,
+    acceptance_rate, step_size; dims chain, draw, bin) and ``constant_data`` (``n_stars`` per bin).
+    The ``bin`` coordinate is the bin's index in ``res``; ``n_stars``, ``label`` and the radii are
+    coordinates along it. Each posterior variable carries ``units`` and ``description``
+    attributes (:func:`jaxhalo.inference.variables.describe_profile_variable`).
+    """
+    B = int(res.counts.size)
+    keep = np.arange(B) if keep_empty else np.flatnonzero(res.valid)
+    if keep.size == 0:
+        raise BinError("no bin was fitted: nothing to put in an InferenceData")
+    coords: dict = {"bin": keep}
+    dims: dict = {}
+    post = {}
+    for name, v in res.samples.items():
+        v = np.asarray(v)[:, :, keep]
+        extra = _PROFILE_DIMS.get(name, [])
+        if len(extra) != v.ndim - 3:
+            extra = [f"{name}_dim_{i}" for i in range(v.ndim - 3)]
+        post[name] = v
+        dims[name] = ["bin"] + extra
+    if columns is not None:
+        columns = [str(c) for c in columns]
+        coords["column"] = columns
+        if order_column is not None:
+            coords["column_other"] = [c for i, c in enumerate(columns) if i != order_column % len(columns)]
+    if components is not None:
+        coords["component"] = [str(c) for c in components]
+    # only coordinates whose dimension is used (a dipole fit has no components)
+    used = {d for ds in dims.values() for d in ds}
+    coords = {k: v for k, v in coords.items() if k in used}
+    step = np.broadcast_to(np.asarray(res.step_size)[:, None, keep], np.asarray(res.diverging)[:, :, keep].shape)
+    stats = {"diverging": np.asarray(res.diverging)[:, :, keep], "n_steps": np.asarray(res.num_steps)[:, :, keep],
+             "acceptance_rate": np.asarray(res.accept_prob)[:, :, keep], "step_size": np.array(step)}
+    idata = az.from_dict(posterior=post, sample_stats=stats, constant_data={"n_stars": np.asarray(res.counts)[keep]},
+                         coords=coords, dims={**dims, **{k: ["bin"] for k in stats}, "n_stars": ["bin"]})
+    bin_coords = {"n_stars": ("bin", np.asarray(res.counts)[keep])}
+    if ranges is not None:
+        r = np.asarray(ranges, float)[keep]
+        bin_coords.update(r_lo=("bin", r[:, 0]), r_hi=("bin", r[:, 1]), r_mid=("bin", 0.5 * (r[:, 0] + r[:, 1])))
+        if labels is None:
+            labels = [f"{a:g}-{b:g} kpc" for a, b in np.asarray(ranges, float)]
+    if labels is not None:
+        bin_coords["label"] = ("bin", np.asarray([str(x) for x in labels])[keep])
+    if columns is not None and "column" in used:
+        units = ["dex" if c.lower().startswith("feh") else "km/s" for c in columns]
+    for group in idata.groups():
+        ds = getattr(idata, group)
+        ds = ds.assign_coords(bin_coords)
+        if columns is not None and "column" in ds.dims:
+            ds = ds.assign_coords(column_unit=("column", units))
+        setattr(idata, group, ds)
+    for name, var in idata.posterior.data_vars.items():
+        try:
+            unit, description = describe_profile_variable(name)
+        except KeyError:
+            unit, description = "", name
+        var.attrs.update(units=unit, description=description)
+    for name, (unit, description) in {
+        "diverging": ("", "NUTS transition diverged"), "n_steps": ("", "leapfrog steps of the NUTS transition"),
+        "acceptance_rate": ("", "mean Metropolis acceptance probability of the NUTS transition"),
+        "step_size": ("", "adapted step size of the bin's chain (unconstrained space)"),
+    }.items():
+        idata.sample_stats[name].attrs.update(units=unit, description=description)
+    idata.constant_data["n_stars"].attrs.update(units="", description="stars in the bin")
+    idata.posterior.attrs["sign_conventions"] = LI2025_SIGN_CONVENTIONS
+    idata.posterior.attrs["skipped_bins"] = json.dumps([int(i) for i in np.flatnonzero(~np.asarray(res.valid))])
+    idata.posterior.attrs["description"] = ("independent NUTS chains per radial bin (jaxhalo.inference.per_bin); "
+                                            "r_lo/r_hi/r_mid in kpc")
+    return idata

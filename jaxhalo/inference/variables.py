@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SIGN_CONVENTIONS", "describe_variable"]
+__all__ = ["LI2025_SIGN_CONVENTIONS", "SIGN_CONVENTIONS", "describe_profile_variable", "describe_variable"]
 
 #: The sign conventions of every velocity a reflex fit reports (see :mod:`jaxhalo.frames`).
 SIGN_CONVENTIONS: str = (
@@ -76,3 +76,46 @@ def describe_variable(name: str) -> tuple[str, str]:
         unit, what = _WHAT[m.group(1)]
         return unit, f"{what} at the r = {m.group(2)} kpc anchor"
     raise KeyError(f"no unit known for output variable {name!r}")
+
+
+#: The sign conventions of the binned profile fits (:mod:`jaxhalo.inference.profiles`, Li et al. 2025).
+LI2025_SIGN_CONVENTIONS: str = (
+    "Galactocentric spherical velocities in Li et al.'s signs: V_r > 0 outwards, V_phi < 0 prograde "
+    "(with the disc), V_theta > 0 northwards; beta = 1 - (sigma_theta^2 + sigma_phi^2) / (2 sigma_r^2)."
+)
+
+_PROFILE_WHAT = {
+    "mean": ("km/s", "mean of each velocity column per mixture component ([Fe/H] column in dex)"),
+    "sigma": ("km/s", "intrinsic dispersion of each velocity column per mixture component ([Fe/H] column in dex)"),
+    "mean_other": ("km/s", "component means of the columns other than the ordered one (sampled site)"),
+    "beta": ("", "velocity anisotropy beta = 1 - (sigma_theta^2 + sigma_phi^2) / (2 sigma_r^2) per component"),
+    "weights": ("", "fraction of the bin's stars in each mixture component"),
+    "p_first": ("", "weight of component 0 (the metal-rich one when ordered by [Fe/H])"),
+    "weights_free": ("", "Dirichlet component weights (sampled site, K > 2)"),
+    "order_frac": ("", "reparametrisation of the ordered column's component means (sampled site, Beta)"),
+    "mu_compr": ("km/s", "compression term of V_r (Li et al. eq. 5)"),
+    "mu_dipole": ("km/s", "dipole amplitude of V_r (Li et al. eq. 5)"),
+    "sigma_r": ("km/s", "intrinsic dispersion of V_r"),
+    "l_apex": ("rad", "Galactic longitude of the dipole apex"),
+    "sin_b_apex": ("", "sine of the Galactic latitude of the dipole apex"),
+    "b_apex": ("rad", "Galactic latitude of the dipole apex"),
+    "l_apex_deg": ("deg", "Galactic longitude of the dipole apex"),
+    "b_apex_deg": ("deg", "Galactic latitude of the dipole apex"),
+    "v_theta_eq7": ("km/s", "polar velocity V_theta implied by the dipole (Li et al. eq. 7)"),
+}
+
+
+def describe_profile_variable(name: str) -> tuple[str, str]:
+    """``(unit, description)`` of a per-bin profile variable (:mod:`jaxhalo.inference.profiles` sites);
+    raises ``KeyError`` for an unknown name.
+
+    >>> describe_profile_variable("order_frac_0")
+    ('', "reparametrisation of the ordered column's component means (sampled site, Beta), component 0")
+    """
+    if name in _PROFILE_WHAT:
+        return _PROFILE_WHAT[name]
+    m = re.fullmatch(r"(.+)_(\d+)", name)
+    if m and m.group(1) in _PROFILE_WHAT:
+        unit, what = _PROFILE_WHAT[m.group(1)]
+        return unit, f"{what}, component {m.group(2)}"
+    raise KeyError(f"no unit known for profile variable {name!r}")

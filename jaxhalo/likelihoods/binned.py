@@ -36,6 +36,7 @@ __all__ = [
     "EmptyBinWarning",
     "PaddedBins",
     "masks_from_edges",
+    "quantile_edges",
     "masks_from_index",
     "li2025_table1_masks",
     "pad_bins",
@@ -107,6 +108,31 @@ def masks_from_edges(values: ArrayLike, edges: Sequence[float], right_closed_las
     if right_closed_last:
         m[-1] |= v == e[-1]
     return m
+
+
+def quantile_edges(values: ArrayLike, n_bins: int | None = None, stars_per_bin: int = 100, max_bins: int = 10,
+                   decimals: int = 1) -> np.ndarray:
+    """Bin edges (B + 1,) at quantiles of ``values`` (N,): bins of about equal counts inside the data range.
+
+    n_bins : default ``clip(N // stars_per_bin, 1, max_bins)`` over the finite values. The inner edges
+    are rounded to ``decimals`` decimals, the outer ones outwards (floor / ceil), so every value
+    lies in a bin of :func:`masks_from_edges`; edges that round together are merged.
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise BinError("no finite values to place bin edges on")
+    if n_bins is None:
+        n_bins = int(np.clip(v.size // max(int(stars_per_bin), 1), 1, max_bins))
+    if n_bins < 1:
+        raise BinError(f"n_bins must be >= 1, got {n_bins}")
+    scale = 10.0 ** decimals
+    e = np.round(np.quantile(v, np.linspace(0.0, 1.0, n_bins + 1)) * scale) / scale
+    e[0], e[-1] = np.floor(v.min() * scale) / scale, np.ceil(v.max() * scale) / scale
+    e = np.unique(e)
+    if e.size < 2:  # every value the same (after rounding)
+        e = np.array([e[0], e[0] + 1.0 / scale])
+    return e
 
 
 def masks_from_index(index: ArrayLike, n_bins: int) -> np.ndarray:

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import arviz as az
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -44,8 +45,11 @@ from flowjax.flows import masked_autoregressive_flow
 from jax import Array
 from jax.typing import ArrayLike
 
+from ..inference.variables import describe_variable
+from ..simulation.parameters import PARAMETER_DESCRIPTIONS, PARAMETER_NAMES, PARAMETER_UNITS
+
 __all__ = ["MIN_TRAINING_ROWS", "MIN_VALIDATION_ROWS", "NPEConfig", "NPEError", "NPEnsemble", "TrainingReport", "train_npe",
-           "save_npe", "load_npe", "make_flow"]
+           "save_npe", "load_npe", "make_flow", "posterior_inference_data"]
 
 _MAGIC = "jaxhalo-npe"
 _VERSION = 1
@@ -427,3 +431,76 @@ def load_npe(path: str | Path) -> tuple[NPEnsemble, dict[str, Any]]:
         except Exception as exc:  # equinox raises several types on a truncated / mismatched file
             raise NPEError(f"corrupt NPE model file {path}: {exc}") from exc
     return model, header
+
+
+#: Units and descriptions of :func:`jaxhalo.sbi.derived.derived_masses`' outputs (at r = 50 kpc).
+_DERIVED = {
+    "m200_mw": ("Msun", "M200 of the MW halo"),
+    "m_mw_lt50": ("Msun", "MW mass within 50 kpc (halo, bulge and disc)"),
+    "m_lmc_lt50": ("Msun", "LMC mass within 50 kpc of its centre"),
+    "mass_ratio_lt50": ("", "M_LMC(< 50 kpc) / M_MW(< 50 kpc)"),
+    "m_lmc_over_m200": ("", "total LMC mass / M200 of the MW"),
+    "lambda_df": ("", "dynamical-friction strength lambda_DF"),
+}
+
+
+def _describe(name: str) -> tuple[str, str]:
+    if name in PARAMETER_NAMES:
+        i = PARAMETER_NAMES.index(name)
+        return PARAMETER_UNITS[i], PARAMETER_DESCRIPTIONS[i]
+    if name in _DERIVED:
+        return _DERIVED[name]
+    try:
+        return describe_variable(name)  # the reflex targets of ``sbi train --with-reflex``
+    except KeyError:
+        return "", name
+
+
+def posterior_inference_data(
+    samples: ArrayLike,
+    parameter_names: Sequence[str],
+    derived: dict[str, ArrayLike] | None = None,
+    x_obs: ArrayLike | None = None,
+    summary_labels: Sequence[str] | None = None,
+) -> az.InferenceData:
+    """arviz InferenceData of NPE posterior draws, e.g. :meth:`NPEnsemble.sample`'s (n, P).
+
+    samples : (n, P) independent draws, split in order into 4 (or 2) pseudo-chains where n allows (so
+        that arviz's R-hat and ESS apply: ~1 and ~n for independent draws), or (chains, draws, P).
+    parameter_names : the P names (one posterior variable each).
+    derived : extra posterior variables shaped like one column of ``samples`` (e.g.
+        :func:`jaxhalo.sbi.derived.derived_masses`).
+    x_obs : the observed summary vector (S,), stored as ``observed_data.summaries`` with dim
+        ``summary`` whose coordinate is ``summary_labels`` (default 0..S-1).
+
+    Every posterior variable carries ``units`` and ``description`` attributes (the simulator's
+    Table 1 parameters, the derived masses, the reflex targets of ``sbi train --with-reflex``).
+    """
+    s = np.asarray(samples, dtype=float)
+    names = list(parameter_names)
+    if s.ndim == 2:  # independent draws: split into pseudo-chains so that arviz's diagnostics apply
+        chains = next(c for c in (4, 2, 1) if s.shape[0] % c == 0 and s.shape[0] >= 4 * c)
+        s = s.reshape((chains, -1) + s.shape[1:])
+    if s.ndim != 3 or s.shape[-1] != len(names):
+        raise NPEError(f"samples must be (n, {len(names)}) or (chains, n, {len(names)}), got shape {np.shape(samples)}")
+    post = {n: s[..., i] for i, n in enumerate(names)}
+    for k, v in (derived or {}).items():
+        post[k] = np.asarray(v, dtype=float).reshape(s.shape[:2])  # in the order of ``samples``' rows
+    kwargs: dict[str, Any] = {"posterior": post}
+    if x_obs is not None:
+        x = np.asarray(x_obs, dtype=float).reshape(-1)
+        labels = np.arange(x.size) if summary_labels is None else np.asarray([str(v) for v in summary_labels])
+        if labels.size != x.size:
+            raise NPEError(f"{labels.size} summary labels for {x.size} summaries")
+        kwargs.update(observed_data={"summaries": x}, dims={"summaries": ["summary"]}, coords={"summary": labels})
+    idata = az.from_dict(**kwargs)
+    for name, var in idata.posterior.data_vars.items():
+        unit, description = _describe(name)
+        var.attrs.update(units=unit, description=description)
+    idata.posterior.attrs["description"] = ("neural posterior estimate (jaxhalo.sbi.npe): independent draws of the "
+                                            "ensemble q(theta | x_obs), truncated to the prior's support")
+    if x_obs is not None:
+        idata.observed_data["summaries"].attrs.update(
+            units="km/s" if summary_labels is not None and str(labels[0]).startswith("mean_vgsr") else "",
+            description="observed summary vector x_obs")
+    return idata

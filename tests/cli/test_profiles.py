@@ -68,7 +68,22 @@ def test_profiles_cli_end_to_end(tmp_path, capsys):
     assert prov["command"] == "profiles" and prov["options"]["bins"] == ["40", "70", "160", "300", "1000"]
     assert prov["inputs"][0]["path"] == str(path) and len(prov["inputs"][0]["sha256"]) == 64
     assert prov["device"]["dtype"] == "float64"
-    assert "empty" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    n_empty = int(np.sum(tab["status"] == "empty"))
+    assert "empty" in text and f"skipping {n_empty} of 4 bins" in text and "#3 300-1000 kpc (0 stars)" in text
+    # profile.nc: the fitted bins' draws, named dims, radii along bin, units
+    import arviz as az
+
+    idata = az.from_netcdf(out / "profile.nc")
+    post = idata.posterior
+    fitted = [i for i in range(4) if tab["status"][i] == "ok"]
+    assert post["bin"].values.tolist() == fitted and json.loads(post.attrs["skipped_bins"]) == diag["empty_bins"]
+    assert post["sigma"].dims == ("chain", "draw", "bin", "component", "column")
+    assert post["column"].values.tolist() == ["v_r", "v_phi", "v_theta"] and post["component"].values.tolist() == ["all"]
+    assert post["r_mid"].values[0] == 55.0 and post["sigma"].attrs["units"] == "km/s"
+    np.testing.assert_allclose(np.median(post["sigma"].sel(bin=0, column="v_r").values), tab["sigma_v_r_all_p50"][0],
+                               rtol=1e-6)
+    assert len(az.summary(idata, var_names=["beta"])) == len(fitted)
 
 
 def test_profiles_double_needs_feh(tmp_path, capsys):
@@ -105,3 +120,40 @@ def test_profiles_cli_dipole_model(tmp_path):
     conv = diag["convergence"]
     assert conv["r_hat_limit"] == 1.05
     assert conv["ok"] == (diag["max_rhat"] < 1.05 and diag["divergences"] == 0) == (not conv["problems"])
+    import arviz as az
+
+    post = az.from_netcdf(out / "profile.nc").posterior
+    assert post["mu_dipole"].dims == ("chain", "draw", "bin") and post["mu_dipole"].attrs["units"] == "km/s"
+    assert post["l_apex_deg"].attrs["units"] == "deg" and "component" not in post.dims
+
+
+def test_default_bins_suit_the_bundled_catalogue():
+    """`--bins auto` (the default) on the bundled catalogue: every bin holds ~100 stars inside the data's
+    range, none is skipped; Li et al.'s layout there leaves its 9 inner shells empty, and the message
+    names each of them."""
+    from jaxhalo import example_catalog
+    from jaxhalo.cli import build_parser
+    from jaxhalo.cli.profiles import skipped_bins_message
+    from jaxhalo.likelihoods.binned import LI2025_TABLE1_BINS, li2025_table1_masks, masks_from_edges, quantile_edges
+
+    assert build_parser().parse_args(["profiles"]).bins == ["auto"]
+    r = example_catalog().r_gal()  # the r_gc that `jaxhalo profiles` bins
+    edges = quantile_edges(r)
+    counts = masks_from_edges(r, edges).sum(1)
+    assert edges.size == 9 and counts.sum() == r.size and counts.min() >= 100  # 850 stars in 8 bins
+    assert edges[0] <= r.min() and edges[-1] >= r.max()
+    ranges = np.stack([edges[:-1], edges[1:]], -1)
+    assert skipped_bins_message(ranges, counts, 10) is None
+    li = li2025_table1_masks(r).sum(1)
+    msg = skipped_bins_message(np.array(LI2025_TABLE1_BINS), li, 10)
+    assert msg.startswith("skipping 9 of 14 bins") and "#1 3-9 kpc (0 stars)" in msg and "#9 28.7-35.8 kpc" in msg
+
+
+@pytest.mark.slow
+def test_default_profiles_on_the_bundled_catalogue(tmp_path, capsys):
+    """`jaxhalo profiles` with its defaults on the bundled catalogue fits every bin (none empty)."""
+    out = tmp_path / "prof"
+    assert main(["profiles", "--warmup", "50", "--samples", "50", "--chains", "1", "--n-mc", "10", "--out", str(out)]) == 0
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["empty_bins"] == [] and diag["n_bins"] == 8 and min(diag["counts"]) >= 100
+    assert "skipping" not in capsys.readouterr().out

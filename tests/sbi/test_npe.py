@@ -129,9 +129,46 @@ def test_cli_train_infer_end_to_end(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"summaries": x.tolist()}))
     assert main(["sbi", "infer", str(model), str(tmp_path / "x.json"), "--out", str(out), "--n-samples", "500",
                  "--coverage-samples", "100"]) == 0
-    for f in ("posterior_samples.npz", "corner.png", "coverage.png", "summary.json"):
+    for f in ("posterior.nc", "posterior_samples.npz", "corner.png", "coverage.png", "summary.json"):
         assert (out / f).stat().st_size > 0, f
     summ = json.loads((out / "summary.json").read_text())
     assert summ["coverage"]["n_sims"] == 80 and "m_mw_lt50" in summ["quantiles"]
     post = np.load(out / "posterior_samples.npz")
     assert post["m_lmc"].shape == (500,) and np.all(post["m_lmc"] >= 2.5e10)  # prior rejection
+    import arviz as az
+
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert idata.posterior["m_lmc"].dims == ("chain", "draw") and idata.posterior["m_lmc"].size == 500
+    np.testing.assert_array_equal(np.sort(idata.posterior["m_lmc"].values.ravel()), np.sort(post["m_lmc"]))
+    assert idata.posterior["m_lmc"].attrs["units"] == "Msun" and idata.posterior["m_mw_lt50"].attrs["units"] == "Msun"
+    np.testing.assert_array_equal(idata.observed_data["summaries"].values, x)
+
+
+def test_posterior_inference_data_names_and_units():
+    """NPE draws (n, P) as InferenceData: 4 pseudo-chains of independent draws in order, units and descriptions
+    from the parameter table, the observed summaries under their labels; az.summary works."""
+    import arviz as az
+
+    from jaxhalo.sbi.npe import posterior_inference_data
+    from jaxhalo.simulation.summaries import BROOKS_SUMMARY_LABELS
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(400, 3)) * [0.1, 1e10, 5.0] + [12.0, 1.5e11, 30.0]
+    x = rng.normal(size=52)
+    idata = posterior_inference_data(s, ["log10_m200", "m_lmc", "v_travel_r40"], derived={"m_mw_lt50": s[:, 0] * 1e10},
+                                     x_obs=x, summary_labels=BROOKS_SUMMARY_LABELS)
+    post = idata.posterior
+    assert post["m_lmc"].dims == ("chain", "draw") and post["m_lmc"].shape == (4, 100)
+    np.testing.assert_array_equal(post["m_lmc"].values.ravel(), s[:, 1])  # row order kept
+    np.testing.assert_array_equal(post["m_mw_lt50"].values.ravel(), s[:, 0] * 1e10)
+    assert post["log10_m200"].attrs["units"] == "log10 Msun" and post["m_lmc"].attrs["units"] == "Msun"
+    assert post["v_travel_r40"].attrs["units"] == "km/s" and post["m_mw_lt50"].attrs["units"] == "Msun"
+    assert idata.observed_data["summaries"].dims == ("summary",)
+    assert idata.observed_data["summary"].values[0] == BROOKS_SUMMARY_LABELS[0]
+    summ = az.summary(idata, var_names=["log10_m200", "m_lmc"])
+    np.testing.assert_allclose(summ.loc["log10_m200", "mean"], s[:, 0].mean(), atol=1e-3)  # arviz rounds to 3 decimals
+    assert np.all(summ["r_hat"] < 1.05)  # independent draws
+    assert posterior_inference_data(s[:10], ["a", "b", "c"]).posterior["a"].shape == (2, 5)
+    assert posterior_inference_data(s[:7], ["a", "b", "c"]).posterior["a"].shape == (1, 7)
+    with pytest.raises(NPEError, match="samples must be"):
+        posterior_inference_data(s, ["a", "b"])
