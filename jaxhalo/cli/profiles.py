@@ -329,17 +329,12 @@ def add_profiles_parser(sub) -> None:
                                    "profiles.png, sky_sigma_r.csv/.png and diagnostics.json into --out.")
     p.add_argument("catalog", nargs="?", default=None, help="6D star catalogue (default: the bundled example)")
     p.add_argument("--format", default=None, help="file format (astropy name, or 'peer-t' / 'peer-h')")
-<<<<<<< HEAD
-    p.add_argument("--bins", nargs="+", default=["li2025"], help="radial bin edges in kpc, or 'li2025' (Li et al. Table 1's 14 rows)")
-    p.add_argument("--model", choices=["single", "double", "dipole"], default="single",
-                   help="one Gaussian per bin, two components ordered by [Fe/H] (needs 'feh'), or compression + dipole "
-                        "(Li et al. eqs 1-3, 5-6)")
-=======
     p.add_argument("--bins", nargs="+", default=["auto"],
                    help="radial bin edges in kpc, 'auto' (default: up to 10 bins of ~100 stars at quantiles of r_GC) "
                         "or 'li2025' (Li et al. Table 1's 14 rows)")
-    p.add_argument("--model", choices=["single", "double", "dipole"], default="single")
->>>>>>> h17comp
+    p.add_argument("--model", choices=["single", "double", "dipole"], default="single",
+                   help="one Gaussian per bin, two components ordered by [Fe/H] (needs 'feh'), or compression + dipole "
+                        "(Li et al. eqs 1-3, 5-6)")
     p.add_argument("--warmup", type=int_range(1), default=200, help="NUTS warmup iterations per chain and bin")
     p.add_argument("--samples", type=int_range(1), default=500, help="NUTS draws per chain and bin")
     p.add_argument("--chains", type=int_range(1, 256), default=2, help="NUTS chains per bin (R-hat per bin needs >= 2)")

@@ -332,11 +332,7 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
             info(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "
                   f"KS(f ~ U) p {res.ks_uniform_pvalue:.3f}")
     (out / "summary.json").write_text(strict_json(summary, indent=2))
-<<<<<<< HEAD
-    info(f"[jaxhalo sbi] wrote {args.out}/: posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
-=======
-    print(f"[jaxhalo sbi] wrote {args.out}/: posterior.nc posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
->>>>>>> h17comp
+    info(f"[jaxhalo sbi] wrote {args.out}/: posterior.nc posterior_samples.npz corner.png" + (" coverage.png" if "coverage" in summary else "")
           + " summary.json")
 
 
@@ -370,18 +366,11 @@ def add_sbi_parser(sub) -> None:
     add_verbosity(t)
     t.set_defaults(func=cmd_sbi_train)
     i = ss.add_parser("infer", help="posterior for an observed summary vector + corner and coverage plots")
-<<<<<<< HEAD
     i.add_argument("model", help="model file of `jaxhalo sbi train`")
-    i.add_argument("summary", help="observed summaries: .npy, .json or text")
-    i.add_argument("--out", required=True, metavar="DIR", help="output directory (written at the end; see --overwrite)")
-    i.add_argument("--n-samples", type=int_range(1), default=10000, help="posterior samples to draw")
-=======
-    i.add_argument("model")
     i.add_argument("summary", help="observed summaries: .npy, .json, text, or a table with a 'value' column (the "
                                    "summaries.ecsv of `jaxhalo simulate`, put into the suite's order by its labels)")
-    i.add_argument("--out", required=True)
-    i.add_argument("--n-samples", type=int_range(1), default=10000)
->>>>>>> h17comp
+    i.add_argument("--out", required=True, metavar="DIR", help="output directory (written at the end; see --overwrite)")
+    i.add_argument("--n-samples", type=int_range(1), default=10000, help="posterior samples to draw")
     i.add_argument("--store", default=None, help="suite for the coverage test (default: the training suite)")
     i.add_argument("--n-coverage", type=int_range(1), default=200, help="held-out simulations in the TARP test")
     i.add_argument("--coverage-samples", type=int_range(1), default=500, help="posterior draws per held-out simulation")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-<<<<<<< HEAD
 from ..units import (
     DEGREE,
     DIMENSIONLESS,
@@ -26,11 +25,8 @@ from ..units import (
 )
 from .errors import SimulatorError
 
-__all__ = ["PARAMETER_NAMES", "PARAMETER_UNITS", "PARAMETER_ASTROPY_UNITS", "PRIOR_TABLE1", "FIDUCIAL_THETA",
+__all__ = ["PARAMETER_NAMES", "PARAMETER_UNITS", "PARAMETER_DESCRIPTIONS", "PARAMETER_ASTROPY_UNITS", "PRIOR_TABLE1", "FIDUCIAL_THETA",
            "theta_to_internal"]
-=======
-__all__ = ["PARAMETER_NAMES", "PARAMETER_UNITS", "PARAMETER_DESCRIPTIONS", "PRIOR_TABLE1", "FIDUCIAL_THETA"]
->>>>>>> h17comp
 
 #: Names of the 12 entries of theta (Brooks et al. 2026 Table 1 order).
 PARAMETER_NAMES: tuple[str, ...] = (
@@ -41,12 +37,11 @@ PARAMETER_NAMES: tuple[str, ...] = (
 PARAMETER_UNITS: tuple[str, ...] = (
     "log10 Msun", "Msun", "", "deg", "deg", "kpc", "km/s", "mas/yr", "mas/yr", "", "kpc", "",
 )
-<<<<<<< HEAD
 #: The same units as astropy unit strings (:mod:`jaxhalo.units`), for converting Quantities:
 #: log10_m200 takes ``12 * u.dex(u.Msun)`` or a mass Quantity (``1e12 * u.Msun``, its log10 taken).
 PARAMETER_ASTROPY_UNITS: tuple[str, ...] = (
     LOG10_MSUN, MSUN, DIMENSIONLESS, DEGREE, DEGREE, KPC, KM_S, MAS_YR, MAS_YR, DIMENSIONLESS, KPC, DIMENSIONLESS,
-=======
+)
 #: One-line descriptions of the entries of theta.
 PARAMETER_DESCRIPTIONS: tuple[str, ...] = (
     "log10 of the MW halo's M200", "total LMC mass (Hernquist, M(<8.7 kpc) = 1.7e10 Msun)",
@@ -54,7 +49,6 @@ PARAMETER_DESCRIPTIONS: tuple[str, ...] = (
     "LMC heliocentric distance", "LMC line-of-sight velocity", "LMC proper motion mu_alpha*",
     "LMC proper motion mu_delta", "constant velocity anisotropy of the halo tracers",
     "tracer density scale radius (Brooks et al. 2026 eq. 2)", "outer slope of the tracer density",
->>>>>>> h17comp
 )
 #: Brooks et al. (2026) Table 1 priors: name -> ("uniform", low, high) or ("normal", mean, sd).
 PRIOR_TABLE1: dict[str, tuple[str, float, float]] = {
