@@ -29,8 +29,8 @@ simulation "the MW reflex parameters as measured from the stellar halo": v_trave
 
 Writes ``<out>/brooks2025_closed_loop.json`` (and nothing else, nowhere else)::
 
-    python examples/brooks2025_closed_loop.py OUT_DIR            # paper size, ~10 min on 2 busy cores
-    python examples/brooks2025_closed_loop.py OUT_DIR --small    # 1,500 tracers, no hypotheses (~2 min)
+    python examples/brooks2025_closed_loop.py OUT_DIR            # paper size, ~6 min on 2 busy cores
+    python examples/brooks2025_closed_loop.py OUT_DIR --small    # 1,500 tracers, no hypotheses (~1.5 min)
 
 ``JAXHALO_EXAMPLE_SMALL=1`` in the environment is the same as ``--small``. The benchmark
 ``benchmarks/bench_brooks2025_closed_loop.py`` runs this and records the result.
