@@ -22,7 +22,7 @@ def test_every_output_name_has_a_unit(form, apex, outlier, kind):
     spec = ReflexModel(form, apex, outlier=outlier)
     trace = handlers.trace(handlers.seed(lambda: sample_prior_sites(spec, PriorSet(kind=kind)), 0)).get_trace()
     names = set(trace)  # every sampled and deterministic site
-    samples = {n: jnp.zeros(()) for n in spec.param_names}
+    samples = {n: jnp.full((), 0.5) for n in spec.param_names}  # inside every prior (dispersions must be > 0)
     names |= set(physical_parameters(spec, samples)) | set(derived_quantities(spec, samples, (40.0, 50.0, 100.0)))
     for n in sorted(names):
         unit, what = describe_variable(n)
