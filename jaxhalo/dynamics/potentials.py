@@ -23,6 +23,7 @@ Contents
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -44,6 +45,7 @@ __all__ = [
     "PointMass",
     "MiyamotoNagai",
     "ExponentialDisc",
+    "ExponentialDiscTable",
     "DensityProfile",
     "BulgeDensity",
     "DoublePowerLawDensity",
@@ -652,6 +654,118 @@ class ExponentialDisc(Potential):
         D2 = (R + Rp[:, None]) ** 2 + (x[2] - zp[None, :]) ** 2
         k = _ellipk(4.0 * R * Rp[:, None] / D2)
         return -G * self.mass * jnp.sum(wr[:, None] * wz[None, :] * (2.0 / jnp.pi) * k / jnp.sqrt(D2))
+
+    def _rho(self, x: Array) -> Array:
+        R = _safe_norm(x[:2])
+        h = self.scale_height
+        return (self.mass / (8.0 * jnp.pi * self.scale_radius**2 * h) * jnp.exp(-R / self.scale_radius)
+                / jnp.cosh(x[2] / (2.0 * h)) ** 2)
+
+
+#: The exact disc's table (``scripts/build_disc_table.py``), loaded once on first use.
+_DISC_TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "exp_disc_table.npz"
+_DISC_TABLE: dict | None = None
+#: Blend from the table to the multipole far field over R_BLEND[0] <= r / R_d <= R_BLEND[1].
+_DISC_BLEND = (90.0, 100.0)
+
+
+def _disc_table() -> dict:
+    global _DISC_TABLE
+    if _DISC_TABLE is None:
+        with np.load(_DISC_TABLE_PATH) as f:
+            _DISC_TABLE = {k: f[k] for k in f.files}
+    return _DISC_TABLE
+
+
+def _logistic_moments(beta: float) -> tuple[float, float, float]:
+    """<z^2>, <z^4>, <z^6> of zeta = sech^2(z / 2 beta) / (4 beta) (the logistic distribution of scale beta)."""
+    p2 = math.pi**2 * beta**2
+    return p2 / 3.0, 7.0 * p2**2 / 15.0, 31.0 * p2**3 / 21.0
+
+
+def _disc_multipoles(beta: float) -> tuple[float, float, float]:
+    """Q_l = <r^l P_l(cos theta)> (units R_d^l) of the unit exponential sech^2 disc, l = 2, 4, 6
+    (<R^2n> = (2n + 1)! for the weight R exp(-R))."""
+    z2, z4, z6 = _logistic_moments(beta)
+    R2, R4, R6 = 6.0, 120.0, 5040.0
+    q2 = z2 - 0.5 * R2
+    q4 = (8.0 * z4 - 24.0 * z2 * R2 + 3.0 * R4) / 8.0
+    q6 = (16.0 * z6 - 120.0 * z4 * R2 + 90.0 * z2 * R4 - 5.0 * R6) / 16.0
+    return q2, q4, q6
+
+
+def _quintic_hermite_basis(t: Array) -> Array:
+    """Quintic Hermite basis on [0, 1] as (node, order): value, h x slope, h^2 x curvature weights at t = 0 and 1."""
+    t2, t3 = t * t, t * t * t
+    t4, t5 = t3 * t, t3 * t2
+    return jnp.stack([
+        jnp.stack([1 - 10 * t3 + 15 * t4 - 6 * t5, t - 6 * t3 + 8 * t4 - 3 * t5, 0.5 * (t2 - 3 * t3 + 3 * t4 - t5)]),
+        jnp.stack([10 * t3 - 15 * t4 + 6 * t5, -4 * t3 + 7 * t4 - 3 * t5, 0.5 * (t3 - 2 * t4 + t5)]),
+    ])
+
+
+class ExponentialDiscTable(Potential):
+    """The exact exponential sech^2 disc, rho = M / (8 pi R_d^2 h) exp(-R/R_d) sech^2(z / 2h), from a precomputed table.
+
+    Phi(R, z) = (G M / R_d) phi(R / R_d, z / R_d): phi for the Brooks et al. shape h / R_d = 0.4 / 3 is tabulated
+    with its exact derivatives (``jaxhalo/data/exp_disc_table.npz``, 201 x 201 nodes, 1.2 MB, built by
+    ``scripts/build_disc_table.py`` from the Hankel transform, which agrees with an independent scipy ring
+    quadrature to ~1e-12) on a grid uniform in u = asinh(R / 0.5 R_d), w = asinh(|z| / 0.2 R_d) out to
+    R, |z| = 100 R_d (300 kpc for R_d = 3), and interpolated by bicubic Hermite; beyond r = 90 R_d it blends
+    (quintic smoothstep, to r = 100 R_d) into the multipole far field l = 0, 2, 4, 6 of the exact disc
+    (truncation ~1e-10 there). The force is -grad Phi by autodiff (so jit / vmap / grad w.r.t. positions,
+    ``mass`` and ``scale_radius`` work), the density analytic.
+
+    Accuracy (tested in tests/dynamics/test_exact_disc.py against scipy ring quadrature): force
+    |dF| / |F| <= 4.2e-7 at every cell centre of the table (the worst interpolation point; median 1e-8),
+    potential <= 1e-8 relative, for R <= 300 kpc, |z| <= 300 kpc and beyond, inside the disc included.
+    Cost: one 2 x 2 x 4 table gather and 16 products per point (about the cost of 2-3 Miyamoto-Nagai
+    discs). ``scale_height`` must be 0.4/3 of ``scale_radius`` (checked when concrete).
+    """
+
+    mass: Array = eqx.field(converter=jnp.asarray, default=5e10)
+    scale_radius: Array = eqx.field(converter=jnp.asarray, default=3.0)
+    scale_height: Array = eqx.field(converter=jnp.asarray, default=0.4)
+
+    def __check_init__(self):
+        if is_concrete(self.scale_radius, self.scale_height):
+            beta = float(_disc_table()["beta"])
+            ratio = np.asarray(self.scale_height) / np.asarray(self.scale_radius)
+            if np.any(np.abs(ratio / beta - 1.0) > 1e-6):
+                raise PotentialError(f"ExponentialDiscTable is tabulated for h/R_d = {beta:.4f}, got {ratio}")
+
+    def _phi_unit(self, R: Array, z: Array) -> Array:
+        """phi(R, z) for G = M = R_d = 1 (R, z >= 0)."""
+        tab = _disc_table()
+        table = jnp.asarray(tab["table"], R.dtype)
+        hu, hw = float(tab["h_u"]), float(tab["h_w"])
+        a, b = float(tab["a_r"]), float(tab["b_z"])
+        u, w = jnp.arcsinh(R / a) / hu, jnp.arcsinh(z / b) / hw
+        i = jnp.clip(jnp.floor(u), 0, table.shape[0] - 2).astype(jnp.int32)
+        j = jnp.clip(jnp.floor(w), 0, table.shape[1] - 2).astype(jnp.int32)
+        zero = jnp.int32(0)
+        c = jax.lax.dynamic_slice(table, (i, j, zero, zero), (2, 2, 3, 3))  # (a, b, p, q)
+        phi_tab = jnp.einsum("ap,bq,abpq->", _quintic_hermite_basis(u - i), _quintic_hermite_basis(w - j), c)
+        # multipole far field, blended in over _DISC_BLEND
+        r1, r2 = _DISC_BLEND
+        r = jnp.sqrt(R * R + z * z)
+        rs = jnp.maximum(r, r1)
+        c2 = (z / rs) ** 2
+        q2, q4, q6 = _disc_multipoles(float(tab["beta"]))
+        p2 = 1.5 * c2 - 0.5
+        p4 = (35.0 * c2 * c2 - 30.0 * c2 + 3.0) / 8.0
+        p6 = (231.0 * c2**3 - 315.0 * c2 * c2 + 105.0 * c2 - 5.0) / 16.0
+        ir2 = 1.0 / (rs * rs)
+        phi_far = -(1.0 + ir2 * (q2 * p2 + ir2 * (q4 * p4 + ir2 * q6 * p6))) / rs
+        x = jnp.clip((r - r1) / (r2 - r1), 0.0, 1.0)
+        s = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+        return jnp.where(r <= r1, phi_tab, jnp.where(r >= r2, phi_far, (1.0 - s) * phi_tab + s * phi_far))
+
+    def _phi(self, x: Array) -> Array:
+        Rd = self.scale_radius
+        R = _safe_norm(x[:2]) / Rd
+        z = jnp.abs(x[2]) / Rd
+        return G * self.mass / Rd * self._phi_unit(R, z)
 
     def _rho(self, x: Array) -> Array:
         R = _safe_norm(x[:2])
