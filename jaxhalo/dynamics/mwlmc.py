@@ -319,6 +319,7 @@ def mw_lmc_orbit(
     coulomb_log: ArrayLike | None = None,
     sigma: ArrayLike = 120.0,
     dt: float | None = None,
+    disc: str = "exact",
 ) -> MWLMCOrbit:
     """Brooks et al. MW-LMC orbit from the simulation parameters.
 
@@ -328,12 +329,13 @@ def mw_lmc_orbit(
     lambda_df the friction strength, ``coulomb_log`` its ln Lambda (default ln(100 kpc / 1.6 a)) and
     ``sigma`` (km/s) its dispersion; observables the LMC today (default Table 1 centres), or
     ``lmc_phase_space`` (6,) its Galactocentric (x, y, z) kpc and (v_x, v_y, v_z) km/s instead;
-    solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8.
+    solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8;
+    ``disc`` the MW's disc model (``"exact"`` or ``"miyamoto-nagai"``, see :func:`~jaxhalo.dynamics.potentials.milky_way`).
     Differentiable in every array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
     """
     solar = frames.SolarParameters() if solar is None else solar
     r_sun = solar.galcen_distance if r_sun is None else r_sun
-    mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)
+    mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check, disc=disc)
     lmc = lmc_hernquist(lmc_mass, check=check, scale_radius=lmc_scale_radius)
     if lmc_phase_space is None:
         x, v = lmc_present_day(observables, solar)

@@ -15,8 +15,10 @@ Contents
   re-exported from :mod:`jaxhalo.dynamics.densities` (their one home);
 * :class:`SphericalTable`: a tabulated spherical potential (the same interpolant), produced by
   :func:`spherical_average` for the angle-averaged Milky Way (for the distribution functions);
-* :func:`exponential_disc` (a sum of Miyamoto-Nagai discs fitted to the Brooks et al. disc) and
-  :class:`ExponentialDisc` (the exact sech^2 disc by ring quadrature, accurate away from the disc),
+* :class:`ExponentialDiscTable` (the exact sech^2 exponential disc from a precomputed table, the
+  Milky Way's default), :func:`exponential_disc` (a faster sum of Miyamoto-Nagai discs fitted to it),
+  :func:`brooks_disc` (either by name) and :class:`ExponentialDisc` (the exact disc by ring quadrature,
+  accurate only away from the disc),
   :func:`nfw_from_m200_c200`, :func:`solve_c200`, :func:`milky_way`, :func:`lmc_hernquist`.
 """
 
@@ -54,6 +56,8 @@ __all__ = [
     "MilkyWay",
     "PotentialError",
     "exponential_disc",
+    "brooks_disc",
+    "DISC_MODELS",
     "nfw_from_m200_c200",
     "r200_from_m200",
     "solve_c200",
@@ -591,8 +595,9 @@ def exponential_disc(mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0, scal
     (100, 100), 0.025 % at (300, 300) (against :class:`ExponentialDisc`, which agrees with scipy there);
     v_c(8.122 kpc) of the disc alone is 156.612 km/s against 156.437 exact, so c200 solved for
     v_c(R_sun) = 235 km/s comes out 0.22 % low. In an independent integration (issue 16) these errors
-    move the LMC's position 2.2 Gyr ago by 0.12-0.19 kpc. :class:`ExponentialDisc` is exact away
-    from the disc (the LMC's region) but not in it; the Milky Way of :func:`milky_way` uses this sum.
+    move the LMC's position 2.2 Gyr ago by 0.12-0.19 kpc. The exact disc everywhere is
+    :class:`ExponentialDiscTable` (the default of :func:`milky_way`); this sum is the named faster
+    option ``milky_way(disc="miyamoto-nagai")``.
     """
     if is_concrete(scale_radius, scale_height):
         ratio = float(np.asarray(scale_height) / np.asarray(scale_radius))
@@ -631,7 +636,7 @@ class ExponentialDisc(Potential):
     4e-9 at (300, 300), <= 2e-6 at (50, 8), (10, 50), (40, 40), (5, 60); in the plane (against the
     Hankel transform) 7e-6 at R = 55, 1e-4 at 45, 9e-4 at 35, 5e-3 at 30 kpc and worse inside. So it serves the MW-LMC orbit (the LMC stays
     beyond ~30 kpc and off the dense disc) and far-field checks, not tracers in the disc, for
-    which :func:`exponential_disc` (Miyamoto-Nagai sum) remains. Cost: 8,192 ring terms per point.
+    which :class:`ExponentialDiscTable` is exact. Cost: 8,192 ring terms per point.
     """
 
     mass: Array = eqx.field(converter=jnp.asarray, default=5e10)
@@ -704,6 +709,39 @@ def _quintic_hermite_basis(t: Array) -> Array:
     ])
 
 
+@jax.jit
+def _disc_phi_unit(R: Array, z: Array) -> Array:
+    """phi(R, z) of :class:`ExponentialDiscTable` for G = M = R_d = 1 (R, z >= 0 scalars). Jitted so that
+    eager (op-by-op) use under grad / vmap compiles once, not primitive by primitive."""
+    tab = _disc_table()
+    table = jnp.asarray(tab["table"], R.dtype)
+    hu, hw = float(tab["h_u"]), float(tab["h_w"])
+    a, b = float(tab["a_r"]), float(tab["b_z"])
+    u, w = jnp.arcsinh(R / a) / hu, jnp.arcsinh(z / b) / hw
+    i = jnp.clip(jnp.floor(u), 0, table.shape[0] - 2).astype(jnp.int32)
+    j = jnp.clip(jnp.floor(w), 0, table.shape[1] - 2).astype(jnp.int32)
+    zero = jnp.int32(0)
+    c = jax.lax.dynamic_slice(table, (i, j, zero, zero), (2, 2, 3, 3))  # (a, b, p, q)
+    # the value weights sum to 1: interpolate the differences from one corner (float32 keeps its digits)
+    c0 = c[0, 0, 0, 0]
+    c = c.at[:, :, 0, 0].add(-c0)
+    phi_tab = c0 + jnp.einsum("ap,bq,abpq->", _quintic_hermite_basis(u - i), _quintic_hermite_basis(w - j), c)
+    # multipole far field, blended in over _DISC_BLEND
+    r1, r2 = _DISC_BLEND
+    r = jnp.sqrt(R * R + z * z)
+    rs = jnp.maximum(r, r1)
+    c2 = (z / rs) ** 2
+    q2, q4, q6 = _disc_multipoles(float(tab["beta"]))
+    p2 = 1.5 * c2 - 0.5
+    p4 = (35.0 * c2 * c2 - 30.0 * c2 + 3.0) / 8.0
+    p6 = (231.0 * c2**3 - 315.0 * c2 * c2 + 105.0 * c2 - 5.0) / 16.0
+    ir2 = 1.0 / (rs * rs)
+    phi_far = -(1.0 + ir2 * (q2 * p2 + ir2 * (q4 * p4 + ir2 * q6 * p6))) / rs
+    x = jnp.clip((r - r1) / (r2 - r1), 0.0, 1.0)
+    s = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+    return jnp.where(r <= r1, phi_tab, jnp.where(r >= r2, phi_far, (1.0 - s) * phi_tab + s * phi_far))
+
+
 class ExponentialDiscTable(Potential):
     """The exact exponential sech^2 disc, rho = M / (8 pi R_d^2 h) exp(-R/R_d) sech^2(z / 2h), from a precomputed table.
 
@@ -734,38 +772,11 @@ class ExponentialDiscTable(Potential):
             if np.any(np.abs(ratio / beta - 1.0) > 1e-6):
                 raise PotentialError(f"ExponentialDiscTable is tabulated for h/R_d = {beta:.4f}, got {ratio}")
 
-    def _phi_unit(self, R: Array, z: Array) -> Array:
-        """phi(R, z) for G = M = R_d = 1 (R, z >= 0)."""
-        tab = _disc_table()
-        table = jnp.asarray(tab["table"], R.dtype)
-        hu, hw = float(tab["h_u"]), float(tab["h_w"])
-        a, b = float(tab["a_r"]), float(tab["b_z"])
-        u, w = jnp.arcsinh(R / a) / hu, jnp.arcsinh(z / b) / hw
-        i = jnp.clip(jnp.floor(u), 0, table.shape[0] - 2).astype(jnp.int32)
-        j = jnp.clip(jnp.floor(w), 0, table.shape[1] - 2).astype(jnp.int32)
-        zero = jnp.int32(0)
-        c = jax.lax.dynamic_slice(table, (i, j, zero, zero), (2, 2, 3, 3))  # (a, b, p, q)
-        phi_tab = jnp.einsum("ap,bq,abpq->", _quintic_hermite_basis(u - i), _quintic_hermite_basis(w - j), c)
-        # multipole far field, blended in over _DISC_BLEND
-        r1, r2 = _DISC_BLEND
-        r = jnp.sqrt(R * R + z * z)
-        rs = jnp.maximum(r, r1)
-        c2 = (z / rs) ** 2
-        q2, q4, q6 = _disc_multipoles(float(tab["beta"]))
-        p2 = 1.5 * c2 - 0.5
-        p4 = (35.0 * c2 * c2 - 30.0 * c2 + 3.0) / 8.0
-        p6 = (231.0 * c2**3 - 315.0 * c2 * c2 + 105.0 * c2 - 5.0) / 16.0
-        ir2 = 1.0 / (rs * rs)
-        phi_far = -(1.0 + ir2 * (q2 * p2 + ir2 * (q4 * p4 + ir2 * q6 * p6))) / rs
-        x = jnp.clip((r - r1) / (r2 - r1), 0.0, 1.0)
-        s = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
-        return jnp.where(r <= r1, phi_tab, jnp.where(r >= r2, phi_far, (1.0 - s) * phi_tab + s * phi_far))
-
     def _phi(self, x: Array) -> Array:
         Rd = self.scale_radius
         R = _safe_norm(x[:2]) / Rd
         z = jnp.abs(x[2]) / Rd
-        return G * self.mass / Rd * self._phi_unit(R, z)
+        return G * self.mass / Rd * _disc_phi_unit(R, z)
 
     def _rho(self, x: Array) -> Array:
         R = _safe_norm(x[:2])
@@ -865,9 +876,10 @@ def solve_c200(
 
 
 class MilkyWay(Composite):
-    """Brooks et al. Milky Way: NFW halo + exponential disc (MN sum) + spherical bulge.
+    """Brooks et al. Milky Way: NFW halo + exponential disc + spherical bulge.
 
-    ``components`` = (halo: NFW, disc MN components..., bulge: SphericalFromDensity); the named
+    ``components`` = (halo: NFW, disc: ExponentialDiscTable or its Miyamoto-Nagai components...,
+    bulge: SphericalFromDensity); the named
     properties ``halo``, ``disc`` and ``bulge`` return them. ``c200`` and ``m200`` are kept for
     reference (arrays).
     """
@@ -888,6 +900,24 @@ class MilkyWay(Composite):
         return self.components[-1]
 
 
+#: The disc models of :func:`milky_way` / :func:`brooks_disc`: the exact sech^2 exponential disc
+#: (:class:`ExponentialDiscTable`, default) and its Miyamoto-Nagai-sum fit (:func:`exponential_disc`).
+DISC_MODELS: tuple[str, ...] = ("exact", "miyamoto-nagai")
+
+
+def brooks_disc(model: str = "exact", mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0,
+                scale_height: ArrayLike = 0.4) -> Potential:
+    """The Brooks et al. exponential sech^2 disc (Msun, kpc, kpc) as ``model`` (:data:`DISC_MODELS`):
+    ``"exact"`` -> :class:`ExponentialDiscTable`, ``"miyamoto-nagai"`` -> :func:`exponential_disc` (a
+    :class:`Composite` of four Miyamoto-Nagai discs). Both need h / R_d = 0.4 / 3."""
+    if model == "exact":
+        return ExponentialDiscTable(jnp.asarray(mass, dtype=float), jnp.asarray(scale_radius, dtype=float),
+                                    jnp.asarray(scale_height, dtype=float))
+    if model == "miyamoto-nagai":
+        return exponential_disc(mass, scale_radius, scale_height)
+    raise PotentialError(f"unknown disc model {model!r}; choose one of {DISC_MODELS}")
+
+
 def milky_way(
     m200: ArrayLike = 1.0e12,
     c200: ArrayLike | None = None,
@@ -898,6 +928,7 @@ def milky_way(
     disc_scale_height: float = 0.4,
     bulge_mass: ArrayLike = 1.2e10,
     check: bool = True,
+    disc: str = "exact",
 ) -> MilkyWay:
     """Brooks et al. (2025 §2.1.1) Milky Way potential.
 
@@ -909,17 +940,23 @@ def milky_way(
         c200 in [1, 100] does it).
     disc_mass, disc_scale_radius, disc_scale_height : the exponential disc (Msun, kpc, kpc).
     bulge_mass : bulge mass (Msun); shape (1 + r/0.2)^-1.8 exp(-(r/1.8)^2).
+    disc : the disc model, :data:`DISC_MODELS` (:func:`brooks_disc`): ``"exact"`` (default) the sech^2
+        exponential disc itself (:class:`ExponentialDiscTable`, force to < 1e-7 relative everywhere), or
+        ``"miyamoto-nagai"`` the faster four-component Miyamoto-Nagai fit (:func:`exponential_disc`:
+        force errors up to 3.8 % off the plane at R < 10 kpc, < 0.3 % in the plane beyond 10 kpc,
+        0.4-0.8 % where the LMC passes; c200 comes out 0.22 % low).
 
     Notes
     -----
     All masses may be traced (grad / vmap over ``m200`` works through the c200 solve).
     """
-    disc = exponential_disc(disc_mass, disc_scale_radius, disc_scale_height)
+    disc_potential = brooks_disc(disc, disc_mass, disc_scale_radius, disc_scale_height)
     bulge = SphericalFromDensity(BulgeDensity(), total_mass=bulge_mass, r_min=1e-4, r_max=50.0, n=256)
     if c200 is None:
-        c200 = solve_c200(m200, v_circ_sun, r_sun, baryons=disc + bulge, check=check)
+        c200 = solve_c200(m200, v_circ_sun, r_sun, baryons=disc_potential + bulge, check=check)
     halo = nfw_from_m200_c200(m200, c200)
-    return MilkyWay(components=(halo,) + tuple(disc.components) + (bulge,), m200=jnp.asarray(m200, dtype=float),
+    parts = disc_potential.components if isinstance(disc_potential, Composite) else (disc_potential,)
+    return MilkyWay(components=(halo,) + tuple(parts) + (bulge,), m200=jnp.asarray(m200, dtype=float),
                     c200=jnp.asarray(c200, dtype=float))
 
 

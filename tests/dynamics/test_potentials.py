@@ -252,6 +252,14 @@ def test_exact_disc_density_far_field_and_traced_mass():
     np.testing.assert_allclose(g * 5e10, disc.acceleration(y), rtol=1e-12)
 
 
+def test_milky_way_disc_is_exact_by_default(mw):
+    assert isinstance(mw.disc.components[0], P.ExponentialDiscTable) and len(mw.components) == 3
+    mn = P.milky_way(1e12, c200=float(mw.c200), disc="miyamoto-nagai")
+    assert len(mn.components) == 6 and all(isinstance(c, P.MiyamotoNagai) for c in mn.disc.components)
+    with pytest.raises(P.PotentialError, match="disc model"):
+        P.milky_way(1e12, c200=12.0, disc="kuzmin")
+
+
 def test_disc_mass_and_traced_scales():
     disc = P.exponential_disc(5e10, 3.0, 0.4)
     np.testing.assert_allclose(sum(float(c.mass) for c in disc.components), 5e10, rtol=1e-12)
