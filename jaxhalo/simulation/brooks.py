@@ -9,7 +9,7 @@ order and :data:`PARAMETER_UNITS` units::
 One simulation (:func:`simulate`) chains, all in JAX:
 
 1. the Milky Way (:func:`~jaxhalo.dynamics.potentials.milky_way`: NFW with c200 solved for v_c(R_sun) =
-   235 km/s, Miyamoto-Nagai-sum disc, bulge) and the Hernquist LMC
+   235 km/s, the exact exponential sech^2 disc (``config.disc``; or its Miyamoto-Nagai-sum fit), bulge) and the Hernquist LMC
    (:func:`~jaxhalo.dynamics.potentials.lmc_hernquist`, M(<8.7 kpc) = 1.7e10 Msun);
 2. the LMC today from its observables (theta[3:9]) and the MW-LMC two-body orbit with
    lambda_DF friction integrated back ``t_back`` Myr (:func:`~jaxhalo.dynamics.mwlmc.integrate_mw_lmc`,
