@@ -382,6 +382,7 @@ def test_spherical_average(mw_mn):
     np.testing.assert_allclose(m_g, P.NFW(3e6, 15.0).enclosed_mass(r_g), rtol=1e-8)
 
 
+@pytest.mark.slow  # ~5-15 s: the monopole's second derivative through the table compiles slowly
 def test_spherical_average_with_the_exact_disc(mw):
     """Newton: beyond the disc's mass the angle-averaged exact disc is -G M / r, its sphere mass M; inside,
     the sphere mass grows monotonically (no negative-mass components, unlike the MN sum)."""
