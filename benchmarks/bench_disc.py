@@ -59,7 +59,7 @@ def bench_acceleration(n: int) -> list[dict]:
         for dtype in ("float64", "float32"):
             disc = P.brooks_disc(model)
             x = x64.astype(dtype)
-            disc = jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, disc)
+            disc = jax.tree_util.tree_map(lambda a, dt=dtype: a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a, disc)
             f = jax.jit(lambda d, y: d.acceleration(y))
             t0 = time.perf_counter()
             jax.block_until_ready(f(disc, x))

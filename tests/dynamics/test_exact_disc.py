@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from disc_ring_reference import DATA, POINTS, ring_disc
+
 from jaxhalo.constants import G
 from jaxhalo.dynamics import potentials as P
 
