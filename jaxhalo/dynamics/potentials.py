@@ -191,6 +191,17 @@ class Composite(Potential):
     def _rho(self, x: Array) -> Array:
         return sum(c._rho(x) for c in self.components)
 
+    # batched sums of the components' own (possibly batched) methods: the same numbers as mapping _phi /
+    # _acc over the points, and a component that evaluates many points at once (ExponentialDiscTable) keeps
+    # its batched path
+    def potential(self, x: ArrayLike) -> Array:
+        x = _as_float(x)
+        return sum(c.potential(x) for c in self.components)
+
+    def acceleration(self, x: ArrayLike) -> Array:
+        x = _as_float(x)
+        return sum(c.acceleration(x) for c in self.components)
+
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """Sum of the components' M(<r) (Msun); every component must be spherical."""
         for c in self.components:
@@ -746,12 +757,15 @@ def _disc_far(R: Array, z: Array) -> tuple[Array, Array]:
 
 @jax.jit
 def _disc_unit(R: Array, z: Array) -> tuple[Array, Array, Array]:
-    """(phi, d phi / dR, d phi / dz) of :class:`ExponentialDiscTable` for G = M = R_d = 1 (R, z >= 0 scalars).
+    """(phi, d phi / dR, d phi / dz) of :class:`ExponentialDiscTable` for G = M = R_d = 1 (R, z >= 0 arrays of
+    one shape; elementwise, batched: the gather yields (n, 36), transposed to rows for the products).
 
     Table part: biquintic Hermite with its derivative basis, one gather of the cell's 36 numbers and the
-    products unrolled (XLA fuses them; an einsum or reductions over the small axes were 6-10x slower on
-    CPU under vmap). Beyond r = 90 R_d, blended into the multipole field (its gradient by autodiff of closed forms).
+    products unrolled over rows (3x faster on CPU than the same per point under vmap, where XLA fused the
+    gather into the products; an einsum or small-axis reductions were slower still). Beyond r = 90 R_d, blended into the multipole field (its gradient by autodiff of closed forms).
     Jitted so that eager (op-by-op) use under grad / vmap compiles once."""
+    shape = R.shape
+    R, z = R.reshape(-1), z.reshape(-1)
     tab = _disc_table()
     cells = jnp.asarray(tab["cells"], R.dtype)
     nu, nw = tab["table"].shape[0] - 1, tab["table"].shape[1] - 1
@@ -761,7 +775,7 @@ def _disc_unit(R: Array, z: Array) -> tuple[Array, Array, Array]:
     u, w = U / hu, W / hw
     i = jnp.clip(jnp.floor(u), 0, nu - 1)
     j = jnp.clip(jnp.floor(w), 0, nw - 1)
-    c = jnp.take(cells, (i * nw + j).astype(jnp.int32), axis=0)  # (36,): corners x (p, q)
+    c = jnp.take(cells, (i * nw + j).astype(jnp.int32), axis=0).T  # (36, n): corners x (p, q)
     bu, dbu = _quintic_hermite_basis(u - i)
     bw, dbw = _quintic_hermite_basis(w - j)
     phi_t, du, dw = c[0], 0.0, 0.0  # c[0] = the first corner's value; the other value entries are differences
@@ -786,9 +800,9 @@ def _disc_unit(R: Array, z: Array) -> tuple[Array, Array, Array]:
     def pick(t, blend, f):
         return jnp.where(near, t, jnp.where(far, f, blend))
 
-    return (pick(phi_t, phi_t + s * d, phi_f),
-            pick(dphi_dR, (1 - s) * dphi_dR + s * gR_f + d * gR_s, gR_f),
-            pick(dphi_dz, (1 - s) * dphi_dz + s * gz_f + d * gz_s, gz_f))
+    return (pick(phi_t, phi_t + s * d, phi_f).reshape(shape),
+            pick(dphi_dR, (1 - s) * dphi_dR + s * gR_f + d * gR_s, gR_f).reshape(shape),
+            pick(dphi_dz, (1 - s) * dphi_dz + s * gz_f + d * gz_s, gz_f).reshape(shape))
 
 
 class ExponentialDiscTable(Potential):
@@ -809,10 +823,10 @@ class ExponentialDiscTable(Potential):
     inside the disc included; beyond, the multipole field. Against the scipy ring quadrature at 39 points from
     R = 0.5 kpc in the plane to (300, 300) kpc (tests/dynamics/test_exact_disc.py): force <= 4.6e-10, potential
     <= 1e-11. Float32: the table is rounded too, ~2e-4 in the vertical force near the plane.
-    Cost: one gather of a cell's 36 numbers, two asinh and ~100 products per point; on 2 shared CPU cores
-    (benchmarks/bench_disc.py) 1.1e6 accelerations/s in float64 against 8e7 for the Miyamoto-Nagai sum
-    (XLA fuses the gather into the products and then reads the table once per product), so a simulation runs
-    ~4x longer than with ``milky_way(disc="miyamoto-nagai")``.
+    Cost: one gather of a cell's 36 numbers, two asinh and ~100 products per point; ``potential`` and
+    ``acceleration`` evaluate all points at once (not per point under vmap, 3x slower on CPU). On 2 shared
+    CPU cores (benchmarks/bench_disc.py) 2.5e6 accelerations/s in float64 against 8e7 for the
+    Miyamoto-Nagai sum, so a simulation runs ~3.3x longer than with ``milky_way(disc="miyamoto-nagai")``.
     ``scale_height`` must be 0.4/3 of ``scale_radius`` (checked when concrete).
     """
 
@@ -833,11 +847,21 @@ class ExponentialDiscTable(Potential):
 
     def _acc(self, x: Array) -> Array:
         Rd = self.scale_radius
-        R = _safe_norm(x[:2])
-        _, dR, dz = _disc_unit(R / Rd, jnp.abs(x[2]) / Rd)
+        R = _safe_norm(x[..., :2])
+        _, dR, dz = _disc_unit(R / Rd, jnp.abs(x[..., 2]) / Rd)
         f = -G * self.mass / (Rd * Rd)
         fR = f * dR / jnp.where(R > 0, R, 1.0)  # dR = 0 on the axis (the table's d phi / du is 0 there)
-        return jnp.stack([fR * x[0], fR * x[1], f * dz * jnp.sign(x[2])])
+        return jnp.stack([fR * x[..., 0], fR * x[..., 1], f * dz * jnp.sign(x[..., 2])], axis=-1)
+
+    def potential(self, x: ArrayLike) -> Array:
+        """Potential (km/s)^2 at positions x (..., 3) kpc, batched (no per-point vmap: see :func:`_disc_unit`)."""
+        x = _as_float(x)
+        Rd = self.scale_radius
+        return G * self.mass / Rd * _disc_unit(_safe_norm(x[..., :2]) / Rd, jnp.abs(x[..., 2]) / Rd)[0]
+
+    def acceleration(self, x: ArrayLike) -> Array:
+        """Acceleration (..., 3) in (km/s)^2 / kpc, batched (as ``_acc``, which works on any leading axes)."""
+        return self._acc(_as_float(x))
 
     def _rho(self, x: Array) -> Array:
         R = _safe_norm(x[:2])

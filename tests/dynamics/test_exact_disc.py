@@ -146,6 +146,20 @@ def test_traced_mass_and_scale_radius_and_vmap():
     np.testing.assert_allclose(p_big, p0 * 3 / 4, rtol=1e-12)  # R_d = 4: the same table, scaled
 
 
+def test_batched_and_per_point_evaluations_agree():
+    """potential / acceleration (batched, also through a Composite) equal _phi / _acc mapped per point."""
+    mw = P.NFW(3e6, 15.0) + P.ExponentialDiscTable()
+    x = jnp.asarray(_cyl(REF[:, 0], REF[:, 1], 0.4))
+
+    @jax.jit
+    def run(x):
+        return mw.potential(x), mw.acceleration(x), jax.vmap(mw._phi)(x), jax.vmap(mw._acc)(x)
+
+    pot, acc, pot1, acc1 = run(x)
+    np.testing.assert_allclose(pot, pot1, rtol=1e-13)
+    np.testing.assert_allclose(acc, acc1, rtol=1e-12, atol=1e-12 * float(jnp.abs(acc1).max()))
+
+
 def test_shape_ratio_is_checked():
     with pytest.raises(P.PotentialError, match="h/R_d"):
         P.ExponentialDiscTable(scale_height=0.3)
