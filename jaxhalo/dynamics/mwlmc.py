@@ -345,6 +345,7 @@ def mw_lmc_orbit(
     coulomb_log: ArrayLike | None = None,
     sigma: ArrayLike = 120.0,
     dt: float | None = None,
+    disc: str = "exact",
 ) -> MWLMCOrbit:
     """Brooks et al. MW-LMC orbit from the simulation parameters.
 
@@ -355,7 +356,8 @@ def mw_lmc_orbit(
     ``sigma`` (km/s) its dispersion; observables the LMC today (default Table 1 centres), or
     ``lmc_phase_space`` (6,) its Galactocentric (x, y, z) kpc and (v_x, v_y, v_z) km/s instead (or a
     pair (x, v) of (3,) Quantities);
-    solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8.
+    solar the frame; ``dt`` (Myr) a fixed-step :class:`FrictionLeapfrog` instead of adaptive Dopri8;
+    ``disc`` the MW's disc model (``"exact"`` or ``"miyamoto-nagai"``, see :func:`~jaxhalo.dynamics.potentials.milky_way`).
     Differentiable in every array argument; ``check`` as in :func:`~jaxhalo.dynamics.potentials.solve_c200`.
     Masses, lengths, speeds and times may be astropy Quantities (module docstring).
     """
@@ -370,7 +372,7 @@ def mw_lmc_orbit(
         lmc_phase_space = jnp.concatenate([jnp.asarray(pair[0], dtype=float), jnp.asarray(pair[1], dtype=float)])
     solar = frames.SolarParameters() if solar is None else solar
     r_sun = solar.galcen_distance if r_sun is None else r_sun
-    mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check)
+    mw = milky_way(m200, c200=c200, v_circ_sun=v_circ_sun, r_sun=r_sun, check=check, disc=disc)
     lmc = lmc_hernquist(lmc_mass, check=check, scale_radius=lmc_scale_radius)
     if lmc_phase_space is None:
         x, v = lmc_present_day(observables, solar)

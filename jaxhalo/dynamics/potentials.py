@@ -20,14 +20,17 @@ Contents
   re-exported from :mod:`jaxhalo.dynamics.densities` (their one home);
 * :class:`SphericalTable`: a tabulated spherical potential (the same interpolant), produced by
   :func:`spherical_average` for the angle-averaged Milky Way (for the distribution functions);
-* :func:`exponential_disc` (a sum of Miyamoto-Nagai discs fitted to the Brooks et al. disc) and
-  :class:`ExponentialDisc` (the exact sech^2 disc by ring quadrature, accurate away from the disc),
+* :class:`ExponentialDiscTable` (the exact sech^2 exponential disc from a precomputed table, the
+  Milky Way's default), :func:`exponential_disc` (a faster sum of Miyamoto-Nagai discs fitted to it),
+  :func:`brooks_disc` (either by name) and :class:`ExponentialDisc` (the exact disc by ring quadrature,
+  accurate only away from the disc),
   :func:`nfw_from_m200_c200`, :func:`solve_c200`, :func:`milky_way`, :func:`lmc_hernquist`.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -50,6 +53,7 @@ __all__ = [
     "PointMass",
     "MiyamotoNagai",
     "ExponentialDisc",
+    "ExponentialDiscTable",
     "DensityProfile",
     "BulgeDensity",
     "DoublePowerLawDensity",
@@ -58,6 +62,8 @@ __all__ = [
     "MilkyWay",
     "PotentialError",
     "exponential_disc",
+    "brooks_disc",
+    "DISC_MODELS",
     "nfw_from_m200_c200",
     "r200_from_m200",
     "solve_c200",
@@ -195,6 +201,17 @@ class Composite(Potential):
 
     def _rho(self, x: Array) -> Array:
         return sum(c._rho(x) for c in self.components)
+
+    # batched sums of the components' own (possibly batched) methods: the same numbers as mapping _phi /
+    # _acc over the points, and a component that evaluates many points at once (ExponentialDiscTable) keeps
+    # its batched path
+    def potential(self, x: ArrayLike) -> Array:
+        x = _as_float(x)
+        return sum(c.potential(x) for c in self.components)
+
+    def acceleration(self, x: ArrayLike) -> Array:
+        x = _as_float(x)
+        return sum(c.acceleration(x) for c in self.components)
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
         """Sum of the components' M(<r) (Msun); every component must be spherical."""
@@ -589,6 +606,7 @@ def exponential_disc(mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0, scal
     ==============  ================  ===========================
     R (kpc)         in the plane      worst over 0 <= z <= 8 kpc
     ==============  ================  ===========================
+    < 2 (not fit)   20 % at 0.5       16 % at (0.5, 0.1), 4.4 % at (0, 0.2)
     2 - 10          < 0.5 %           3.8 % (vertical force off the plane)
     10 - 15         < 0.25 %          2.5 % at R = 10, 1.4 % at 15
     15 - 30         < 0.3 %           1.4 %
@@ -605,8 +623,9 @@ def exponential_disc(mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0, scal
     (100, 100), 0.025 % at (300, 300) (against :class:`ExponentialDisc`, which agrees with scipy there);
     v_c(8.122 kpc) of the disc alone is 156.612 km/s against 156.437 exact, so c200 solved for
     v_c(R_sun) = 235 km/s comes out 0.22 % low. In an independent integration (issue 16) these errors
-    move the LMC's position 2.2 Gyr ago by 0.12-0.19 kpc. :class:`ExponentialDisc` is exact away
-    from the disc (the LMC's region) but not in it; the Milky Way of :func:`milky_way` uses this sum.
+    move the LMC's position 2.2 Gyr ago by 0.12-0.19 kpc. The exact disc everywhere is
+    :class:`ExponentialDiscTable` (the default of :func:`milky_way`); this sum is the named faster
+    option ``milky_way(disc="miyamoto-nagai")``.
     """
     mass = to_internal(mass, MSUN, "mass")
     scale_radius, scale_height = to_internal(scale_radius, KPC, "scale_radius"), to_internal(scale_height, KPC, "scale_height")
@@ -647,7 +666,7 @@ class ExponentialDisc(Potential):
     4e-9 at (300, 300), <= 2e-6 at (50, 8), (10, 50), (40, 40), (5, 60); in the plane (against the
     Hankel transform) 7e-6 at R = 55, 1e-4 at 45, 9e-4 at 35, 5e-3 at 30 kpc and worse inside. So it serves the MW-LMC orbit (the LMC stays
     beyond ~30 kpc and off the dense disc) and far-field checks, not tracers in the disc, for
-    which :func:`exponential_disc` (Miyamoto-Nagai sum) remains. Cost: 8,192 ring terms per point.
+    which :class:`ExponentialDiscTable` is exact. Cost: 8,192 ring terms per point.
     """
 
     mass: Array = eqx.field(converter=unit_converter(MSUN, "mass"), default=5e10)
@@ -670,6 +689,197 @@ class ExponentialDisc(Potential):
         D2 = (R + Rp[:, None]) ** 2 + (x[2] - zp[None, :]) ** 2
         k = _ellipk(4.0 * R * Rp[:, None] / D2)
         return -G * self.mass * jnp.sum(wr[:, None] * wz[None, :] * (2.0 / jnp.pi) * k / jnp.sqrt(D2))
+
+    def _rho(self, x: Array) -> Array:
+        R = _safe_norm(x[:2])
+        h = self.scale_height
+        return (self.mass / (8.0 * jnp.pi * self.scale_radius**2 * h) * jnp.exp(-R / self.scale_radius)
+                / jnp.cosh(x[2] / (2.0 * h)) ** 2)
+
+
+#: The exact disc's table (``scripts/build_disc_table.py``), loaded once on first use.
+_DISC_TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "exp_disc_table.npz"
+_DISC_TABLE: dict | None = None
+#: Blend from the table to the multipole far field over R_BLEND[0] <= r / R_d <= R_BLEND[1].
+_DISC_BLEND = (90.0, 100.0)
+
+
+#: corners of a table cell in the order of the cell vectors, (i, j) offsets
+_CELL_CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))
+
+
+def _disc_table() -> dict:
+    """The table file's arrays, and ``cells`` (n_u - 1) * (n_w - 1) x 36: each cell's 4 corners x (p, q),
+    the value entries as differences from the first corner's value, which is entry 0 (so float32
+    keeps the digits of the differences, and a point needs one gather)."""
+    global _DISC_TABLE
+    if _DISC_TABLE is None:
+        with np.load(_DISC_TABLE_PATH) as f:
+            tab = {k: f[k] for k in f.files}
+        t = tab["table"]
+        nu, nw = t.shape[0] - 1, t.shape[1] - 1
+        cells = np.stack([t[a:a + nu, b:b + nw].reshape(nu, nw, 9) for a, b in _CELL_CORNERS], axis=2)  # (nu, nw, 4, 9)
+        c0 = cells[:, :, 0, 0].copy()
+        cells[:, :, 1:, 0] -= c0[:, :, None]
+        tab["cells"] = cells.reshape(nu * nw, 36)
+        _DISC_TABLE = tab
+    return _DISC_TABLE
+
+
+def _logistic_moments(beta: float) -> tuple[float, float, float]:
+    """<z^2>, <z^4>, <z^6> of zeta = sech^2(z / 2 beta) / (4 beta) (the logistic distribution of scale beta)."""
+    p2 = math.pi**2 * beta**2
+    return p2 / 3.0, 7.0 * p2**2 / 15.0, 31.0 * p2**3 / 21.0
+
+
+def _disc_multipoles(beta: float) -> tuple[float, float, float]:
+    """Q_l = <r^l P_l(cos theta)> (units R_d^l) of the unit exponential sech^2 disc, l = 2, 4, 6
+    (<R^2n> = (2n + 1)! for the weight R exp(-R))."""
+    z2, z4, z6 = _logistic_moments(beta)
+    R2, R4, R6 = 6.0, 120.0, 5040.0
+    q2 = z2 - 0.5 * R2
+    q4 = (8.0 * z4 - 24.0 * z2 * R2 + 3.0 * R4) / 8.0
+    q6 = (16.0 * z6 - 120.0 * z4 * R2 + 90.0 * z2 * R4 - 5.0 * R6) / 16.0
+    return q2, q4, q6
+
+
+def _quintic_hermite_basis(t: Array) -> tuple[list, list]:
+    """Quintic Hermite basis on [0, 1] as [node][order] (weights of value, h x slope, h^2 x curvature at
+    t = 0 and 1), and its t-derivative; nested lists of scalars (unrolled arithmetic fuses best under vmap)."""
+    t2 = t * t
+    t3 = t2 * t
+    t4, t5 = t3 * t, t3 * t2
+    b = [[1 - 10 * t3 + 15 * t4 - 6 * t5, t - 6 * t3 + 8 * t4 - 3 * t5, 0.5 * (t2 - 3 * t3 + 3 * t4 - t5)],
+         [10 * t3 - 15 * t4 + 6 * t5, -4 * t3 + 7 * t4 - 3 * t5, 0.5 * (t3 - 2 * t4 + t5)]]
+    db = [[-30 * t2 + 60 * t3 - 30 * t4, 1 - 18 * t2 + 32 * t3 - 15 * t4, 0.5 * (2 * t - 9 * t2 + 12 * t3 - 5 * t4)],
+          [30 * t2 - 60 * t3 + 30 * t4, -12 * t2 + 28 * t3 - 15 * t4, 0.5 * (3 * t2 - 8 * t3 + 5 * t4)]]
+    return b, db
+
+
+def _disc_far(R: Array, z: Array) -> tuple[Array, Array]:
+    """(multipole far field l = 0, 2, 4, 6, blend weight s) of the unit disc (G = M = R_d = 1); valid for r >= r1."""
+    tab = _disc_table()
+    r1, r2 = _DISC_BLEND
+    r = jnp.sqrt(R * R + z * z)
+    rs = jnp.maximum(r, r1)
+    c2 = (z / rs) ** 2
+    q2, q4, q6 = _disc_multipoles(float(tab["beta"]))
+    p2 = 1.5 * c2 - 0.5
+    p4 = (35.0 * c2 * c2 - 30.0 * c2 + 3.0) / 8.0
+    p6 = (231.0 * c2**3 - 315.0 * c2 * c2 + 105.0 * c2 - 5.0) / 16.0
+    ir2 = 1.0 / (rs * rs)
+    phi_far = -(1.0 + ir2 * (q2 * p2 + ir2 * (q4 * p4 + ir2 * q6 * p6))) / rs
+    x = jnp.clip((r - r1) / (r2 - r1), 0.0, 1.0)
+    return phi_far, x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+
+
+@jax.jit
+def _disc_unit(R: Array, z: Array) -> tuple[Array, Array, Array]:
+    """(phi, d phi / dR, d phi / dz) of :class:`ExponentialDiscTable` for G = M = R_d = 1 (R, z >= 0 arrays of
+    one shape; elementwise, batched: the gather yields (n, 36), transposed to rows for the products).
+
+    Table part: biquintic Hermite with its derivative basis, one gather of the cell's 36 numbers and the
+    products unrolled over rows (3x faster on CPU than the same per point under vmap, where XLA fused the
+    gather into the products; an einsum or small-axis reductions were slower still). Beyond r = 90 R_d, blended into the multipole field (its gradient by autodiff of closed forms).
+    Jitted so that eager (op-by-op) use under grad / vmap compiles once."""
+    shape = R.shape
+    R, z = R.reshape(-1), z.reshape(-1)
+    tab = _disc_table()
+    cells = jnp.asarray(tab["cells"], R.dtype)
+    nu, nw = tab["table"].shape[0] - 1, tab["table"].shape[1] - 1
+    hu, hw = float(tab["h_u"]), float(tab["h_w"])
+    a, b = float(tab["a_r"]), float(tab["b_z"])
+    U, W = jnp.arcsinh(R / a), jnp.arcsinh(z / b)
+    u, w = U / hu, W / hw
+    i = jnp.clip(jnp.floor(u), 0, nu - 1)
+    j = jnp.clip(jnp.floor(w), 0, nw - 1)
+    c = jnp.take(cells, (i * nw + j).astype(jnp.int32), axis=0).T  # (36, n): corners x (p, q)
+    bu, dbu = _quintic_hermite_basis(u - i)
+    bw, dbw = _quintic_hermite_basis(w - j)
+    phi_t, du, dw = c[0], 0.0, 0.0  # c[0] = the first corner's value; the other value entries are differences
+    for k, (ka, kb) in enumerate(_CELL_CORNERS):
+        for p in range(3):
+            for q in range(3):
+                if k or p or q:  # (entry 0 carries the first corner's value: weight 1, no slope)
+                    v = c[9 * k + 3 * p + q]
+                    phi_t = phi_t + bu[ka][p] * bw[kb][q] * v
+                    du = du + dbu[ka][p] * bw[kb][q] * v
+                    dw = dw + bu[ka][p] * dbw[kb][q] * v
+    dphi_dR = du / (hu * a * jnp.cosh(U))
+    dphi_dz = dw / (hw * b * jnp.cosh(W))
+    (phi_f, s), vjp = jax.vjp(_disc_far, R, z)
+    gR_f, gz_f = vjp((jnp.ones_like(phi_f), jnp.zeros_like(s)))
+    gR_s, gz_s = vjp((jnp.zeros_like(phi_f), jnp.ones_like(s)))
+    d = phi_f - phi_t
+    r2 = R * R + z * z
+    far = r2 >= _DISC_BLEND[1] ** 2
+    near = r2 <= _DISC_BLEND[0] ** 2
+
+    def pick(t, blend, f):
+        return jnp.where(near, t, jnp.where(far, f, blend))
+
+    return (pick(phi_t, phi_t + s * d, phi_f).reshape(shape),
+            pick(dphi_dR, (1 - s) * dphi_dR + s * gR_f + d * gR_s, gR_f).reshape(shape),
+            pick(dphi_dz, (1 - s) * dphi_dz + s * gz_f + d * gz_s, gz_f).reshape(shape))
+
+
+class ExponentialDiscTable(Potential):
+    """The exact exponential sech^2 disc, rho = M / (8 pi R_d^2 h) exp(-R/R_d) sech^2(z / 2h), from a precomputed table.
+
+    Phi(R, z) = (G M / R_d) phi(R / R_d, z / R_d): phi for the Brooks et al. shape h / R_d = 0.4 / 3 is tabulated
+    with its exact derivatives d^(p+q) phi / du^p dw^q, p, q <= 2 (``jaxhalo/data/exp_disc_table.npz``,
+    161 x 161 nodes, 1.8 MB, built by ``scripts/build_disc_table.py`` from the Hankel transform, which
+    agrees with an independent scipy ring quadrature to ~1e-12) on a grid uniform in u = asinh(R / 0.5 R_d),
+    w = asinh(|z| / 0.2 R_d) out to R, |z| = 100 R_d (300 kpc for R_d = 3), and interpolated by biquintic
+    Hermite; beyond r = 90 R_d it blends (quintic smoothstep, to r = 100 R_d) into the multipole far field
+    l = 0, 2, 4, 6 of the exact disc (truncation ~1e-10 there). The force is -grad Phi by autodiff (so jit /
+    vmap / grad w.r.t. positions, ``mass`` and ``scale_radius`` work), the density analytic.
+
+    Accuracy, float64: force |dF| / |F| <= 7e-8 and potential <= 6e-12 relative at two points per table cell
+    and direction where the Hermite derivative error peaks, on z = 0 and on the axis (the build's check,
+    against the Hankel values there; 99.9 % of those points < 1.6e-9), i.e. everywhere in R, |z| <= 300 kpc,
+    inside the disc included; beyond, the multipole field. Against the scipy ring quadrature at 39 points from
+    R = 0.5 kpc in the plane to (300, 300) kpc (tests/dynamics/test_exact_disc.py): force <= 4.6e-10, potential
+    <= 1e-11. Float32: the table is rounded too, ~2e-4 in the vertical force near the plane.
+    Cost: one gather of a cell's 36 numbers, two asinh and ~100 products per point; ``potential`` and
+    ``acceleration`` evaluate all points at once (not per point under vmap, 3x slower on CPU). On 2 shared
+    CPU cores (benchmarks/bench_disc.py) 2.5e6 accelerations/s in float64 against 8e7 for the
+    Miyamoto-Nagai sum, so a simulation runs ~3.3x longer than with ``milky_way(disc="miyamoto-nagai")``.
+    ``scale_height`` must be 0.4/3 of ``scale_radius`` (checked when concrete).
+    """
+
+    mass: Array = eqx.field(converter=jnp.asarray, default=5e10)
+    scale_radius: Array = eqx.field(converter=jnp.asarray, default=3.0)
+    scale_height: Array = eqx.field(converter=jnp.asarray, default=0.4)
+
+    def __check_init__(self):
+        if is_concrete(self.scale_radius, self.scale_height):
+            beta = float(_disc_table()["beta"])
+            ratio = np.asarray(self.scale_height) / np.asarray(self.scale_radius)
+            if np.any(np.abs(ratio / beta - 1.0) > 1e-6):
+                raise PotentialError(f"ExponentialDiscTable is tabulated for h/R_d = {beta:.4f}, got {ratio}")
+
+    def _phi(self, x: Array) -> Array:
+        Rd = self.scale_radius
+        return G * self.mass / Rd * _disc_unit(_safe_norm(x[:2]) / Rd, jnp.abs(x[2]) / Rd)[0]
+
+    def _acc(self, x: Array) -> Array:
+        Rd = self.scale_radius
+        R = _safe_norm(x[..., :2])
+        _, dR, dz = _disc_unit(R / Rd, jnp.abs(x[..., 2]) / Rd)
+        f = -G * self.mass / (Rd * Rd)
+        fR = f * dR / jnp.where(R > 0, R, 1.0)  # dR = 0 on the axis (the table's d phi / du is 0 there)
+        return jnp.stack([fR * x[..., 0], fR * x[..., 1], f * dz * jnp.sign(x[..., 2])], axis=-1)
+
+    def potential(self, x: ArrayLike) -> Array:
+        """Potential (km/s)^2 at positions x (..., 3) kpc, batched (no per-point vmap: see :func:`_disc_unit`)."""
+        x = _as_float(x)
+        Rd = self.scale_radius
+        return G * self.mass / Rd * _disc_unit(_safe_norm(x[..., :2]) / Rd, jnp.abs(x[..., 2]) / Rd)[0]
+
+    def acceleration(self, x: ArrayLike) -> Array:
+        """Acceleration (..., 3) in (km/s)^2 / kpc, batched (as ``_acc``, which works on any leading axes)."""
+        return self._acc(_as_float(x))
 
     def _rho(self, x: Array) -> Array:
         R = _safe_norm(x[:2])
@@ -772,9 +982,10 @@ def solve_c200(
 
 
 class MilkyWay(Composite):
-    """Brooks et al. Milky Way: NFW halo + exponential disc (MN sum) + spherical bulge.
+    """Brooks et al. Milky Way: NFW halo + exponential disc + spherical bulge.
 
-    ``components`` = (halo: NFW, disc MN components..., bulge: SphericalFromDensity); the named
+    ``components`` = (halo: NFW, disc: ExponentialDiscTable or its Miyamoto-Nagai components...,
+    bulge: SphericalFromDensity); the named
     properties ``halo``, ``disc`` and ``bulge`` return them. ``c200`` and ``m200`` are kept for
     reference (arrays).
     """
@@ -795,6 +1006,24 @@ class MilkyWay(Composite):
         return self.components[-1]
 
 
+#: The disc models of :func:`milky_way` / :func:`brooks_disc`: the exact sech^2 exponential disc
+#: (:class:`ExponentialDiscTable`, default) and its Miyamoto-Nagai-sum fit (:func:`exponential_disc`).
+DISC_MODELS: tuple[str, ...] = ("exact", "miyamoto-nagai")
+
+
+def brooks_disc(model: str = "exact", mass: ArrayLike = 5e10, scale_radius: ArrayLike = 3.0,
+                scale_height: ArrayLike = 0.4) -> Potential:
+    """The Brooks et al. exponential sech^2 disc (Msun, kpc, kpc) as ``model`` (:data:`DISC_MODELS`):
+    ``"exact"`` -> :class:`ExponentialDiscTable`, ``"miyamoto-nagai"`` -> :func:`exponential_disc` (a
+    :class:`Composite` of four Miyamoto-Nagai discs). Both need h / R_d = 0.4 / 3."""
+    if model == "exact":
+        return ExponentialDiscTable(jnp.asarray(mass, dtype=float), jnp.asarray(scale_radius, dtype=float),
+                                    jnp.asarray(scale_height, dtype=float))
+    if model == "miyamoto-nagai":
+        return exponential_disc(mass, scale_radius, scale_height)
+    raise PotentialError(f"unknown disc model {model!r}; choose one of {DISC_MODELS}")
+
+
 def milky_way(
     m200: ArrayLike = 1.0e12,
     c200: ArrayLike | None = None,
@@ -805,6 +1034,7 @@ def milky_way(
     disc_scale_height: float = 0.4,
     bulge_mass: ArrayLike = 1.2e10,
     check: bool = True,
+    disc: str = "exact",
 ) -> MilkyWay:
     """Brooks et al. (2025 §2.1.1) Milky Way potential.
 
@@ -816,6 +1046,13 @@ def milky_way(
         c200 in [1, 100] does it).
     disc_mass, disc_scale_radius, disc_scale_height : the exponential disc (Msun, kpc, kpc).
     bulge_mass : bulge mass (Msun); shape (1 + r/0.2)^-1.8 exp(-(r/1.8)^2).
+    disc : the disc model, :data:`DISC_MODELS` (:func:`brooks_disc`): ``"exact"`` (default) the sech^2
+        exponential disc itself (:class:`ExponentialDiscTable`, force to < 1e-7 relative everywhere), or
+        ``"miyamoto-nagai"`` the faster four-component Miyamoto-Nagai fit (:func:`exponential_disc`;
+        disc force errors against the exact disc: 20 % at R = 0.5 kpc and 4 % on the axis at z = 0.2 kpc
+        (inside its fitted region R >= 2 kpc), up to 3.8 % off the plane at R < 10 kpc, < 0.3 % in the
+        plane beyond 10 kpc, 0.4-0.8 % where the LMC passes; c200 comes out 0.22 % low, and the LMC
+        2.2 Gyr ago moves by 0.12-0.20 kpc).
 
     Notes
     -----
@@ -827,12 +1064,13 @@ def milky_way(
     disc_mass, bulge_mass = to_internal(disc_mass, MSUN, "disc_mass"), to_internal(bulge_mass, MSUN, "bulge_mass")
     disc_scale_radius = to_internal(disc_scale_radius, KPC, "disc_scale_radius")
     disc_scale_height = to_internal(disc_scale_height, KPC, "disc_scale_height")
-    disc = exponential_disc(disc_mass, disc_scale_radius, disc_scale_height)
+    disc_potential = brooks_disc(disc, disc_mass, disc_scale_radius, disc_scale_height)
     bulge = SphericalFromDensity(BulgeDensity(), total_mass=bulge_mass, r_min=1e-4, r_max=50.0, n=256)
     if c200 is None:
-        c200 = solve_c200(m200, v_circ_sun, r_sun, baryons=disc + bulge, check=check)
+        c200 = solve_c200(m200, v_circ_sun, r_sun, baryons=disc_potential + bulge, check=check)
     halo = nfw_from_m200_c200(m200, c200)
-    return MilkyWay(components=(halo,) + tuple(disc.components) + (bulge,), m200=jnp.asarray(m200, dtype=float),
+    parts = disc_potential.components if isinstance(disc_potential, Composite) else (disc_potential,)
+    return MilkyWay(components=(halo,) + tuple(parts) + (bulge,), m200=jnp.asarray(m200, dtype=float),
                     c200=jnp.asarray(c200, dtype=float))
 
 

@@ -9,7 +9,7 @@ order and :data:`PARAMETER_UNITS` units::
 One simulation (:func:`simulate`) chains, all in JAX:
 
 1. the Milky Way (:func:`~jaxhalo.dynamics.potentials.milky_way`: NFW with c200 solved for v_c(R_sun) =
-   235 km/s, Miyamoto-Nagai-sum disc, bulge) and the Hernquist LMC
+   235 km/s, the exact exponential sech^2 disc (``config.disc``; or its Miyamoto-Nagai-sum fit), bulge) and the Hernquist LMC
    (:func:`~jaxhalo.dynamics.potentials.lmc_hernquist`, M(<8.7 kpc) = 1.7e10 Msun);
 2. the LMC today from its observables (theta[3:9]) and the MW-LMC two-body orbit with
    lambda_DF friction integrated back ``t_back`` Myr (:func:`~jaxhalo.dynamics.mwlmc.integrate_mw_lmc`,
@@ -101,7 +101,7 @@ from ..dynamics.potentials import (
     Hernquist,
     MilkyWay,
     SphericalFromDensity,
-    exponential_disc,
+    brooks_disc,
     lmc_hernquist,
     milky_way,
     solve_c200,
@@ -217,6 +217,10 @@ class SimConfig:
         second order with the velocity-dependent friction; 1.9e-3 kpc off Dopri8 in the LMC 2.2 Gyr
         ago at 1 Myr, falling as dt^2). The track samples the orbit every ``dt``, linearly between
         leapfrog steps, so keep ``orbit_dt`` = ``dt`` or a divisor of it.
+    disc : the Milky Way's disc, "exact" (default: the sech^2 exponential disc,
+        :class:`~jaxhalo.dynamics.potentials.ExponentialDiscTable`) or "miyamoto-nagai" (its faster
+        four-component fit, errors up to ~4 % off the plane inside 10 kpc; see
+        :func:`~jaxhalo.dynamics.potentials.milky_way`); in the c200 solve, the MW-LMC orbit and the tracers.
     gradients : "reverse" (default; ``jax.grad`` / ``jacrev``, the MW-LMC solve checkpointed) or
         "forward" (``jax.jacfwd`` / ``jvp``: the solve is differentiated in forward mode, which needs
         no stored trajectory -- memory independent of the number of steps -- and suits the 12
@@ -256,6 +260,7 @@ class SimConfig:
     orbit_solver: Literal["dopri8", "leapfrog"] = "dopri8"
     orbit_dt: float | None = None
     gradients: Literal["reverse", "forward"] = "reverse"
+    disc: Literal["exact", "miyamoto-nagai"] = "exact"
 
     def __post_init__(self):
         _convert_fields(self, _SIMCONFIG_UNITS)
@@ -282,7 +287,8 @@ class SimConfig:
                                      ("dtype", self.dtype, ("float64", "float32")),
                                      ("df_potential", self.df_potential, ("mw", "nfw")),
                                      ("orbit_solver", self.orbit_solver, ("dopri8", "leapfrog")),
-                                     ("gradients", self.gradients, ("reverse", "forward"))):
+                                     ("gradients", self.gradients, ("reverse", "forward")),
+                                     ("disc", self.disc, ("exact", "miyamoto-nagai"))):
             if value not in allowed:
                 raise SimulatorError(f"{name} must be one of {allowed}, got {value!r}")
         for name in ("c200", "lmc_scale_radius", "orbit_dt"):
@@ -448,9 +454,9 @@ def _check_theta(theta: Array) -> None:
 
 
 def _c200(log10_m200: Array, config: SimConfig) -> Array:
-    """c200 giving v_c(R_sun) = config.v_circ_sun with the Brooks disc and bulge (NaN where none in
-    [1, config.c200_max]); the baryons are those of :func:`~jaxhalo.dynamics.potentials.milky_way`'s defaults."""
-    disc = exponential_disc()
+    """c200 giving v_c(R_sun) = config.v_circ_sun with the Brooks disc (``config.disc``) and bulge (NaN where
+    none in [1, config.c200_max]); the baryons are those of :func:`~jaxhalo.dynamics.potentials.milky_way`'s defaults."""
+    disc = brooks_disc(config.disc)
     bulge = SphericalFromDensity(BulgeDensity(), total_mass=1.2e10, r_min=1e-4, r_max=50.0, n=256)
     return solve_c200(10.0 ** log10_m200, config.v_circ_sun, config.solar_parameters().galcen_distance,
                       baryons=disc + bulge, c_range=(1.0, config.c200_max), check=False)
@@ -519,7 +525,7 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     solar = config.solar_parameters()
 
     c200 = _c200(theta[0], config) if config.c200 is None else jnp.asarray(config.c200, theta.dtype)
-    mw = milky_way(10.0 ** theta[0], c200=c200)
+    mw = milky_way(10.0 ** theta[0], c200=c200, disc=config.disc)
     lmc = lmc_hernquist(theta[1], check=False, scale_radius=config.lmc_scale_radius)
     if config.lmc_phase_space is None:
         obs = LMCObservables(theta[3], theta[4], theta[5], theta[6], theta[7], theta[8])

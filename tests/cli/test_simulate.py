@@ -54,7 +54,7 @@ def test_simulate_then_fit(tmp_path, capsys):
 MODEL_OPTIONS = (("c200", "c200"), ("a_lmc", "lmc_scale_radius"), ("lmc_galactocentric", "lmc_phase_space"),
                  ("coulomb_log", "coulomb_log"), ("friction_sigma", "friction_sigma"),
                  ("df_potential", "df_potential"), ("df_r_min", "r_min"), ("df_r_max", "r_max"),
-                 ("orbit_solver", "orbit_solver"), ("orbit_dt", "orbit_dt"))
+                 ("orbit_solver", "orbit_solver"), ("orbit_dt", "orbit_dt"), ("disc", "disc"))
 
 
 def test_model_option_defaults_are_the_simconfig_defaults():
@@ -72,11 +72,13 @@ def test_model_option_defaults_are_the_simconfig_defaults():
     args = build_parser().parse_args(
         ["simulate", "--c200", "14.5", "--a-lmc", "18.9", "--lmc-galactocentric", "-1.1", "-28", "-21.5", "-87.1",
          "-198.9", "135.4", "--coulomb-log", "1.5", "--friction-sigma", "150", "--df-potential", "nfw",
-         "--df-r-min", "1", "--df-r-max", "300", "--orbit-solver", "leapfrog", "--orbit-dt", "0.5"])
+         "--df-r-min", "1", "--df-r-max", "300", "--orbit-solver", "leapfrog", "--orbit-dt", "0.5",
+         "--disc", "miyamoto-nagai"])
     assert (args.c200, args.a_lmc, args.coulomb_log, args.friction_sigma) == (14.5, 18.9, 1.5, 150.0)
     assert args.lmc_galactocentric == [-1.1, -28.0, -21.5, -87.1, -198.9, 135.4]
     assert (args.df_potential, args.df_r_min, args.df_r_max, args.orbit_solver, args.orbit_dt) == (
         "nfw", 1.0, 300.0, "leapfrog", 0.5)
+    assert args.disc == "miyamoto-nagai" and defaults["disc"] == "exact"
 
 
 @pytest.mark.slow
@@ -88,13 +90,13 @@ def test_simulate_brooks2025_settings(tmp_path):
                str(np.log10(9.1e11)), "--m-lmc", "2.3e11", "--log10-lambda-df", str(np.log10(0.7)), "--beta0", "0.3",
                "--c200", "14.5", "--a-lmc", "18.9", "--lmc-galactocentric", *w, "--coulomb-log", "1.5",
                "--df-potential", "nfw", "--df-r-min", "1", "--df-r-max", "300", "--orbit-solver", "leapfrog",
-               "--out", str(out)])
+               "--disc", "miyamoto-nagai", "--out", str(out)])
     assert rc == 0
     info = json.loads((out / "params.json").read_text())
     assert info["c200"] == 14.5 and info["a_lmc_kpc"] == 18.9
     cfg = info["config"]
-    assert (cfg["r_min"], cfg["r_max"], cfg["df_potential"], cfg["orbit_solver"], cfg["coulomb_log"]) == (
-        1.0, 300.0, "nfw", "leapfrog", 1.5)
+    assert (cfg["r_min"], cfg["r_max"], cfg["df_potential"], cfg["orbit_solver"], cfg["coulomb_log"], cfg["disc"]) == (
+        1.0, 300.0, "nfw", "leapfrog", 1.5, "miyamoto-nagai")
     orbit = Table.read(out / "orbit.ecsv")
     np.testing.assert_allclose([orbit[c][-1] for c in ("x_lmc", "y_lmc", "z_lmc", "vx_lmc", "vy_lmc", "vz_lmc")],
                                np.array(w, float), atol=1e-9)

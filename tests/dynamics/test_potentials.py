@@ -24,6 +24,12 @@ def mw():
     return eqx.filter_jit(P.milky_way)(1.0e12)
 
 
+@pytest.fixture(scope="module")
+def mw_mn():
+    """The Milky Way with the Miyamoto-Nagai-sum disc (closed forms for the scipy references below)."""
+    return eqx.filter_jit(lambda m: P.milky_way(m, disc="miyamoto-nagai"))(1.0e12)
+
+
 # ------------------------------------------------------------------ forces = -grad Phi, Poisson
 
 
@@ -252,6 +258,14 @@ def test_exact_disc_density_far_field_and_traced_mass():
     np.testing.assert_allclose(g * 5e10, disc.acceleration(y), rtol=1e-12)
 
 
+def test_milky_way_disc_is_exact_by_default(mw):
+    assert isinstance(mw.disc.components[0], P.ExponentialDiscTable) and len(mw.components) == 3
+    mn = P.milky_way(1e12, c200=float(mw.c200), disc="miyamoto-nagai")
+    assert len(mn.components) == 6 and all(isinstance(c, P.MiyamotoNagai) for c in mn.disc.components)
+    with pytest.raises(P.PotentialError, match="disc model"):
+        P.milky_way(1e12, c200=12.0, disc="kuzmin")
+
+
 def test_disc_mass_and_traced_scales():
     disc = P.exponential_disc(5e10, 3.0, 0.4)
     np.testing.assert_allclose(sum(float(c.mass) for c in disc.components), 5e10, rtol=1e-12)
@@ -337,7 +351,8 @@ def test_lmc_scale_from_enclosed_mass():
 # ------------------------------------------------------------------ spherical average
 
 
-def test_spherical_average(mw):
+def test_spherical_average(mw_mn):
+    mw = mw_mn
     tab = eqx.filter_jit(P.spherical_average)(mw)
     disc = P.exponential_disc()
     r = np.array([0.5, 3.0, 8.0, 30.0, 200.0])
@@ -367,9 +382,24 @@ def test_spherical_average(mw):
     np.testing.assert_allclose(m_g, P.NFW(3e6, 15.0).enclosed_mass(r_g), rtol=1e-8)
 
 
+@pytest.mark.slow  # ~5-15 s: the monopole's second derivative through the table compiles slowly
+def test_spherical_average_with_the_exact_disc(mw):
+    """Newton: beyond the disc's mass the angle-averaged exact disc is -G M / r, its sphere mass M; inside,
+    the sphere mass grows monotonically (no negative-mass components, unlike the MN sum)."""
+    tab = eqx.filter_jit(P.spherical_average)(mw)
+    r = np.array([150.0, 200.0, 600.0])  # 50 - 200 R_d: the disc mass outside is < 1e-20 M
+    sph = np.asarray(mw.halo.potential_r(r) + mw.bulge.potential_r(r))
+    np.testing.assert_allclose(tab.potential_r(r), sph - G * 5e10 / r, rtol=1e-8)  # the log-r table's own error
+    m_disc = np.asarray(tab.enclosed_mass(r) - mw.halo.enclosed_mass(r) - mw.bulge.enclosed_mass(r))
+    np.testing.assert_allclose(m_disc, 5e10, rtol=1e-6)
+    rr = np.geomspace(0.05, 40.0, 60)  # beyond, M(<r) of the disc is flat to the 1e-10 rounding of the halo's
+    m_in = np.asarray(tab.enclosed_mass(rr) - mw.halo.enclosed_mass(rr) - mw.bulge.enclosed_mass(rr))
+    assert np.all(np.diff(m_in) > 0)
+
+
 def test_spherical_average_is_smooth_at_the_grid_edge():
     """No jump at r_max: Phi and dPhi/dr continuous, the NFW tail kept beyond (issue 16 item 3)."""
-    mw = eqx.filter_jit(P.milky_way)(1.0e12, c200=14.1627)
+    mw = eqx.filter_jit(lambda m, c: P.milky_way(m, c200=c, disc="miyamoto-nagai"))(1.0e12, 14.1627)
     tab = eqx.filter_jit(P.spherical_average)(mw, r_max=1e3)
     r1 = float(tab.r[-1])
     lo, hi = r1 * (1 - 1e-12), r1 * (1 + 1e-12)

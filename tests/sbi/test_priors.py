@@ -105,7 +105,7 @@ def test_derived_masses_against_independent_forms():
 
 @pytest.mark.slow
 def test_derived_mw_mass_vs_monopole_of_full_potential():
-    """The exponential-disc shortcut vs Gauss's theorem on the simulator's MN-sum disc (spherical_average)."""
+    """The exponential-disc shortcut vs Gauss's theorem on the simulator's disc (the exact disc; spherical_average)."""
     from jaxhalo.dynamics.potentials import milky_way, spherical_average
 
     got = float(mw_enclosed_mass(np.array([12.2]))[0])
