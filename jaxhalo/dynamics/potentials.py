@@ -206,11 +206,13 @@ class Composite(Potential):
     # _acc over the points, and a component that evaluates many points at once (ExponentialDiscTable) keeps
     # its batched path
     def potential(self, x: ArrayLike) -> Array:
-        x = _as_float(x)
+        """Potential (km/s)^2 at positions x (..., 3) kpc (or a length Quantity); returns (...,)."""
+        x = _kpc(x)
         return sum(c.potential(x) for c in self.components)
 
     def acceleration(self, x: ArrayLike) -> Array:
-        x = _as_float(x)
+        """Acceleration -grad Phi, (..., 3) in (km/s)^2 / kpc, at x (..., 3) kpc (or a length Quantity)."""
+        x = _kpc(x)
         return sum(c.acceleration(x) for c in self.components)
 
     def enclosed_mass(self, r: ArrayLike) -> Array:
@@ -872,14 +874,15 @@ class ExponentialDiscTable(Potential):
         return jnp.stack([fR * x[..., 0], fR * x[..., 1], f * dz * jnp.sign(x[..., 2])], axis=-1)
 
     def potential(self, x: ArrayLike) -> Array:
-        """Potential (km/s)^2 at positions x (..., 3) kpc, batched (no per-point vmap: see :func:`_disc_unit`)."""
-        x = _as_float(x)
+        """Potential (km/s)^2 at positions x (..., 3) kpc (or a length Quantity), batched (no per-point vmap:
+        see :func:`_disc_unit`)."""
+        x = _kpc(x)
         Rd = self.scale_radius
         return G * self.mass / Rd * _disc_unit(_safe_norm(x[..., :2]) / Rd, jnp.abs(x[..., 2]) / Rd)[0]
 
     def acceleration(self, x: ArrayLike) -> Array:
         """Acceleration (..., 3) in (km/s)^2 / kpc, batched (as ``_acc``, which works on any leading axes)."""
-        return self._acc(_as_float(x))
+        return self._acc(_kpc(x))
 
     def _rho(self, x: Array) -> Array:
         R = _safe_norm(x[:2])
