@@ -144,6 +144,7 @@ def test_friction_trends(friction_runs):
     assert far[0] < far[1] < far[2], far
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_gradient_wrt_lmc_mass_matches_fd():
     def pos(m):
         orb = mwlmc.mw_lmc_orbit(1.0e12, m, 1.0, rtol=1e-12, atol=1e-12)

@@ -50,6 +50,7 @@ def _assert_prefers(df, best, z=2.0):
     assert df.loc[other, "elpd_diff"] > z * df.loc[other, "dse"], df
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_loo_prefers_double_over_single_mixture():
     """Two populations of equal weight that differ in V_phi (rotating vs not) and [Fe/H]."""
     means = jnp.array([[0.0, -60.0, 0.0, -1.1], [0.0, 0.0, 0.0, -1.7]])

@@ -134,6 +134,7 @@ def test_per_bin_inference_data_names_dims_and_units(two_bin_fit, tmp_path):
     assert every.posterior["bin"].values.tolist() == [0, 1, 2] and np.all(np.isnan(every.posterior["sigma"][:, :, 2]))
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_nuts_per_bin_vmapped_agrees_with_sequential(two_bin_fit):
     res, _, x, e, masks, static = two_bin_fit
     with pytest.warns(EmptyBinWarning):

@@ -43,6 +43,7 @@ def table1_mock():
     return m, masks, pb, data
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_14_bin_log_density_equals_single_bin_models(table1_mock):
     """Per-bin potentials and gradients of the 14-bin model equal the single-bin models'."""
     m, masks, pb, data = table1_mock
@@ -65,6 +66,7 @@ def test_14_bin_log_density_equals_single_bin_models(table1_mock):
             np.testing.assert_allclose(np.asarray(g_joint[k][j]), np.asarray(gj[k][0]), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_14_bin_map_is_one_call_and_equals_separate_fits(table1_mock):
     """MAP (L-BFGS, fixed steps) of all 14 bins in one compiled call == single-bin MAP to 1e-8."""
     m, masks, pb, data = table1_mock

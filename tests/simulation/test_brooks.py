@@ -64,6 +64,7 @@ def test_same_key_is_bit_identical(run_small):
     assert not np.allclose(np.asarray(a.positions), np.asarray(c.positions))
 
 
+@pytest.mark.slow  # > 30 s on 2 cores; keeps the default run under 12 min
 def test_float32_path_samples_the_same_halo(run_small):
     """``SimConfig(dtype="float32")``: the tracers are sampled and integrated in float32 (the MW-LMC
     orbit and the DF tables are built in float64, then cast). float32 draws differ from float64 draws
