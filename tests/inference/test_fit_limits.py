@@ -28,6 +28,7 @@ def test_too_few_stars_are_refused_before_any_work():
         fit_reflex(_data(40), SPEC, num_chains=0, progress_bar=False, verbose=False)
 
 
+@pytest.mark.slow  # > 20 s on 2 cores; keeps the default run under 12 min
 def test_n_clip_0_means_no_clipping_and_force_warns():
     with pytest.warns(DataWarning, match=r"12 star\(s\) in the data"):
         res = fit_reflex(_data(12), SPEC, key=jax.random.PRNGKey(0), n_clip=0, num_chains=1, num_warmup=30,

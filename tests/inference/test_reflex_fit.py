@@ -222,6 +222,7 @@ def test_unit_cube_model_is_the_same_posterior(form, apex, kind):
         np.testing.assert_allclose(np.asarray(params_to_unit(spec, priors, phys)), np.asarray(u), rtol=1e-10)
 
 
+@pytest.mark.slow  # > 20 s on 2 cores; keeps the default run under 12 min
 def test_fit_map_traceable_matches_fit_map_under_jit_and_vmap():
     """The pure-JAX ML fit (used per simulation in suites) reaches fit_map's optimum, under jit
     and vmap over catalogues."""

@@ -91,6 +91,7 @@ def test_14_bin_map_is_one_call_and_equals_separate_fits(table1_mock):
     assert abs(float(c["mean"][0, 0, 3]) - float(np.mean(m["x"][:, 3]))) < 0.01
 
 
+@pytest.mark.slow  # > 20 s on 2 cores; keeps the default run under 12 min
 def test_nuts_profile_reports_small_bins_as_nan(table1_mock):
     m, masks, pb, data = table1_mock
     sub = {k: v[-3:] for k, v in data.items()}  # shells [47.5,60), [60,80), [80,160] (7 stars)

@@ -66,6 +66,7 @@ def test_eq7_polar_velocity_of_a_uniform_reflex_velocity():
     assert abs(np.mean(np.asarray(v_theta)) - pred) < 4 * se, (np.mean(v_theta), pred, se)
 
 
+@pytest.mark.slow  # > 20 s on 2 cores; keeps the default run under 12 min
 def test_nuts_recovers_dipole_and_too_few_stars_bin_is_nan():
     """NUTS, short chains: truth within 3 sigma for mu_compr, mu_dipole, l/b apex, sigma_r.
 

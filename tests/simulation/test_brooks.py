@@ -129,6 +129,7 @@ def test_config_rejects_bad_settings():
     assert bool(S.parameter_valid(th, dataclasses.replace(SMALL_CFG, c200=10.0, lmc_scale_radius=5.0)))
 
 
+@pytest.mark.slow  # > 20 s on 2 cores; keeps the default run under 12 min
 def test_brooks2025_settings_reach_the_simulation():
     """Each Brooks et al. 2025 setting of SimConfig lands in the simulation (one compile)."""
     from jaxhalo.dynamics.mwlmc import integrate_mw_lmc
