@@ -40,7 +40,7 @@ from ..simulation.smooth_summaries import (
     SMOOTH_R_WIDTH,
     smooth_brooks_summary_vector,
 )
-from ..simulation.summaries import BROOKS_VGSR_EDGES, BROOKS_VTB_EDGES
+from ..simulation.summaries import BROOKS_VGSR_EDGES, BROOKS_VTB_EDGES, summary_labels
 from .derived import lmc_enclosed_mass, mw_enclosed_mass
 from .fisher import FisherError, FisherForecast, fisher_forecast, summary_information
 
@@ -92,16 +92,7 @@ def survey_edges(survey: Survey, edges: Sequence[float]) -> tuple[float, ...]:
 def survey_summary_labels(survey: Survey) -> tuple[str, ...]:
     """Names of the survey's smooth summaries (as :data:`~jaxhalo.simulation.summaries.BROOKS_SUMMARY_LABELS`,
     with the survey's bin edges)."""
-    ev, et = survey_edges(survey, BROOKS_VGSR_EDGES), survey_edges(survey, BROOKS_VTB_EDGES)
-
-    def rng(edges, i):
-        return f"{edges[i]:g}-{edges[i + 1]:g}kpc"
-
-    out: list[str] = []
-    for stat in ("mean", "std"):
-        out += [f"{stat}_vgsr_Q{q + 1}_{rng(ev, i)}" for q in range(4) for i in range(len(ev) - 1)]
-        out += [f"{stat}_vtb_{rng(et, i)}" for i in range(len(et) - 1)]
-    return tuple(out)
+    return summary_labels(survey_edges(survey, BROOKS_VGSR_EDGES), survey_edges(survey, BROOKS_VTB_EDGES))
 
 
 def particles_for_survey(survey: Survey, theta0: ArrayLike = FIDUCIAL_THETA, config: SimConfig = SimConfig()) -> int:

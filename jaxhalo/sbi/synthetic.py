@@ -90,6 +90,18 @@ def synthetic_likelihood_model(prior: SuitePrior, simulate: Simulator, observed:
     numpyro.factor("synthetic_likelihood", synthetic_log_likelihood(simulate, theta, observed, keys, precision_cholesky))
 
 
+def _free_indices(prior: SuitePrior) -> list[int]:
+    """Indices of the sampled (not fixed by a Delta) parameters."""
+    return [i for i, n in enumerate(prior.names) if not isinstance(prior.dists[n], dist.Delta)]
+
+
+def _max_r_hat(theta: np.ndarray, free: list[int]) -> float:
+    """Max split R-hat over the ``free`` parameters of draws (chains, draws, P); NaN for one chain."""
+    import arviz as az  # deferred: diagnostics only
+
+    return float(max(az.rhat(theta[..., i]) for i in free)) if theta.shape[0] > 1 else float("nan")
+
+
 @dataclass(frozen=True)
 class SyntheticNutsResult:
     """Draws ``theta`` (chains, draws, P) named by ``names``, the numpyro ``mcmc``, max split R-hat, min bulk ESS
@@ -106,8 +118,7 @@ class SyntheticNutsResult:
         """arviz InferenceData: one posterior variable per parameter (dims chain, draw), sample_stats."""
         import arviz as az  # deferred: arviz loads only when results are converted
 
-        idata = az.from_numpyro(self.mcmc)
-        return idata
+        return az.from_numpyro(self.mcmc)
 
 
 def run_synthetic_nuts(
@@ -154,8 +165,8 @@ def run_synthetic_nuts(
     theta = np.asarray(mcmc.get_samples(group_by_chain=True)["theta"])
     import arviz as az  # deferred: diagnostics only
 
-    free = [i for i, n in enumerate(prior.names) if not isinstance(prior.dists[n], dist.Delta)]
-    r_hat = float(np.max([az.rhat(theta[..., i]) for i in free])) if theta.shape[0] > 1 else float("nan")
+    free = _free_indices(prior)
+    r_hat = _max_r_hat(theta, free)
     ess = float(np.min([az.ess(theta[..., i]) for i in free]))
     div = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
     return SyntheticNutsResult(theta, tuple(prior.names), mcmc, r_hat, ess, div)
@@ -218,9 +229,6 @@ def run_synthetic_nuts_batch(
 
     theta, div = jax.jit(jax.vmap(one_observation))(observed, k0[1:])
     theta = np.asarray(theta)
-    import arviz as az  # deferred: diagnostics only
-
-    free = [i for i, n in enumerate(prior.names) if not isinstance(prior.dists[n], dist.Delta)]
-    r_hat = np.array([max(float(az.rhat(theta[m, :, :, i])) for i in free) for m in range(M)]) if num_chains > 1 \
-        else np.full(M, np.nan)
+    free = _free_indices(prior)
+    r_hat = np.array([_max_r_hat(theta[m], free) for m in range(M)])
     return theta, np.asarray(div).sum(axis=1), r_hat

@@ -58,6 +58,7 @@ from .observe import MockObservation
 
 __all__ = [
     "SummaryError",
+    "summary_labels",
     "ClippedStats",
     "sigma_clipped_stats",
     "grouped_sigma_clipped_stats",
@@ -351,21 +352,24 @@ def binned_profile(
 # ---------------------------------------------------------------------------- Brooks et al.
 
 
-def _make_labels() -> tuple[str, ...]:
-    nv, nt = len(BROOKS_VGSR_EDGES) - 1, len(BROOKS_VTB_EDGES) - 1
+def summary_labels(vgsr_edges=BROOKS_VGSR_EDGES, vtb_edges=BROOKS_VTB_EDGES) -> tuple[str, ...]:
+    """Names of the summaries with these bin edges (kpc), in :meth:`BrooksSummaries.vector` order: the means
+    then the dispersions, each <v_GSR> in 4 quadrants x the v_GSR bins, then <v_t,b> in the v_t,b bins."""
+    vgsr_edges, vtb_edges = tuple(vgsr_edges), tuple(vtb_edges)
+    nv, nt = len(vgsr_edges) - 1, len(vtb_edges) - 1
 
     def rng(edges, i):
         return f"{edges[i]:g}-{edges[i + 1]:g}kpc"
 
     out = []
     for stat in ("mean", "std"):
-        out += [f"{stat}_vgsr_Q{q + 1}_{rng(BROOKS_VGSR_EDGES, i)}" for q in range(4) for i in range(nv)]
-        out += [f"{stat}_vtb_{rng(BROOKS_VTB_EDGES, i)}" for i in range(nt)]
+        out += [f"{stat}_vgsr_Q{q + 1}_{rng(vgsr_edges, i)}" for q in range(4) for i in range(nv)]
+        out += [f"{stat}_vtb_{rng(vtb_edges, i)}" for i in range(nt)]
     return tuple(out)
 
 
 #: Names of the 52 entries of :meth:`BrooksSummaries.vector`, e.g. 'mean_vgsr_Q1_30-56kpc'.
-BROOKS_SUMMARY_LABELS: tuple[str, ...] = _make_labels()
+BROOKS_SUMMARY_LABELS: tuple[str, ...] = summary_labels()
 
 
 class BrooksSummaries(NamedTuple):
