@@ -20,14 +20,14 @@ over a 256 MiB array on a CPU, 4 GiB on a GPU). On a CPU the sizes go to 1e6 sta
 from __future__ import annotations
 
 import os
-import sys
+
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import device_name, write_results
+from benchmarks.common import device_name, script_flags, write_results
 
 jax.config.update("jax_enable_x64", True)
 
@@ -131,7 +131,7 @@ def run(quick: bool = False, sizes: list[int] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    recs = run(quick="--quick" in sys.argv)
+    recs = run(quick="--quick" in script_flags(__doc__))
     print(write_results("reflex_likelihood", recs, {
         "model": "continuity/ms, 18 parameters, per-star errors", "what": "value_and_grad w.r.t. all parameters",
         "paths": "fast = ReflexModel.log_likelihood (blocked one-pass rule); reference = fast=False (autodiff of the sum)",

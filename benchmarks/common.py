@@ -112,3 +112,20 @@ def write_results(name: str, records: list[dict], meta: dict | None = None, out_
     out = folder / f"{name}_{device_slug()}.json"
     out.write_text(json.dumps(result_payload(name, records, meta), indent=2, default=float))
     return out
+
+
+def script_flags(doc: str | None, known: tuple[str, ...] = ("--quick",), argv: list[str] | None = None) -> set[str]:
+    """The flags a benchmark script was started with, checked before it runs anything.
+
+    ``-h``/``--help`` prints the script's docstring and exits 0; a flag not in ``known`` exits 2
+    naming it, so a typo never starts a full run that overwrites the committed records.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(doc or "")
+        raise SystemExit(0)
+    unknown = [a for a in argv if a not in known]
+    if unknown:
+        print(f"unknown option(s) {unknown}; known: {', '.join(known)}", file=sys.stderr)
+        raise SystemExit(2)
+    return set(argv)

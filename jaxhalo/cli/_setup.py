@@ -73,7 +73,7 @@ def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
         try:
             d.mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", str(d))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
             done["compilation_cache"] = str(d)
         except OSError as e:  # read-only home: run without the cache
             print(f"[jaxhalo] compilation cache disabled ({e})", file=sys.stderr)

@@ -101,8 +101,9 @@ def add_fit_parser(sub) -> None:
                    help="no 3-sigma clipping (same as --n-clip 0); the ML fit still runs and starts the chains")
     f.add_argument("--n-clip", type=int_range(0, 100), default=5, help="rounds of 3-sigma clipping after the ML fit (0: none)")
     f.add_argument("--chains", type=int_range(1, 256), default=4, help="NUTS chains")
-    f.add_argument("--warmup", type=int_range(1), default=500, help="NUTS warm-up iterations per chain")
-    f.add_argument("--samples", type=int_range(1), default=1000, help="NUTS draws per chain")
+    f.add_argument("--warmup", type=int_range(1), default=300,
+                   help="NUTS warm-up iterations per chain (a dense mass matrix is adapted)")
+    f.add_argument("--samples", type=int_range(1), default=750, help="NUTS draws per chain")
     f.add_argument("--seed", type=SEED, default=0, help="random seed (ML starts, chain jitter, NUTS)")
     f.add_argument("--from-diagnostics", default=None, metavar="DIAGNOSTICS_JSON",
                    help="re-run the fit recorded in an earlier run's diagnostics.json (its catalogues, checked by "

@@ -36,6 +36,7 @@ from jax import Array
 from ..catalog.structure import StarCatalog
 from ..constants import K_PM, K_PM_REFERENCE
 from ..frames import (
+    APEX_COS_MIN,
     MS_ROTATION,
     SolarParameters,
     apex_vector,
@@ -478,13 +479,15 @@ class ReflexModel(eqx.Module):
         """Total log-likelihood (scalar): the sum of :meth:`log_likelihood_per_star`.
 
         ``fast=True`` (default) differentiates through :func:`_fast_total` (one pass over the stars for
-        the value and every parameter's gradient; same numbers as ``fast=False``, the plain sum of
-        the per-star values, to rounding). It needs scalar parameters; per-star (N,) parameters
+        the value and every parameter's gradient; :func:`_blocked_autodiff_total` for a model with an
+        outlier component; same numbers as ``fast=False``, the plain sum of the per-star values, to
+        rounding). It needs scalar parameters; per-star (N,) parameters
         fall back to the plain sum.
         """
         self.check_dispersions(params)
         if fast and all(jnp.ndim(v) == 0 for v in jax.tree_util.tree_leaves(dict(params))):
-            return _fast_total(self)(dict(params), data)
+            rule = _fast_total if self.outlier == "none" else _blocked_autodiff_total
+            return rule(self)(dict(params), data)
         return jnp.sum(self.log_likelihood_per_star(params, data))
 
     def chi2_per_star(self, params: Mapping[str, Array], data: ReflexData) -> Array:
@@ -543,22 +546,185 @@ def _blockwise_sum(fn: Callable[[ReflexData], Array], data: ReflexData) -> Array
     return acc
 
 
+def _anchor_coordinates(model: ReflexModel, p: Mapping[str, Array]) -> tuple[Array, Array, bool]:
+    """The per-star coordinates q (K = 9) of the likelihood at the two anchors, (K,) each, and
+    whether the travel velocity enters q as its Cartesian vector (else as the apex parameters).
+
+    q at a star is interpolated between the anchors exactly as :meth:`ReflexModel.at_radius` and
+    :meth:`ReflexModel.travel_at_radius` do (the constant model: both anchors equal the parameters).
+    """
+    base = model.base_names
+    if model.form == "constant":
+        a = jnp.stack([jnp.asarray(p[n]) for n in base])
+        return a, a, model.apex == "cartesian"
+    s0, s1 = model.suffixes
+    if model.interpolate == "vector" and model.apex != "cartesian":
+        v0 = _travel_vector(model.apex, {n: p[n + s0] for n in base[:3]})
+        v1 = _travel_vector(model.apex, {n: p[n + s1] for n in base[:3]})
+        rest0 = jnp.stack([jnp.asarray(p[n + s0]) for n in base[3:]])
+        rest1 = jnp.stack([jnp.asarray(p[n + s1]) for n in base[3:]])
+        return jnp.concatenate([v0, rest0]), jnp.concatenate([v1, rest1]), True
+    a = jnp.stack([jnp.asarray(p[n + s0]) for n in base])
+    b = jnp.stack([jnp.asarray(p[n + s1]) for n in base])
+    return a, b, model.apex == "cartesian"
+
+
+def _log_interpolated(model: ReflexModel) -> np.ndarray:
+    """(K,) bool: which coordinates of q are interpolated in log (the dispersions, if log_dispersion)."""
+    return np.array([model.form == "continuity" and model.log_dispersion and n.startswith("sigma")
+                     for n in model.base_names])
+
+
+def _star_value_and_gradient(apex: str, cartesian_travel: bool, d: ReflexData,
+                             q: tuple[Array, ...]) -> tuple[Array, tuple[Array, ...]]:
+    """Each star's w ln L (n,) and its gradient with respect to the star's coordinates q (nine (n,)
+    arrays: travel (v_x, v_y, v_z) or (V, apex lon, apex sin lat), v_r, v_phi, v_theta, sigma_los,
+    sigma_l, sigma_b), written out by hand (REFLEX_MODEL.md §5) as elementwise arithmetic on (n,)
+    arrays, so that XLA fuses the whole of it into a few loops over the stars.
+
+    Why by hand: autodiff of the same expressions keeps ~50 intermediate arrays (its residuals)
+    alive between the forward and backward passes, and XLA then runs ~50 kernels per call; the
+    closed form needs none of them. Checked against autodiff to 1e-10 (tests/likelihoods/test_reflex.py).
+    """
+    w = d.weight
+    if cartesian_travel:
+        T = q[:3]
+    else:
+        V, lon, s = q[:3]
+        u = (1.0 - s) * (1.0 + s)
+        c = jnp.sqrt(jnp.maximum(u, APEX_COS_MIN**2))  # frames.cos_from_sin
+        dc = jnp.where(u > APEX_COS_MIN**2, -s / c, 0.0)
+        cl, sl = jnp.cos(lon), jnp.sin(lon)
+        n0 = (c * cl, c * sl, s)  # frames.apex_vector, in the apex frame
+        dn_dlon = (-c * sl, c * cl, jnp.zeros_like(s))
+        dn_ds = (dc * cl, dc * sl, jnp.ones_like(s))
+        if apex == "ms":  # Galactic vector = (apex-frame vector) @ MS_ROTATION
+            R = np.asarray(MS_ROTATION)
+            n = tuple(sum(n0[i] * R[i, j] for i in range(3)) for j in range(3))
+        else:
+            n = n0
+        T = tuple(V * n[j] for j in range(3))
+    sph = q[3:6]
+    P, B = d.proj, d.basis_proj
+    resid = [d.obs[:, k] + d.sun_obs[:, k]
+             - sum(B[:, k, j] * sph[j] for j in range(3)) + sum(P[:, k, j] * T[j] for j in range(3))
+             for k in range(3)]
+    sig_los, sig_l, sig_b = q[6:9]
+    S2 = d.var_los + sig_los**2
+    r0, dl, db = resid
+    chi_v = r0 * r0 / S2
+    f = d.inv_f2
+    a = d.pm_cov[:, 0, 0] + sig_l**2 * f
+    cc = d.pm_cov[:, 1, 1] + sig_b**2 * f
+    bc = d.pm_cov[:, 0, 1]
+    det = a * cc - bc * bc
+    quad = (cc * dl * dl - 2 * bc * dl * db + a * db * db) / det
+    ll = -0.5 * (jnp.log(2 * jnp.pi * S2) + chi_v) - 0.5 * (jnp.log((2 * jnp.pi) ** 2 * det) + quad)
+    # d lnL / d mean_k (= - d lnL / d resid_k)
+    m = (r0 / S2, (cc * dl - bc * db) / det, (a * db - bc * dl) / det)
+    g_sph = tuple(w * sum(m[k] * B[:, k, j] for k in range(3)) for j in range(3))
+    g_T = tuple(-w * sum(m[k] * P[:, k, j] for k in range(3)) for j in range(3))
+    g_sig_los = -w * sig_los * (1.0 - chi_v) / S2
+    g_sig_l = -w * sig_l * f * (cc + db * db - quad * cc) / det
+    g_sig_b = -w * sig_b * f * (a + dl * dl - quad * a) / det
+    if cartesian_travel:
+        g_travel = g_T
+    else:
+        g_V = sum(g_T[j] * n[j] for j in range(3))
+        g_n = tuple(V * g_T[j] for j in range(3))
+        if apex == "ms":
+            g_n = tuple(sum(R[i, j] * g_n[j] for j in range(3)) for i in range(3))
+        g_lon = sum(g_n[i] * dn_dlon[i] for i in range(3))
+        g_s = sum(g_n[i] * dn_ds[i] for i in range(3))
+        g_travel = (g_V, g_lon, g_s)
+    return w * ll, (*g_travel, *g_sph, g_sig_los, g_sig_l, g_sig_b)
+
+
 @functools.lru_cache(maxsize=None)
 def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
-    """The total log-likelihood of ``model`` with a blocked, one-pass derivative rule (a ``jax.custom_jvp``).
+    """The total log-likelihood of ``model`` with a one-pass derivative rule (a ``jax.custom_jvp``).
 
-    The automatic reverse pass of ``sum(log_likelihood_per_star)`` over a large catalogue turns
-    every per-star intermediate into an array in memory and every parameter's gradient into its
-    own reduction over all stars: beyond the caches (~1e5 stars) it runs at the speed of memory,
-    20+ passes over it. The rule here computes the value and the gradient with respect to every
-    (scalar) parameter block by block (:func:`_blockwise_sum`: :data:`CPU_BLOCK` stars at a time
-    on a CPU), each block by ordinary autodiff, so the catalogue is read once and the
-    intermediates stay in cache. It is a JVP whose tangent is linear in the input tangents, so
-    reverse mode (``grad``), forward mode, ``vmap`` and ``jax.hessian`` all work; tangents of the
-    data (derivatives with respect to the catalogue) take a second, per-star pass, only when
-    asked for. The numbers equal autodiff of the plain sum to rounding
-    (tests/likelihoods/test_reflex.py); benchmarks/results/reflex_likelihood_cpu2.json has the speed.
+    The automatic reverse pass of ``sum(log_likelihood_per_star)`` turns every per-star
+    intermediate into an array and every parameter's gradient into its own reduction over the stars
+    (83 XLA kernels for the 18-parameter continuity model): at small N the kernel launches, at
+    large N the passes over memory, set the speed. The rule here uses the structure of the model:
+    each star's likelihood depends on the parameters only through its K = 9 coordinates q (travel
+    velocity or apex, mean velocities, dispersions at its radius), each a linear (or, for the
+    dispersions, log-linear) interpolation in t = (r - r0) / (r1 - r0) between two anchor values.
+    So the per-star gradient h = d(w ln L)/dq is computed elementwise (autodiff of one star, vmapped:
+    no reduction over stars), and the gradient with respect to the anchors is two weighted sums,
+    sum (1 - t) h and sum t h (times q / anchor for a log-interpolated dispersion), one (2, N) x
+    (N, K) product; the map from the parameters to the anchors (the apex vector for the 'vector'
+    interpolation) is differentiated by ordinary autodiff on scalars. On a CPU the stars go through
+    :func:`_blockwise_sum` :data:`CPU_BLOCK` at a time, so the intermediates stay in cache.
+
+    It is a JVP whose tangent is linear in the input tangents, so reverse mode (``grad``), forward
+    mode, ``vmap`` and ``jax.hessian`` all work; tangents of the data (derivatives with respect to
+    the catalogue) take a second, per-star pass, only when asked for. The numbers equal autodiff of
+    the plain sum to rounding (tests/likelihoods/test_reflex.py); benchmarks/results/
+    reflex_likelihood_cpu2.json has the speed.
     """
+    log_idx = _log_interpolated(model)  # numpy: a constant in every trace
+
+    def per_star(p: dict, d: ReflexData) -> Array:
+        return model.log_likelihood_per_star(p, _one_star(d))[0]
+
+    @jax.custom_jvp
+    def total(p: dict, d: ReflexData) -> Array:
+        return jnp.sum(model.log_likelihood_per_star(p, d))
+
+    def total_jvp(primals, tangents):
+        p, d = primals
+        tp, td = tangents
+        qa, qb, cartesian_travel = _anchor_coordinates(model, p)
+        names = model.base_names
+
+        def block_sums(db: ReflexData) -> Array:
+            n = db.r_gal.shape[0]
+            if model.form == "constant":
+                qs = tuple(jnp.broadcast_to(qa[k], (n,)) for k in range(qa.shape[0]))
+            else:
+                r0, r1 = model.anchors
+                t = (db.r_gal - r0) / (r1 - r0)
+                qs = tuple(jnp.exp(jnp.log(qa[k]) + (jnp.log(qb[k]) - jnp.log(qa[k])) * t) if log_idx[k]
+                           else qa[k] + (qb[k] - qa[k]) * t for k in range(qa.shape[0]))
+            val, h = _star_value_and_gradient(model.apex, cartesian_travel, db, qs)
+            c = jnp.stack([h[k] * qs[k] if log_idx[k] else h[k] for k in range(len(qs))])  # (K, n)
+            if model.form == "constant":
+                s = jnp.sum(c, axis=1)
+            else:
+                s = (c @ jnp.stack([1.0 - t, t], axis=1)).T.reshape(-1)  # sum (1 - t) c, then sum t c
+            return jnp.concatenate([jnp.sum(val)[None], s])
+
+        sums = _blockwise_sum(block_sums, d)
+        value = sums[0]
+        if model.form == "constant":
+            ga, gb = sums[1:], jnp.zeros_like(sums[1:])
+        else:
+            k = qa.shape[0]
+            ga, gb = sums[1 : 1 + k], sums[1 + k :]
+            ga = jnp.where(log_idx, ga / jnp.where(log_idx, qa, 1.0), ga)
+            gb = jnp.where(log_idx, gb / jnp.where(log_idx, qb, 1.0), gb)
+        # chain from the anchor coordinates to the named parameters (scalars: ordinary autodiff)
+        _, pull = jax.vjp(lambda q: _anchor_coordinates(model, q)[:2], p)
+        (gp,) = pull((ga, gb))
+        tangent = jnp.zeros_like(value)
+        for name in sorted(p):
+            if not _is_zero(tp[name]):
+                tangent = tangent + gp[name] * tp[name]
+        return value, tangent + _data_tangent(per_star, p, d, td)
+
+    total.defjvp(total_jvp, symbolic_zeros=True)
+    return total
+
+
+@functools.lru_cache(maxsize=None)
+def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
+    """The total log-likelihood with a blocked derivative rule by ordinary autodiff (a ``jax.custom_jvp``),
+    for the models :func:`_fast_total` does not cover (an outlier component mixes the per-star
+    likelihoods nonlinearly): value and every parameter's gradient block by block
+    (:func:`_blockwise_sum`), so the catalogue is read once and the intermediates stay in cache.
+    Same JVP contract as :func:`_fast_total`."""
 
     def per_star(p: dict, d: ReflexData) -> Array:
         return model.log_likelihood_per_star(p, _one_star(d))[0]
@@ -573,8 +739,6 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
         names = sorted(p)
 
         def block_sums(db: ReflexData) -> Array:
-            # value and every parameter's gradient over one block, by autodiff: its per-parameter
-            # reductions run over a block that sits in cache, not over the whole catalogue
             val, g = jax.value_and_grad(lambda q: jnp.sum(model.log_likelihood_per_star(q, db)))(p)
             return jnp.stack([val] + [jnp.asarray(g[k], val.dtype) for k in names])
 
@@ -584,13 +748,21 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
         for i, k in enumerate(names):
             if not _is_zero(tp[k]):
                 tangent = tangent + sums[i + 1] * tp[k]
-        td_leaves = jax.tree_util.tree_leaves(td, is_leaf=_is_zero)
-        if not all(_is_zero(t) for t in td_leaves):
-            gd = jax.vmap(jax.grad(per_star, argnums=1), in_axes=(None, 0))(p, d)
-            for gl, tl in zip(jax.tree_util.tree_leaves(gd), td_leaves):
-                if not _is_zero(tl):
-                    tangent = tangent + jnp.sum(gl * tl)
-        return value, tangent
+        return value, tangent + _data_tangent(per_star, p, d, td)
 
     total.defjvp(total_jvp, symbolic_zeros=True)
     return total
+
+
+def _data_tangent(per_star: Callable, p: dict, d: ReflexData, td) -> Array:
+    """The part of the JVP from tangents of the data (derivatives with respect to the catalogue): a
+    second, per-star pass, only when some data tangent is not a symbolic zero."""
+    td_leaves = jax.tree_util.tree_leaves(td, is_leaf=_is_zero)
+    tangent = jnp.zeros(())
+    if all(_is_zero(t) for t in td_leaves):
+        return tangent
+    gd = jax.vmap(jax.grad(per_star, argnums=1), in_axes=(None, 0))(p, d)
+    for gl, tl in zip(jax.tree_util.tree_leaves(gd), td_leaves):
+        if not _is_zero(tl):
+            tangent = tangent + jnp.sum(gl * tl)
+    return tangent

@@ -304,6 +304,20 @@ def test_fast_path_zero_weight_stars_contribute_nothing(small_blocks, ms_problem
     assert all(abs(float(gf[k] - gs[k])) <= 1e-10 * scale[k] for k in p)
 
 
+@pytest.mark.parametrize("sin_lat", [1.0, 1.0 - 1e-13, -1.0 + 1e-3, 0.0])
+def test_fast_path_at_and_near_the_apex_poles(sin_lat):
+    """The hand-written gradient follows frames.cos_from_sin through its floor: at a pole, within
+    the floor, just outside it and at the equator it equals autodiff of the plain sum."""
+    spec = ReflexModel("continuity", "galactic")
+    data, p = _fast_problem(spec, n=200)
+    p = {**p, "apex_sinb_40": jnp.asarray(sin_lat), "apex_sinb_120": jnp.asarray(-0.3)}
+    vf, gf = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, data)))(p)
+    vr, gr = jax.jit(jax.value_and_grad(lambda q: spec.log_likelihood(q, data, fast=False)))(p)
+    assert float(vf) == pytest.approx(float(vr), rel=1e-12)
+    for k in p:
+        assert float(gf[k]) == pytest.approx(float(gr[k]), rel=1e-9, abs=1e-9 * (1 + abs(float(gr[k])))), k
+
+
 def test_fast_path_second_derivatives():
     """The rule is a JVP, so forward-over-reverse (jax.hessian, used by the Laplace scales) works."""
     spec = ReflexModel("constant", "galactic")
