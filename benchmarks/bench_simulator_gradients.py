@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import device_name, write_results
+from benchmarks.common import device_name, script_flags, write_results
 from jaxhalo.simulation import brooks as S
 from jaxhalo.simulation.smooth_summaries import smooth_summary_vector
 
@@ -99,7 +99,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
+    quick = "--quick" in script_flags(__doc__)
     recs = run(quick=quick)
     meta = {"device": device_name(), "config": dataclasses.asdict(S.SimConfig(gradients="forward")),
             "note": "peak_memory_gb is the process's peak RSS so far (CPU) or the device peak (GPU)"}
