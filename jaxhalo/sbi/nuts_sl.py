@@ -222,9 +222,17 @@ def synthetic_posterior(
         split into (each a progress step; the programs are compiled once).
     progress : tqdm bars for the covariance simulations and the NUTS iterations.
 
-    Returns a :class:`SyntheticPosterior`. Raises :class:`SyntheticLikelihoodError` for a wrong-length or
-    non-finite observation, a reference theta outside the prior, or bad settings, and
-    :class:`~jaxhalo.sbi.fisher.FisherError` when the covariance cannot be estimated.
+    Returns
+    -------
+    SyntheticPosterior
+        The draws, diagnostics, budget and timings.
+
+    Raises
+    ------
+    SyntheticLikelihoodError
+        A wrong-length or non-finite observation, a reference theta outside the prior, bad settings.
+    FisherError
+        The covariance cannot be estimated (:class:`~jaxhalo.sbi.fisher.FisherError`).
     """
     from numpyro.infer.hmc import hmc  # deferred: only when sampling
     from numpyro.infer.util import potential_energy
