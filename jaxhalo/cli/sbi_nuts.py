@@ -96,7 +96,7 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
     n.add_argument("--out", default="jaxhalo_sbi_nuts", metavar="DIR", help="output directory (written at the end; see --overwrite)")
     n.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     n.add_argument("--strict", action="store_true",
-                   help=f"exit with code {EXIT_NOT_CONVERGED} (results still written) when max R-hat >= {R_HAT_LIMIT} "
+                   help=f"exit with code {EXIT_NOT_CONVERGED} (results still written) when max R-hat >= {R_HAT_LIMIT} (2 chains or more) "
                         "or any transition after warm-up diverged (without it: a warning and exit code 0)")
     n.add_argument("--no-plots", action="store_true", help="write no corner.png")
     n.add_argument("--no-progress", action="store_true", help="no progress bars (covariance simulations, NUTS iterations)")
