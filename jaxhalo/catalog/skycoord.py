@@ -54,9 +54,13 @@ def catalog_from_skycoord(
     pm_corr : correlation of (mu_l*, mu_b) errors, scalar or (N,), default 0.
     extra : further per-star columns for ``StarCatalog.extra``.
 
-    Raises :class:`~jaxhalo.catalog.structure.CatalogError` when ``coords`` lacks distances or
-    velocities, or an error is non-positive (the catalogue's validation, naming the column), and
-    ``astropy.units.UnitConversionError`` for an error Quantity of the wrong dimension.
+    Raises
+    ------
+    CatalogError
+        ``coords`` lacks distances or velocities, or an error is non-positive (the catalogue's
+        validation, naming the column; :class:`~jaxhalo.catalog.structure.CatalogError`).
+    astropy.units.UnitConversionError
+        An error Quantity of the wrong dimension.
     """
     import astropy.coordinates as coord  # deferred: astropy loads only when this runs
     import astropy.units as u

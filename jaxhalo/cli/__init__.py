@@ -20,7 +20,7 @@ One grammar (:mod:`._console`): every command takes ``-q/--quiet`` (nothing on s
 and ``-v/--verbose`` (timings, devices, DEBUG logging), its ``--help`` shows the defaults, and the same
 thing has the same option name everywhere (``--out``, ``--overwrite``, ``--seed``, ``--no-progress``,
 ``--r-min/--r-max``; renamed spellings stay as hidden aliases). Exit codes: 0 done, 2 bad input,
-3 a convergence check failed under ``--strict`` (``fit``, ``profiles``; the results are written), 130
+3 a convergence check failed under ``--strict`` (``fit``, ``profiles``, ``sbi nuts``; the results are written), 130
 interrupted.
 """
 
@@ -65,7 +65,7 @@ class _OneLineParser(argparse.ArgumentParser):
         kwargs.setdefault("epilog", EXIT_CODES_EPILOG)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):  # noqa: D102  (argparse's hook)
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

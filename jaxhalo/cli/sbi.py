@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from ._provenance import add_provenance, command_provenance
 from ._setup import enable_x64, fail
 from ._validate import SEED, InputError, check_input_file, float_range, int_range
 
-__all__ = ["add_sbi_parser", "cmd_sbi_infer", "cmd_sbi_train", "order_summaries", "read_summary_file"]
+__all__ = ["add_sbi_parser", "cmd_sbi_infer", "cmd_sbi_train", "order_summaries", "read_summary_file", "write_corner"]
 
 
 def read_summary_file(path: str) -> tuple[np.ndarray, list[str] | None]:
@@ -175,7 +175,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
                 raise NPEError(f"unknown parameter(s) {unknown}; the suite has {names}")
             use = args.params
         else:  # every parameter that varies (a Delta prior, e.g. gamma of brooks2025, is left out)
-            use = [n for i, n in enumerate(names) if not (lo[i] == hi[i])]
+            use = [n for i, n in enumerate(names) if lo[i] != hi[i]]
         cols = [names.index(n) for n in use]
         theta, x = data.theta[:, cols], data.summaries.reshape(len(data), -1)
         lo_use, hi_use = np.asarray(lo)[cols], np.asarray(hi)[cols]
@@ -192,7 +192,7 @@ def cmd_sbi_train(args: argparse.Namespace) -> int:
                   "training on the finished rows")
         rng = np.random.default_rng(args.seed)
         perm = rng.permutation(len(data))
-        n_test = int(round(args.test_frac * len(data)))
+        n_test = round(args.test_frac * len(data))
         test_rows, train_rows = np.sort(perm[:n_test]), perm[n_test:]
         sigma = None
         if args.summary_sigma:
@@ -270,7 +270,6 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
     """Write the posterior samples, corner plot, TARP coverage and summary.json of ``sbi infer`` into ``out``."""
     import jax  # deferred: loaded by cmd_sbi_infer already
 
-    from ..plots import corner_plot
     from ..sbi.derived import derived_masses
     from ..sbi.npe import posterior_inference_data
     from ..sbi.store import SuiteStore, SuiteStoreError
@@ -289,15 +288,7 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
     q = {k: dict(zip(("p16", "p50", "p84"), np.nanpercentile(v, [16, 50, 84]).tolist())) for k, v in post.items()}
     summary = {"model": str(args.model), "summary_file": str(args.summary), "n_samples": args.n_samples,
                "sampling_s": t_sample, "quantiles": q}
-    plot_names = names + [k for k in ("m_mw_lt50", "m_lmc_lt50") if k in derived]
-    plot_post = dict(post)
-    for k in ("m_mw_lt50", "m_lmc_lt50"):
-        if k in plot_post:
-            plot_post["log10_" + k] = np.log10(plot_post[k])
-    plot_names = [("log10_" + n if n in ("m_mw_lt50", "m_lmc_lt50") else n) for n in plot_names]
-    finite = np.all(np.isfinite(np.column_stack([plot_post[n] for n in plot_names])), axis=1)
-    fig = corner_plot({n: plot_post[n][finite] for n in plot_names}, plot_names)
-    fig.savefig(out / "corner.png", dpi=70)
+    write_corner(out / "corner.png", post, names, derived)
     info(f"[jaxhalo sbi] {args.n_samples} posterior samples in {t_sample:.1f} s")
     for k, v in q.items():
         info(f"  {k:>20s}: {v['p50']:.4g}  (-{v['p50'] - v['p16']:.3g} / +{v['p84'] - v['p50']:.3g})")
@@ -336,8 +327,28 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
           + " summary.json")
 
 
+def write_corner(path: Path, post: dict[str, np.ndarray], names: Sequence[str], derived: dict[str, np.ndarray],
+                 dpi: int = 70) -> None:
+    """corner.png of the parameters ``names`` and, where ``derived`` holds them, log10 M_MW(<50 kpc) and
+    log10 M_LMC(<50 kpc) (draws with a non-finite value left out); ``post`` maps every name to its draws."""
+    from ..plots import (
+        corner_plot,  # deferred: matplotlib loads only when a figure is drawn
+    )
+
+    plot_post = {n: np.asarray(post[n]).reshape(-1) for n in names}
+    plot_names = list(names)
+    for k in ("m_mw_lt50", "m_lmc_lt50"):
+        if k in derived:
+            plot_post["log10_" + k] = np.log10(np.asarray(derived[k]).reshape(-1))
+            plot_names.append("log10_" + k)
+    finite = np.all(np.isfinite(np.column_stack([plot_post[n] for n in plot_names])), axis=1)
+    fig = corner_plot({n: plot_post[n][finite] for n in plot_names}, plot_names)
+    fig.savefig(path, dpi=dpi)
+
+
 def add_sbi_parser(sub) -> None:
-    s = sub.add_parser("sbi", help="neural posterior estimation on a suite: train, infer")
+    s = sub.add_parser("sbi", help="simulation-based inference: train, infer (neural posterior estimation on a suite); "
+                                   "nuts (synthetic-likelihood NUTS through the differentiable simulator)")
     ss = s.add_subparsers(dest="sbi_command", required=True)
     t = ss.add_parser("train", help="train an ensemble of masked autoregressive flows on a suite store")
     t.add_argument("store", help="suite store directory (the --out of `jaxhalo suite run`)")
@@ -379,3 +390,8 @@ def add_sbi_parser(sub) -> None:
     i.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     add_verbosity(i)
     i.set_defaults(func=cmd_sbi_infer)
+    from .sbi_nuts import (
+        add_sbi_nuts_parser,  # deferred: sbi_nuts imports this module's readers
+    )
+
+    add_sbi_nuts_parser(ss)

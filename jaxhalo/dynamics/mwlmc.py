@@ -288,6 +288,8 @@ def integrate_mw_lmc(
         ``jax.jacfwd`` go through, reverse mode does not); default: diffrax's recursive checkpointing
         (reverse mode only).
 
+    Notes
+    -----
     Every physical argument may be an astropy Quantity (positions, velocities, masses, ``t_back`` and
     ``dt`` in any time unit), converted at the call.
     """

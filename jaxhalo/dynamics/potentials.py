@@ -968,11 +968,12 @@ def solve_c200(
         )
         return sol.value
 
-    # Entries without a root get a target that has one (then NaN below), since optimistix's
-    # Bisection raises at run time on an interval without a sign change.
+    # Entries without a root (NaN inputs included) get an (x, target) pair that has one (then NaN below),
+    # since optimistix's Bisection raises at run time on an interval without a sign change.
     mid = jnp.exp(0.5 * (lo + hi))
-    safe_target = jnp.where(ok, target, _mu(mid * x) / _mu(mid))
-    c = jnp.exp(jnp.vectorize(solve_one)(safe_target, x))
+    safe_x = jnp.where(ok, x, 0.03)  # R_sun / R200 of a ~1e12 Msun halo: any 0 < x < 1 has a root at c = mid
+    safe_target = jnp.where(ok, target, _mu(mid * safe_x) / _mu(mid))
+    c = jnp.exp(jnp.vectorize(solve_one)(safe_target, safe_x))
     c = jnp.where(ok, c, jnp.nan)
     if check and not is_concrete(m200, v_circ, r_sun, baryons):
         c = eqx.error_if(c, ~ok, msg)

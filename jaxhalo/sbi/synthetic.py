@@ -37,9 +37,14 @@ from numpyro.infer import MCMC, NUTS
 from .fisher import FisherError, summary_covariance
 from .priors import SuitePrior
 
-__all__ = ["synthetic_log_likelihood", "synthetic_likelihood_model", "SyntheticNutsResult", "run_synthetic_nuts",
-           "run_synthetic_nuts_batch",
-           "reference_covariance"]
+__all__ = [
+    "SyntheticNutsResult",
+    "reference_covariance",
+    "run_synthetic_nuts",
+    "run_synthetic_nuts_batch",
+    "synthetic_likelihood_model",
+    "synthetic_log_likelihood",
+]
 
 Simulator = Callable[[Array, Array], Array]
 
@@ -64,6 +69,23 @@ def reference_covariance(simulate: Simulator, theta_ref: ArrayLike, key: Array, 
     C the sample covariance, h = (n - S - 2) / (n - 1) debiasing its inverse, so that the returned factor
     L satisfies (L L^T)^-1 = h C^-1."""
     _, C = summary_covariance(simulate, theta_ref, jax.random.split(key, n))
+    return _hartlap_cholesky(C, n)
+
+
+def covariance_cholesky(simulations: ArrayLike) -> tuple[Array, float]:
+    """:func:`reference_covariance` from simulations already run: ``simulations`` (n, S) summaries of n
+    independent simulations at one theta -> (Cholesky factor of C / h (S, S), Hartlap factor h). Raises
+    :class:`~jaxhalo.sbi.fisher.FisherError` naming the non-finite summaries (empty bins: too few particles?)."""
+    s = jnp.asarray(simulations)
+    bad = np.flatnonzero(~np.all(np.isfinite(np.asarray(s)), axis=0))
+    if bad.size:
+        raise FisherError(f"summaries {bad[:8].tolist()}{' ...' if bad.size > 8 else ''} are not finite in "
+                          f"{int(np.sum(~np.all(np.isfinite(np.asarray(s)), axis=1)))} of the {s.shape[0]} covariance "
+                          "simulations (empty bins: more particles, or a reference theta the simulator can realise)")
+    return _hartlap_cholesky(jnp.cov(s, rowvar=False, ddof=1), s.shape[0])
+
+
+def _hartlap_cholesky(C: Array, n: int) -> tuple[Array, float]:
     S = C.shape[0]
     if n < S + 3:
         raise FisherError(f"need more than S + 2 = {S + 2} simulations for the covariance of {S} summaries, got {n}")
@@ -152,7 +174,9 @@ def run_synthetic_nuts(
     if mcmc is None:
         kw = {}
         if init_theta is not None:
-            from numpyro.infer import init_to_value  # deferred: only with a starting point
+            from numpyro.infer import (
+                init_to_value,  # deferred: only with a starting point
+            )
 
             kw["init_strategy"] = init_to_value(values={n: float(v) for n, v in zip(prior.names, np.asarray(init_theta))
                                                         if not isinstance(prior.dists[n], dist.Delta)})

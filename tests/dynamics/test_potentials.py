@@ -145,6 +145,16 @@ def test_c200_no_solution_raises():
     assert np.isnan(c[0]) and np.isfinite(c[1])
 
 
+def test_c200_of_a_nan_mass_is_nan_under_jit_and_jvp():
+    """A NaN M200 (a NUTS trajectory that left the finite reals) gives NaN, not the bisection's run-time error,
+    also under jit and forward-mode AD (``jaxhalo sbi nuts``: the simulator's validity test solves c200 first)."""
+    f = jax.jit(lambda m: P.solve_c200(m, check=False))
+    c = f(jnp.array([jnp.nan, 1e12]))
+    assert np.isnan(c[0]) and np.isfinite(c[1])
+    _, dc = jax.jvp(f, (jnp.array([jnp.nan, 1e12]),), (jnp.ones(2),))
+    assert np.isfinite(dc[1])
+
+
 # ------------------------------------------------------------------ disc vs exact exponential disc
 
 
