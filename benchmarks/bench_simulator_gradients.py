@@ -26,6 +26,8 @@ import sys
 import time
 
 import jax
+
+jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import numpy as np
 

@@ -488,6 +488,19 @@ def tracer_density(theta: ArrayLike, config: SimConfig = SimConfig()) -> DoubleP
     return steepen_cusp_for_beta(base, theta[9], margin=config.steepen_margin, width=config.steepen_width)
 
 
+def _require_x64() -> None:
+    """Refuse to build a simulation with JAX in 32-bit mode, naming the fix.
+
+    The set-up (c200 root, the Dopri8 MW-LMC orbit at rtol 1e-10, the DF tables) needs float64 even
+    when ``SimConfig(dtype="float32")`` integrates the tracers in float32; in 32-bit mode the orbit
+    solve runs out of steps with an opaque "maximum number of solver steps" error. jaxhalo does not
+    switch x64 on at import (it would change the caller's other JAX code); the CLI does.
+    """
+    if not jax.config.jax_enable_x64:
+        raise SimulatorError("the MW-LMC simulator needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+                             "before using it (SimConfig(dtype='float32') still integrates the tracers in float32)")
+
+
 def _cast(tree, dtype):
     return jax.tree_util.tree_map(
         lambda a: a.astype(dtype) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating) else a, tree
@@ -506,6 +519,7 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     Raises: :class:`SimulatorError` for a bad theta shape or (eagerly, ``on_invalid="raise"``)
       infeasible parameters; under jit the same as an equinox runtime error.
     """
+    _require_x64()
     theta = jnp.asarray(theta_to_internal(theta), dtype=jnp.result_type(float))
     _check_theta(theta)
     valid = parameter_valid(theta, config)

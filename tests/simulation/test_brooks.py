@@ -322,3 +322,20 @@ def test_reflex_fit_on_the_simulated_halo_gives_growing_travel_velocity(fiducial
     assert v120 - v40 > 12.0
     assert 15.0 < v120 < 80.0
     assert float(d["apex_b_r120"]) < 0.0  # towards the southern sky, where the LMC is
+
+
+def test_simulator_refuses_32_bit_jax_naming_the_fix():
+    """In 32-bit JAX the MW-LMC orbit solve would run out of steps with an opaque error: the
+    simulator refuses up front and says how to switch x64 on (run in a fresh interpreter, since the
+    test session has x64 on)."""
+    import subprocess
+    import sys
+
+    code = ("import jax, jax.numpy as jnp\n"
+            "from jaxhalo.simulation import brooks as S\n"
+            "try:\n"
+            "    S.simulate(jnp.asarray(S.FIDUCIAL_THETA), jax.random.key(0), S.SimConfig(n_particles=10))\n"
+            "except S.SimulatorError as e:\n"
+            "    print('REFUSED', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert "REFUSED" in r.stdout and "jax_enable_x64" in r.stdout, r.stdout + r.stderr[-2000:]
