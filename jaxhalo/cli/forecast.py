@@ -42,8 +42,9 @@ def add_forecast_parser(sub) -> argparse.ArgumentParser:
         description="Forecast what a halo survey constrains: F = J^T C^-1 J of the smooth Brooks et al. "
                     "summaries, J by forward-mode autodiff through the MW-LMC simulator (common random "
                     "numbers), C from independent simulations with the survey's errors. Cost: about "
-                    "13 x --n-jacobian + --n-covariance simulations (the defaults: ~300, tens of minutes "
-                    "on 2 CPU cores at 4,500 stars and 2.2 Gyr; seconds per simulation on a GPU).",
+                    "40 x --n-jacobian + --n-covariance simulations on a CPU (a 12-direction forward-mode "
+                    "Jacobian costs ~38-40 simulations; the defaults: ~500, an hour or more on 2 CPU cores "
+                    "at 4,500 stars and 2.2 Gyr; seconds per simulation on a GPU).",
     )
     g = s.add_argument_group("survey")
     g.add_argument("--n-stars", type=int_range(10), default=4500,
