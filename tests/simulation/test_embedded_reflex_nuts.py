@@ -49,6 +49,26 @@ def test_travel_regression_recovers_a_linear_reflex():
     assert np.all((se > 100 / np.sqrt(n_in)) & (se < 5 * 100 / np.sqrt(n_in))), se
 
 
+def test_travel_regression_separates_a_bulk_v_theta():
+    """With a bulk <v_theta> = 20 km/s the full fit still recovers T, while the plain mean velocity is off by
+    pi/4 x 20 = 15.7 km/s in z (e_theta averages to (0, 0, -pi/4) over the sphere): the reason the
+    prediction fits the continuity model's terms and not just the mean."""
+    ex = _load()
+    rng = np.random.default_rng(4)
+    n = 40000
+    r = rng.uniform(40.0, 120.0, n)
+    u = rng.normal(size=(n, 3))
+    x = r[:, None] * u / np.linalg.norm(u, axis=1, keepdims=True)
+    T = np.array([0.0, 0.0, 30.0])
+    R = np.hypot(x[:, 0], x[:, 1])
+    e_theta = np.stack([x[:, 2] * x[:, 0] / (r * R), x[:, 2] * x[:, 1] / (r * R), -R / r], axis=-1)
+    v = -T + 20.0 * e_theta + 50.0 * rng.normal(size=(n, 3))
+    full, se = (np.asarray(a) for a in ex.travel_regression(jnp.asarray(x), jnp.asarray(v)))
+    plain = np.asarray(ex.travel_regression(jnp.asarray(x), jnp.asarray(v), bulk=False)[0])
+    assert np.all(np.abs(full - T) < 4 * se), (full, se)
+    np.testing.assert_allclose(plain.mean(0)[2] - T[2], 20.0 * np.pi / 4, atol=2.0)
+
+
 def test_forward_jacobian_vjp_matches_reverse_mode():
     """The custom rule (value + jacfwd forward, J^T g backward) gives jax.grad's gradient, also under vmap."""
     ex = _load()
