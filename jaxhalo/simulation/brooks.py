@@ -524,7 +524,7 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     _check_theta(theta)
     valid = parameter_valid(theta, config)
     if config.on_invalid == "raise":
-        if is_concrete(theta):
+        if is_concrete(valid):  # not theta: a concrete theta closed over by jit gives a traced check
             if not bool(valid):
                 raise SimulatorError(
                     f"theta cannot be simulated: {theta_to_dict(theta)} (no c200 in [1, {config.c200_max}] gives "

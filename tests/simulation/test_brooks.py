@@ -339,3 +339,16 @@ def test_simulator_refuses_32_bit_jax_naming_the_fix():
             "    print('REFUSED', e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert "REFUSED" in r.stdout and "jax_enable_x64" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_simulate_with_theta_closed_over_by_jit():
+    """A concrete theta captured by a jitted function (as in ``jax.jit(jax.vmap(lambda k: sim(theta, k)))``)
+    makes the validity check a tracer: the simulator must take the traced path, not call bool() on it."""
+    import jax.numpy as jnp
+
+    from jaxhalo.simulation import brooks as S
+
+    theta = jnp.asarray(S.FIDUCIAL_THETA)
+    cfg = S.SimConfig(n_particles=8, t_back=20.0, disc="miyamoto-nagai")
+    snap = jax.jit(lambda k: S.simulate_present_day(theta, k, cfg))(jax.random.key(0))
+    assert np.all(np.isfinite(np.asarray(jax.tree_util.tree_leaves(snap)[0])))
