@@ -599,8 +599,8 @@ def _star_value_and_gradient(apex: str, cartesian_travel: bool, d: ReflexData,
         dn_dlon = (-c * sl, c * cl, jnp.zeros_like(s))
         dn_ds = (dc * cl, dc * sl, jnp.ones_like(s))
         if apex == "ms":  # Galactic vector = (apex-frame vector) @ MS_ROTATION
-            R = np.asarray(MS_ROTATION)
-            n = tuple(sum(n0[i] * R[i, j] for i in range(3)) for j in range(3))
+            R = [[float(x) for x in row] for row in np.asarray(MS_ROTATION)]  # Python floats: keep float32 float32
+            n = tuple(sum(n0[i] * R[i][j] for i in range(3)) for j in range(3))
         else:
             n = n0
         T = tuple(V * n[j] for j in range(3))
@@ -633,7 +633,7 @@ def _star_value_and_gradient(apex: str, cartesian_travel: bool, d: ReflexData,
         g_V = sum(g_T[j] * n[j] for j in range(3))
         g_n = tuple(V * g_T[j] for j in range(3))
         if apex == "ms":
-            g_n = tuple(sum(R[i, j] * g_n[j] for j in range(3)) for i in range(3))
+            g_n = tuple(sum(R[i][j] * g_n[j] for j in range(3)) for i in range(3))
         g_lon = sum(g_n[i] * dn_dlon[i] for i in range(3))
         g_s = sum(g_n[i] * dn_ds[i] for i in range(3))
         g_travel = (g_V, g_lon, g_s)
@@ -707,12 +707,12 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
             gb = jnp.where(log_idx, gb / jnp.where(log_idx, qb, 1.0), gb)
         # chain from the anchor coordinates to the named parameters (scalars: ordinary autodiff)
         _, pull = jax.vjp(lambda q: _anchor_coordinates(model, q)[:2], p)
-        (gp,) = pull((ga, gb))
+        (gp,) = pull((ga.astype(qa.dtype), gb.astype(qb.dtype)))
         tangent = jnp.zeros_like(value)
         for name in sorted(p):
             if not _is_zero(tp[name]):
                 tangent = tangent + gp[name] * tp[name]
-        return value, tangent + _data_tangent(per_star, p, d, td)
+        return value, tangent + _data_tangent(per_star, p, d, td).astype(value.dtype)
 
     total.defjvp(total_jvp, symbolic_zeros=True)
     return total
@@ -748,7 +748,7 @@ def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], 
         for i, k in enumerate(names):
             if not _is_zero(tp[k]):
                 tangent = tangent + sums[i + 1] * tp[k]
-        return value, tangent + _data_tangent(per_star, p, d, td)
+        return value, tangent + _data_tangent(per_star, p, d, td).astype(value.dtype)
 
     total.defjvp(total_jvp, symbolic_zeros=True)
     return total
