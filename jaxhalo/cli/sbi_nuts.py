@@ -15,6 +15,7 @@ Writes into ``--out``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -29,8 +30,11 @@ from ._console import (
     detail,
     info,
 )
+from ._corner import write_corner
 from ._output import StagedOutput, check_output, strict_json
 from ._provenance import WallClock, command_provenance
+from ._setup import setup_jax
+from ._summary_files import order_summaries, read_summary_file
 from ._validate import SEED, InputError, float_range, int_range
 from .simulate import PARAM_OPTIONS
 
@@ -111,8 +115,6 @@ def _log(msg: str) -> None:
 
 def cmd_sbi_nuts(args: argparse.Namespace) -> int:
     """Run ``jaxhalo sbi nuts`` (module docstring); returns the exit code."""
-    from .sbi import order_summaries, read_summary_file
-
     clock = WallClock()
     if args.dt > args.t_back:
         raise InputError(f"--dt {args.dt:g} Myr is longer than --t-back {args.t_back:g} Myr; give a smaller --dt")
@@ -126,8 +128,6 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
         raise InputError(f"the summary vector in {args.observed} has non-finite entries at {bad[:8].tolist()} (e.g. empty "
                          "bins); the synthetic likelihood needs every summary")
     clock.mark("start-up + input checks")
-    from ._setup import setup_jax
-
     jax_setup = setup_jax()
     import jax  # deferred: the JAX stack loads only when the command runs
 
@@ -228,8 +228,6 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
 
 def _config_record(config) -> dict:
     """Every field of a SimConfig, as written to diagnostics.json."""
-    import dataclasses
-
     return dataclasses.asdict(config)
 
 
@@ -241,7 +239,6 @@ def _write_posterior(out: Path, args: argparse.Namespace, res, x: np.ndarray, la
     from ..sbi.derived import derived_masses
     from ..sbi.npe import posterior_inference_data
     from ._setup import markdown_table
-    from .sbi import write_corner
 
     names = list(res.free)
     draws = res.free_draws  # (chains, draws, P_free)

@@ -65,9 +65,8 @@ def smooth_simulator(config: Any = None) -> Simulator:
     :func:`~jaxhalo.simulation.smooth_summaries.smooth_summary_vector`) of one MW-LMC simulation with
     ``config`` (a :class:`~jaxhalo.simulation.brooks.SimConfig`, default the 2026 set-up), switched to
     forward-mode gradients and to NaN summaries (instead of an error) for parameters the model cannot realise."""
-    from ..simulation.brooks import (
-        SimConfig,  # deferred: the simulator stack loads only when asked for
-    )
+    # deferred: the simulator stack loads only when asked for
+    from ..simulation.brooks import SimConfig
     from ..simulation.smooth_summaries import smooth_summary_vector
 
     cfg = dataclasses.replace(SimConfig() if config is None else config, gradients="forward", on_invalid="nan")

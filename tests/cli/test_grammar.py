@@ -57,7 +57,7 @@ def test_every_command_takes_quiet_and_verbose_and_shows_defaults():
 
 def test_fit_help_shows_defaults_without_none_noise(capsys):
     text = " ".join(_help(["fit"], capsys).split())  # unwrap the columns
-    for shown in ("NUTS chains (default: 4)", "(default: 500)", "(default: 1000)", "(default: continuity)",
+    for shown in ("NUTS chains (default: 4)", "(default: 300)", "(default: 750)", "(default: continuity)",
                   "(default: 40 120)", "(default: jaxhalo_fit)", "--strict", "--no-pointwise", "27 MB", "exit codes:"):
         assert shown in text, shown
     assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text

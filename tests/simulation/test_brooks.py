@@ -341,6 +341,7 @@ def test_simulator_refuses_32_bit_jax_naming_the_fix():
     assert "REFUSED" in r.stdout and "jax_enable_x64" in r.stdout, r.stdout + r.stderr[-2000:]
 
 
+@pytest.mark.slow  # ~11 s of compilation; the default run is near its 12-minute budget
 def test_simulate_with_theta_closed_over_by_jit():
     """A concrete theta captured by a jitted function (as in ``jax.jit(jax.vmap(lambda k: sim(theta, k)))``)
     makes the validity check a tracer: the simulator must take the traced path, not call bool() on it."""
