@@ -43,7 +43,7 @@ def add_forecast_parser(sub) -> argparse.ArgumentParser:
                     "summaries, J by forward-mode autodiff through the MW-LMC simulator (common random "
                     "numbers), C from independent simulations with the survey's errors. Cost: about "
                     "40 x --n-jacobian + --n-covariance simulations on a CPU (a 12-direction forward-mode "
-                    "Jacobian costs ~38-40 simulations; the defaults: ~500, an hour or more on 2 CPU cores "
+                    "Jacobian costs ~40 simulations; the defaults: ~520, an hour or more on 2 CPU cores "
                     "at 4,500 stars and 2.2 Gyr; seconds per simulation on a GPU).",
     )
     g = s.add_argument_group("survey")

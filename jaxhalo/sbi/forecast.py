@@ -15,9 +15,9 @@ The number of simulated tracers is set so that the *expected* number inside the 
 the survey's star count (:func:`particles_for_survey`, from the tracer density of theta0 between the
 DF's r_min and r_max), so both the summaries' noise and C scale as the survey's.
 
-Cost: one forward-mode Jacobian (the 12 tangents ride along one integration) costs ~38-40
-simulations on 2 CPU cores (benchmarks/results/simulator_gradients_cpu2.json); ``n_covariance``
-simulations for C. The default (8 keys + 200) is ~500 simulation equivalents, an hour or more on 2 CPU
+Cost: one forward-mode Jacobian (the 12 tangents ride along one integration) costs ~40
+simulations on 2 idle CPU cores (benchmarks/results/simulator_gradients_cpu2.json); ``n_covariance``
+simulations for C. The default (8 keys + 200) is ~520 simulation equivalents, an hour or more on 2 CPU
 cores at the Brooks et al. settings; reduce ``t_back``, ``dt`` or the star count for a quick look.
 """
 

@@ -18,8 +18,8 @@ Counting the budget in simulation equivalents (one simulation of one parameter v
 the covariance costs its ``n_cov`` simulations; one NUTS gradient costs ``n_keys x (1 + P_free)`` -- each of
 the K simulations of the mean carries P_free forward-mode tangents, each costed as one more simulation.
 That convention *under*-counts on a CPU: ``benchmarks/bench_simulator_gradients.py`` measured one
-simulation + ``jax.jacfwd`` in all 12 directions at 37.5 simulations (4,500 tracers, 2.2 Gyr, float64,
-2 cores), i.e. ~3 simulations per tangent (:data:`FORWARD_TANGENT_COST_CPU`), and the budget also
+synthetic-likelihood value + gradient in all 12 directions at 39.8 simulations per key (4,500 tracers,
+2.2 Gyr, float64, 2 idle cores), i.e. ~3.2 simulations per tangent (:data:`FORWARD_TANGENT_COST_CPU`), and the budget also
 reports the count at that measured cost;
 the gradient evaluations are the leapfrog steps of every chain over warm-up and sampling (NUTS'
 ``num_steps``) plus one per chain at its start. numpyro's step-size search at the ends of the warm-up
@@ -45,10 +45,10 @@ from jax.typing import ArrayLike
 from .priors import SuitePrior
 from .synthetic import covariance_cholesky, synthetic_likelihood_model
 
-#: Cost of one forward-mode tangent through the MW-LMC simulator, in simulations: (37.5 - 1) / 12 from
-#: one simulation + ``jax.jacfwd`` in 12 directions = 37.5 simulations (4,500 tracers, 2.2 Gyr, float64,
+#: Cost of one forward-mode tangent through the MW-LMC simulator, in simulations: (39.84 - 1) / 12 from
+#: one synthetic-likelihood value + gradient in 12 directions = 39.84 simulations per key (4,500 tracers, 2.2 Gyr, float64,
 #: 2 CPU cores; benchmarks/results/simulator_gradients_cpu2.json).
-FORWARD_TANGENT_COST_CPU: float = (37.5 - 1.0) / 12.0
+FORWARD_TANGENT_COST_CPU: float = (39.84 - 1.0) / 12.0
 
 __all__ = ["SyntheticLikelihoodError", "SyntheticPosterior", "check_observed", "fix_parameters", "smooth_simulator",
            "synthetic_posterior"]
