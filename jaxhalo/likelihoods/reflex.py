@@ -666,18 +666,8 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
     """
     log_idx = _log_interpolated(model)  # numpy: a constant in every trace
 
-    def per_star(p: dict, d: ReflexData) -> Array:
-        return model.log_likelihood_per_star(p, _one_star(d))[0]
-
-    @jax.custom_jvp
-    def total(p: dict, d: ReflexData) -> Array:
-        return jnp.sum(model.log_likelihood_per_star(p, d))
-
-    def total_jvp(primals, tangents):
-        p, d = primals
-        tp, td = tangents
+    def value_and_grads(p: dict, d: ReflexData) -> tuple[Array, dict]:
         qa, qb, cartesian_travel = _anchor_coordinates(model, p)
-        names = model.base_names
 
         def block_sums(db: ReflexData) -> Array:
             n = db.r_gal.shape[0]
@@ -708,14 +698,9 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
         # chain from the anchor coordinates to the named parameters (scalars: ordinary autodiff)
         _, pull = jax.vjp(lambda q: _anchor_coordinates(model, q)[:2], p)
         (gp,) = pull((ga.astype(qa.dtype), gb.astype(qb.dtype)))
-        tangent = jnp.zeros_like(value)
-        for name in sorted(p):
-            if not _is_zero(tp[name]):
-                tangent = tangent + gp[name] * tp[name]
-        return value, tangent + _data_tangent(per_star, p, d, td).astype(value.dtype)
+        return value, gp
 
-    total.defjvp(total_jvp, symbolic_zeros=True)
-    return total
+    return _total_with_gradient_rule(model, value_and_grads)
 
 
 @functools.lru_cache(maxsize=None)
@@ -725,6 +710,26 @@ def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], 
     likelihoods nonlinearly): value and every parameter's gradient block by block
     (:func:`_blockwise_sum`), so the catalogue is read once and the intermediates stay in cache.
     Same JVP contract as :func:`_fast_total`."""
+
+    def value_and_grads(p: dict, d: ReflexData) -> tuple[Array, dict]:
+        names = sorted(p)
+
+        def block_sums(db: ReflexData) -> Array:
+            val, g = jax.value_and_grad(lambda q: jnp.sum(model.log_likelihood_per_star(q, db)))(p)
+            return jnp.stack([val] + [jnp.asarray(g[k], val.dtype) for k in names])
+
+        sums = _blockwise_sum(block_sums, d)
+        return sums[0], {k: sums[i + 1] for i, k in enumerate(names)}
+
+    return _total_with_gradient_rule(model, value_and_grads)
+
+
+def _total_with_gradient_rule(model: ReflexModel,
+                              value_and_grads: Callable[[dict, ReflexData], tuple[Array, dict]]) -> Callable:
+    """``sum(model.log_likelihood_per_star)`` as a ``jax.custom_jvp`` whose rule takes the value and every
+    parameter's gradient from ``value_and_grads(p, data) -> (value, {name: d value / d p[name]})`` (the
+    shared frame of :func:`_fast_total` and :func:`_blocked_autodiff_total`); tangents of the data go
+    through :func:`_data_tangent`."""
 
     def per_star(p: dict, d: ReflexData) -> Array:
         return model.log_likelihood_per_star(p, _one_star(d))[0]
@@ -736,18 +741,11 @@ def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], 
     def total_jvp(primals, tangents):
         p, d = primals
         tp, td = tangents
-        names = sorted(p)
-
-        def block_sums(db: ReflexData) -> Array:
-            val, g = jax.value_and_grad(lambda q: jnp.sum(model.log_likelihood_per_star(q, db)))(p)
-            return jnp.stack([val] + [jnp.asarray(g[k], val.dtype) for k in names])
-
-        sums = _blockwise_sum(block_sums, d)
-        value = sums[0]
+        value, grads = value_and_grads(p, d)
         tangent = jnp.zeros_like(value)
-        for i, k in enumerate(names):
-            if not _is_zero(tp[k]):
-                tangent = tangent + sums[i + 1] * tp[k]
+        for name in sorted(p):
+            if not _is_zero(tp[name]):
+                tangent = tangent + grads[name] * tp[name]
         return value, tangent + _data_tangent(per_star, p, d, td).astype(value.dtype)
 
     total.defjvp(total_jvp, symbolic_zeros=True)
