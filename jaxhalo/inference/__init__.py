@@ -5,7 +5,8 @@ The reflex fit of Chandra et al. (2025, §4) in one differentiable stack:
 * :mod:`~jaxhalo.inference.priors` -- the priors (Chandra et al.; reflexcalc) and their unit-cube map;
 * :mod:`~jaxhalo.inference.models` -- the numpyro models;
 * :mod:`~jaxhalo.inference.ml` -- maximum likelihood (optax L-BFGS) and 3-sigma clipping;
-* :mod:`~jaxhalo.inference.nuts` -- NUTS;
+* :mod:`~jaxhalo.inference.nuts` -- NUTS (on the compiled chain programs of
+  :mod:`~jaxhalo.inference.nuts_programs`);
 * :mod:`~jaxhalo.inference.results` -- derived quantities, InferenceData, summary tables;
 * :mod:`~jaxhalo.inference.reflex_fit` -- :func:`fit_reflex`, the whole fit;
 

@@ -1,10 +1,11 @@
 # The public API of jaxhalo.inference, loaded lazily by __init__.py (lazy_loader); one sorted block.
-from . import comparison, hierarchical, ml, models, nuts, optim, outliers, per_bin, priors, profiles, reflex_fit, results, variables
+from . import comparison, hierarchical, ml, models, nuts, nuts_programs, optim, outliers, per_bin, priors, profiles, reflex_fit, results, variables
 from .comparison import ModelComparisonError, compare_models, numpyro_inference_data, reflex_inference_data
 from .hierarchical import catalog_arrays, distance_log_likelihood, hierarchical_reflex_model, los_distance_bounds, reflex_data_at_distance, run_hierarchical_nuts
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, constrained_params, fit_map, fit_map_traceable, negative_log_posterior, unconstrained_params
 from .models import reflex_numpyro_model, reflex_numpyro_model_unit
-from .nuts import NUTS_EXTRA_FIELDS, run_nuts
+from .nuts import prepare_nuts, run_nuts, unit_model_postprocess, unit_model_potential
+from .nuts_programs import NUTS_EXTRA_FIELDS, NUTSConfig, NUTSRun, compile_nuts, run_chains
 from .optim import lbfgs_backtracking, lbfgs_converge, lbfgs_scan, lbfgs_starts_converge
 from .outliers import fit_map_outliers, laplace_scales, run_nuts_outliers, star_galactocentric_velocities, truth_offsets
 from .per_bin import PerBinNUTS, bucket_bins, nuts_per_bin, per_bin_inference_data

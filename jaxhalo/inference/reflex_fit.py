@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import arviz as az
 import jax
 import numpy as np
 from jax import Array
@@ -13,9 +13,12 @@ from jax import Array
 from ..catalog.checks import check_enough_stars
 from ..likelihoods.reflex import ReflexData, ReflexModel
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map
-from .nuts import run_nuts
+from .nuts import prepare_nuts, run_nuts
 from .priors import PriorSet
 from .results import report_names, samples_to_inference_data, summary_qtable, summary_table
+
+if TYPE_CHECKING:
+    import arviz as az  # deferred: annotations only (arviz loads when an InferenceData is made)
 
 __all__ = [
     "fit_reflex",
@@ -104,6 +107,9 @@ def fit_reflex(
     check_enough_stars(n_in, n_params, "in the data", force=force)
     key = jax.random.PRNGKey(0) if key is None else key
     k_map, k_nuts = jax.random.split(key)
+    # NUTS compiles (or, with a warm persistent cache, traces and loads) in a thread while the ML fit
+    # runs: the data's shape is fixed now, only its clipping weights change
+    prepare_nuts(data, spec, priors, num_chains, num_warmup, num_samples)
     t0 = time.perf_counter()
     if clip and n_clip > 0:
         data, map_params, removed = clip_outliers(data, spec, priors, k_map, n_iter=n_clip, threshold=clip_threshold, verbose=verbose)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Mapping
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from numpyro.infer import MCMC
 
 from ..frames import MS_ROTATION
 from ..likelihoods.reflex import ReflexData, ReflexModel
@@ -18,7 +16,14 @@ from .priors import prior_base_name, unit_prior_table
 from .variables import SIGN_CONVENTIONS, describe_variable
 
 if TYPE_CHECKING:
-    from astropy.table import QTable, Table  # deferred: astropy.table loads only when a table is made
+    import arviz as az  # deferred: annotations only (arviz loads when an InferenceData is made)
+    from astropy.table import (  # deferred: astropy.table loads only when a table is made
+        QTable,
+        Table,
+    )
+    from numpyro.infer import MCMC  # deferred: annotations only
+
+    from .nuts_programs import NUTSRun  # deferred: annotations only
 
 __all__ = [
     "ANGLES_NOTE",
@@ -149,6 +154,15 @@ def _loglike_per_star_samples(spec: ReflexModel, data: ReflexData, samples: Mapp
     return ll.reshape(shape + (data.n_stars,))
 
 
+def _arviz():
+    """The arviz module, imported on first use: it takes ~1 s to import (xarray, pandas, its plotting
+    stack), which ``jaxhalo fit`` hides by importing it in a background thread while it samples
+    (:func:`jaxhalo.cli._prefetch.prefetch_modules`)."""
+    import arviz  # deferred: ~1 s of imports, loaded when the first InferenceData or summary is made
+
+    return arviz
+
+
 def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -> Table:
     """Posterior quantiles (16/50/84, Chandra et al. Table 1) with R-hat and bulk/tail ESS.
 
@@ -161,6 +175,7 @@ def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -
     post = idata.posterior
     names = var_names or [v for v in post.data_vars]
     rows = []
+    az = _arviz()
     rhat = az.rhat(post, var_names=names)
     ess_b = az.ess(post, var_names=names, method="bulk")
     ess_t = az.ess(post, var_names=names, method="tail")
@@ -198,6 +213,7 @@ def summary_qtable(idata: az.InferenceData, var_names: list[str] | None = None) 
     post = idata.posterior
     names = list(var_names or [str(v) for v in post.data_vars])
     levels = np.array([0.16, 0.5, 0.84])
+    az = _arviz()
     rhat = az.rhat(post, var_names=names)
     ess_b = az.ess(post, var_names=names, method="bulk")
     ess_t = az.ess(post, var_names=names, method="tail")
@@ -266,8 +282,8 @@ _SAMPLE_STAT_NAMES = {
 }
 
 
-def sample_stats_from_mcmc(mcmc: MCMC) -> dict[str, np.ndarray]:
-    """arviz ``sample_stats`` (chain, draw) from a numpyro MCMC's extra fields: diverging, n_steps,
+def sample_stats_from_mcmc(mcmc: MCMC | NUTSRun) -> dict[str, np.ndarray]:
+    """arviz ``sample_stats`` (chain, draw) from the extra fields of a numpyro MCMC or a :class:`NUTSRun`: diverging, n_steps,
     tree_depth, energy, lp (= -potential energy), acceptance_rate, step_size, as ``az.from_numpyro``
     names them, so that ``az.bfmi`` and ``az.plot_energy`` work."""
     stats = {}
@@ -282,7 +298,7 @@ def sample_stats_from_mcmc(mcmc: MCMC) -> dict[str, np.ndarray]:
 
 
 def samples_to_inference_data(
-    mcmc: MCMC | None, spec: ReflexModel, data: ReflexData, samples, radii, pointwise: bool = True
+    mcmc: MCMC | NUTSRun | None, spec: ReflexModel, data: ReflexData, samples, radii, pointwise: bool = True
 ) -> az.InferenceData:
     """InferenceData of a reflex fit with named dimensions.
 
@@ -310,7 +326,7 @@ def samples_to_inference_data(
         kwargs["log_likelihood"] = {"star": ll[..., keep]}
     if mcmc is not None:
         kwargs["sample_stats"] = sample_stats_from_mcmc(mcmc)
-    idata = az.from_dict(**kwargs)
+    idata = _arviz().from_dict(**kwargs)
     for name, var in idata.posterior.data_vars.items():
         unit, description = describe_variable(name)
         var.attrs.update(units=unit, description=description)
