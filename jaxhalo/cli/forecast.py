@@ -169,7 +169,8 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     noisy = [r["name"] for r in rows if r["jacobian_noise"] > 0.5]
     if noisy:
         _log("warning: over half the information on " + ", ".join(noisy) + " is Monte Carlo noise of the Jacobian "
-             "(per-key Jacobians disagree): use more --n-jacobian keys, a smaller --dt or a larger --df-r-min")
+             "(per-key Jacobians disagree), so its sigma is too small: use more --n-jacobian keys, a shorter "
+             "--t-back or a larger --df-r-min")
     ranking = fc.information_ranking()
     _log("most informative summaries: " + ", ".join(f"{lab} ({nats:.2f} nats)" for lab, nats in ranking[:5]))
 

@@ -38,8 +38,9 @@ How the pieces are estimated, and what is refused (:func:`fisher_forecast`):
   the bias it adds to F, B = E[dJ^T C^-1 dJ] = (1 / K) x (the key-to-key covariance of J contracted with
   C^-1), which F = J^T C^-1 J contains on top of the noise-free information. ``FisherForecast.jacobian_noise``
   is diag(B) / diag(F) per parameter (NaN with one key): near 1 the forecast of that parameter measures
-  the Monte Carlo noise of the gradients, not the survey (for the MW-LMC simulator: tracers whose orbits
-  the leapfrog does not resolve have tangents that grow exponentially; use a smaller step or more keys).
+  the Monte Carlo noise of the gradients, not the survey, and its sigma is too small (for the MW-LMC
+  simulator: tracers whose orbits the leapfrog does not resolve have tangents that grow exponentially;
+  see :mod:`jaxhalo.sbi.forecast`).
 
 The parameter covariance (F + F_prior)^-1 is computed in the scaled parameters theta_i / sqrt(F_ii)
 (parameters in Msun and in degrees differ by 1e20 in F), by Cholesky; when that fails the error names the
@@ -218,7 +219,8 @@ def _not_pd_message(F: Array, names: Sequence[str] | None, what: str) -> str:
     return (f"the {what} is not positive definite: the direction {combo} (in parameters scaled to unit "
             f"information) has eigenvalue {w[0]:.3g} of {w[-1]:.3g} -- the summaries do not constrain it, or the "
             "Jacobian is dominated by a few huge entries (check FisherForecast.jacobian_noise; for the MW-LMC "
-            "simulator use a smaller dt); add the prior's information (prior_fisher) or more Jacobian keys")
+            "simulator: exploding tangents of chaotic tracers, see jaxhalo.sbi.forecast); add the prior's "
+            "information (prior_fisher) or more Jacobian keys")
 
 
 def fisher_covariance(fisher: ArrayLike, names: Sequence[str] | None = None) -> Array:
@@ -464,7 +466,7 @@ def fisher_forecast(
         pairs = ", ".join(f"d {labels[i]} / d {names[j]}" for i, j in bad[:6])
         raise FisherError(f"{len(bad)} Jacobian entries are not finite ({pairs}{', ...' if len(bad) > 6 else ''}): "
                           "the simulator's tangents overflowed (for the MW-LMC simulator: orbits the leapfrog step does "
-                          "not resolve -- use a smaller dt) or a summary is empty")
+                          "not resolve -- a shorter t_back or a larger DF r_min) or a summary is empty")
     if summary_cov is None:
         if n_covariance < 2:
             raise FisherError(f"need at least 2 simulations for a covariance, got {n_covariance}")

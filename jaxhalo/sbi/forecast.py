@@ -19,8 +19,12 @@ Gradients through 2.2 Gyr of tracer orbits: tracers that pass within a few kpc o
 resolved by the leapfrog, their orbits are numerically chaotic and their tangents grow exponentially (to
 1e20-1e40 at dt = 1-2 Myr for tracers born inside ~5 kpc). The soft radial windows of the summaries weigh
 such a tracer at r = 2 kpc by ~1e-13, not 0, so a handful of them can swamp J. The DF's inner radius
-``SimConfig.r_min`` (``jaxhalo forecast --df-r-min``) keeps them out; ``FisherForecast.jacobian_noise``
-reports the fraction of each parameter's information that is Monte Carlo noise of J.
+``SimConfig.r_min`` (``jaxhalo forecast --df-r-min``) keeps most of them out, but over 2.2 Gyr (dt = 2 Myr,
+r_min = 5 kpc) tracers at 5-12 kpc today still reach 1e20-1e25 and some inside the window 1e12, and a
+smaller step does not cure it (dt = 1 Myr, r_min = 0.1 kpc: 1e28), so at the full integration time F is
+numerically of rank one and the forecast fails (with an error naming the direction). A shorter ``t_back`` (e.g. 500 Myr with r_min = 5 kpc) keeps
+J finite; ``FisherForecast.jacobian_noise`` then reports the fraction of each parameter's information
+that is still Monte Carlo noise of J (near 1: that sigma is too small).
 
 The number of simulated tracers is set so that the *expected* number inside the radial window equals
 the survey's star count (:func:`particles_for_survey`, from the tracer density of theta0 between the
