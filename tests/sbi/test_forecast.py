@@ -110,7 +110,7 @@ def test_forecast_sigma_falls_as_one_over_sqrt_n_stars(tmp_path):
     for n in (400, 1600):
         out = tmp_path / f"n{n}"
         assert main(["forecast", "--n-stars", str(n), "--t-back", "50", "--dt", "5", "--n-jacobian", "2",
-                     "--n-covariance", "80", "--no-plots", "--out", str(out)]) == 0
+                     "--n-covariance", "80", "--covariance", "sample", "--no-plots", "--out", str(out)]) == 0
         info = json.loads((out / "forecast.json").read_text())
         sig[n] = {k: v["sigma"] for k, v in info["parameters"].items()}
         assert set(info["summaries_by_information_nats"]) == set(BROOKS_SUMMARY_LABELS)
