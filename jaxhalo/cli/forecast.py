@@ -5,7 +5,9 @@ Writes into ``--out``:
 * ``forecast.json``: the survey, the simulation settings, theta0, the forecast sigma and correlation
   matrix of the 12 parameters, sigma of M_MW(<50 kpc) and M_LMC(<50 kpc), the summaries ranked by
   information, timings and provenance;
-* ``parameters.csv``: name, unit, fiducial value, forecast sigma (full precision);
+* ``parameters.csv``: name, unit, fiducial value, forecast sigma, prior sigma, whether the parameter is
+  prior-dominated (sigma > 0.5 x prior sigma) and the fraction of its information that is Monte Carlo
+  noise of the Jacobian (full precision);
 * ``summaries.csv``: the smooth summaries ranked by their information (nats lost without each);
 * ``fisher.npz``: F, the Jacobian J (S x 12), the summaries' covariance C and their labels;
 * ``forecast.png``: the 1- and 2-sigma ellipses of the physical parameters (unless ``--no-plots``).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 from ..simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES, PARAMETER_UNITS
@@ -70,8 +73,18 @@ def add_forecast_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--n-covariance", type=int_range(3), default=200,
                    help="independent simulations for the summaries' covariance; must exceed the number of "
                         "summaries + 2 (default 200)")
-    m.add_argument("--no-priors", action="store_true",
-                   help="leave out the Table 1 normal priors of the LMC's distance, v_los and proper motions")
+    m.add_argument("--df-r-min", type=float_range(0.0, lo_open=True), default=0.1,
+                   help="inner radius [kpc] of the sampled tracer DF (default 0.1, the Brooks et al. model); tracers "
+                        "born within a few kpc are not resolved by the leapfrog and their gradients blow up")
+    m.add_argument("--covariance", choices=("auto", "sample", "ledoit-wolf"), default="auto",
+                   help="estimator of the summaries' covariance: the Hartlap-debiased sample covariance (refused "
+                        "for --n-covariance <= summaries + 2), Ledoit-Wolf shrinkage, or auto: sample when "
+                        "--n-covariance >= 2 x summaries + 3, else shrinkage (default auto)")
+    m.add_argument("--priors", choices=("table1", "normal", "none"), default="table1",
+                   help="prior information added to F: every Table 1 prior (a uniform of width w as 12 / w^2), "
+                        "only the normal priors of the LMC's distance, v_los and proper motions, or none "
+                        "(default table1)")
+    m.add_argument("--no-priors", action="store_true", help="the same as --priors none")
     s.add_argument("--seed", type=SEED, default=0, help="seeds the common random numbers and the covariance simulations")
     s.add_argument("--out", default="jaxhalo_forecast", help="output directory (written at the end; see --overwrite)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
@@ -119,7 +132,8 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     theta = S.theta_from_dict({name: getattr(args, opt[2:].replace("-", "_")) for opt, name, _ in PARAM_OPTIONS})
     survey = Survey(n_stars=args.n_stars, r_min=args.r_min, r_max=args.r_max, distance_frac_err=args.distance_error,
                     v_los_err=args.v_los_error, pm_err=args.pm_error)
-    config = S.SimConfig(dt=args.dt, t_back=args.t_back)
+    config = S.SimConfig(dt=args.dt, t_back=args.t_back, r_min=args.df_r_min)
+    priors = "none" if args.no_priors else args.priors
     if not bool(S.parameter_valid(theta, config)):
         raise InputError("these parameters cannot be simulated (e.g. no c200 <= 100 gives v_c(R_sun) = 235 km/s "
                          "for log10 M200 below ~11.13); change --log10-m200")
@@ -132,22 +146,37 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
          f"{args.n_covariance} simulations of {args.t_back:g} Myr; compiling and running ...")
     t0 = time.perf_counter()
     try:
-        fc = survey_forecast(survey, theta, jax.random.key(args.seed), config, n_jacobian=args.n_jacobian,
-                             n_covariance=args.n_covariance, gaussian_priors=not args.no_priors)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            fc = survey_forecast(survey, theta, jax.random.key(args.seed), config, n_jacobian=args.n_jacobian,
+                                 n_covariance=args.n_covariance, priors=priors, covariance=args.covariance)
+            F = fc.fisher
+            rows = fc.parameter_table()
     except FisherError as exc:
         raise InputError(str(exc)) from exc
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    for n in notes:
+        _log(f"warning: {n}")
     t_run = time.perf_counter() - t0
-    F = fc.fisher
-    _log(f"done in {t_run:.1f} s")
+    _log(f"done in {t_run:.1f} s; C: {F.covariance_estimator} from {F.n_covariance} simulations of "
+         f"{len(F.summary_labels)} summaries (Hartlap {F.hartlap:.3g}, shrinkage {F.shrinkage:.3g}); priors: {priors}")
     units = dict(zip(PARAMETER_NAMES, PARAMETER_UNITS)) | {"m_mw_50": "Msun", "m_lmc_50": "Msun"}
-    rows = fc.parameter_table()
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        _log(f"  {r['name']:{width}s} = {r['theta0']:.6g} +- {r['sigma']:.3g} {units[r['name']]}")
+        flag = "  prior-dominated" if r["prior_dominated"] else ""
+        _log(f"  {r['name']:{width}s} = {r['theta0']:.6g} +- {r['sigma']:.3g} {units[r['name']]} "
+             f"(prior sigma {r['prior_sigma']:.3g}){flag}")
+    noisy = [r["name"] for r in rows if r["jacobian_noise"] > 0.5]
+    if noisy:
+        _log("warning: over half the information on " + ", ".join(noisy) + " is Monte Carlo noise of the Jacobian "
+             "(per-key Jacobians disagree), so its sigma is too small: use more --n-jacobian keys, a shorter "
+             "--t-back or a larger --df-r-min")
     ranking = fc.information_ranking()
     _log("most informative summaries: " + ", ".join(f"{lab} ({nats:.2f} nats)" for lab, nats in ranking[:5]))
 
-    lines = ["name,unit,theta0,sigma"] + [f"{r['name']},{units[r['name']]},{r['theta0']!r},{r['sigma']!r}" for r in rows]
+    lines = ["name,unit,theta0,sigma,prior_sigma,prior_dominated,jacobian_noise"] + [
+        f"{r['name']},{units[r['name']]},{r['theta0']!r},{r['sigma']!r},{r['prior_sigma']!r},{r['prior_dominated']},"
+        f"{r['jacobian_noise']!r}" for r in rows]
     (out / "parameters.csv").write_text("\n".join(lines) + "\n")
     (out / "summaries.csv").write_text("label,information_nats\n" + "".join(f"{lab},{v!r}\n" for lab, v in ranking))
     np.savez(out / "fisher.npz", fisher=F.fisher, jacobian=F.jacobian, summary_cov=F.summary_cov,
@@ -166,9 +195,14 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     info = {
         "survey": dataclasses.asdict(survey),
         "config": dataclasses.asdict(fc.config),
-        "gaussian_priors": not args.no_priors,
+        "priors": priors,
         "n_jacobian": args.n_jacobian, "n_covariance": args.n_covariance, "seed": args.seed,
-        "parameters": {r["name"]: {"unit": units[r["name"]], "theta0": r["theta0"], "sigma": r["sigma"]} for r in rows},
+        "covariance": {"estimator": F.covariance_estimator, "hartlap": F.hartlap, "shrinkage": F.shrinkage,
+                       "n_summaries": len(F.summary_labels), "dropped": [list(d) for d in F.dropped]},
+        "parameters": {r["name"]: {"unit": units[r["name"]], **{k: v for k, v in r.items() if k != "name"}}
+                       for r in rows},
+        "prior_dominated": [r["name"] for r in rows if r["prior_dominated"]],
+        "warnings": notes,
         "correlation": {"names": list(F.names), "matrix": F.correlation.tolist()},
         "summaries_by_information_nats": dict(ranking),
         "timings_s": {"forecast": t_run, "total": time.perf_counter() - t_start},

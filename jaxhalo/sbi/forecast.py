@@ -9,7 +9,22 @@ radial range, with
   DF sampling, tracer orbits, mock observation with the survey's errors) with common random numbers,
   averaged over ``n_jacobian`` keys (``SimConfig(gradients="forward")``: no stored trajectory);
 * C from ``n_covariance`` independent simulations at theta0 with the survey's errors drawn per star
-  (Hartlap-debiased inverse).
+  (Hartlap-debiased sample covariance, or the Ledoit-Wolf shrinkage estimate when there are fewer than
+  2 S + 3 simulations; constant or duplicated summaries dropped with a warning: :mod:`jaxhalo.sbi.fisher`);
+* the Table 1 priors' information added (:func:`prior_fisher_diagonal`: 1 / sd^2 for the normal priors,
+  12 / w^2 for a uniform prior of width w), so that a parameter the summaries do not constrain comes out
+  with its prior sigma and is flagged as prior-dominated instead of making F singular.
+
+Gradients through 2.2 Gyr of tracer orbits: tracers that pass within a few kpc of the centre are not
+resolved by the leapfrog, their orbits are numerically chaotic and their tangents grow exponentially (to
+1e20-1e40 at dt = 1-2 Myr for tracers born inside ~5 kpc). The soft radial windows of the summaries weigh
+such a tracer at r = 2 kpc by ~1e-13, not 0, so a handful of them can swamp J. The DF's inner radius
+``SimConfig.r_min`` (``jaxhalo forecast --df-r-min``) keeps most of them out, but over 2.2 Gyr (dt = 2 Myr,
+r_min = 5 kpc) tracers at 5-12 kpc today still reach 1e20-1e25 and some inside the window 1e12, and a
+smaller step does not cure it (dt = 1 Myr, r_min = 0.1 kpc: 1e28), so at the full integration time F is
+numerically of rank one and the forecast fails (with an error naming the direction). A shorter ``t_back`` (e.g. 500 Myr with r_min = 5 kpc) keeps
+J finite; ``FisherForecast.jacobian_noise`` then reports the fraction of each parameter's information
+that is still Monte Carlo noise of J (near 1: that sigma is too small).
 
 The number of simulated tracers is set so that the *expected* number inside the radial window equals
 the survey's star count (:func:`particles_for_survey`, from the tracer density of theta0 between the
@@ -44,8 +59,11 @@ from ..simulation.summaries import BROOKS_VGSR_EDGES, BROOKS_VTB_EDGES, summary_
 from .derived import lmc_enclosed_mass, mw_enclosed_mass
 from .fisher import FisherError, FisherForecast, fisher_forecast, summary_information
 
+#: Which priors :func:`survey_forecast` adds to F: all of Table 1, only its normal ones, or none.
+PRIOR_CHOICES = ("table1", "normal", "none")
+
 __all__ = ["Survey", "survey_edges", "survey_summary_labels", "particles_for_survey", "survey_simulator",
-           "SurveyForecast", "prior_fisher_diagonal", "survey_forecast"]
+           "SurveyForecast", "PRIOR_CHOICES", "prior_fisher_diagonal", "survey_forecast"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +149,8 @@ def survey_simulator(survey: Survey, config: SimConfig) -> Callable[[Array, Arra
 class SurveyForecast:
     """A survey forecast: the :class:`~jaxhalo.sbi.fisher.FisherForecast` of the 12 parameters, the summary
     labels (S,) and their information (S,) in nats (:func:`~jaxhalo.sbi.fisher.summary_information`),
-    the derived quantities' names, values and forecast sigma (M_MW(<50 kpc), M_LMC(<50 kpc) in Msun),
-    and the survey and simulation settings."""
+    the derived quantities' names, values, forecast sigma and prior sigma (M_MW(<50 kpc), M_LMC(<50 kpc) in
+    Msun; the prior's sigma propagated linearly), and the survey and simulation settings."""
 
     fisher: FisherForecast
     summary_labels: tuple[str, ...]
@@ -142,14 +160,23 @@ class SurveyForecast:
     derived_sigma: np.ndarray
     survey: Survey
     config: SimConfig
+    derived_prior_sigma: np.ndarray | None = None
+    priors: str = "table1"
 
     def parameter_table(self) -> list[dict]:
-        """One row per parameter: name, fiducial value, forecast sigma, sigma relative to the value."""
+        """One row per parameter and derived quantity: name, fiducial value ``theta0``, forecast ``sigma``, the
+        prior's ``prior_sigma`` (inf without a prior), ``prior_dominated`` (sigma > 0.5 x prior sigma: the
+        summaries add little to the prior) and ``jacobian_noise`` (the fraction of the parameter's information
+        that is Monte Carlo noise of the Jacobian; NaN for derived quantities or with one key)."""
+        fc = self.fisher
+        dps = self.derived_prior_sigma if self.derived_prior_sigma is not None else np.full(len(self.derived_names), np.inf)
         rows = []
-        for n, v, s in zip(self.fisher.names, self.fisher.theta0, self.fisher.sigma):
-            rows.append({"name": n, "theta0": float(v), "sigma": float(s)})
-        for n, v, s in zip(self.derived_names, self.derived_values, self.derived_sigma):
-            rows.append({"name": n, "theta0": float(v), "sigma": float(s)})
+        for n, v, s, ps, jn in zip(fc.names, fc.theta0, fc.sigma, fc.prior_sigma, fc.jacobian_noise):
+            rows.append({"name": n, "theta0": float(v), "sigma": float(s), "prior_sigma": float(ps),
+                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float(jn)})
+        for n, v, s, ps in zip(self.derived_names, self.derived_values, self.derived_sigma, dps):
+            rows.append({"name": n, "theta0": float(v), "sigma": float(s), "prior_sigma": float(ps),
+                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float("nan")})
         return rows
 
     def information_ranking(self) -> list[tuple[str, float]]:
@@ -158,10 +185,24 @@ class SurveyForecast:
         return [(self.summary_labels[i], float(self.information[i])) for i in order]
 
 
-def prior_fisher_diagonal() -> np.ndarray:
-    """The Fisher information (12,) of the Brooks et al. (2026) Table 1 priors taken alone: 1 / sd^2 for the
-    normal priors (the LMC's distance, v_los and proper motions), 0 for the uniform ones."""
-    return np.array([1.0 / PRIOR_TABLE1[n][2] ** 2 if PRIOR_TABLE1[n][0] == "normal" else 0.0 for n in PARAMETER_NAMES])
+def prior_fisher_diagonal(priors: str = "table1") -> np.ndarray:
+    """The Fisher information (12,) of the Brooks et al. (2026) Table 1 priors taken alone.
+
+    A normal prior of standard deviation sd (the LMC's distance, v_los and proper motions) gives 1 / sd^2;
+    a uniform prior on [a, b] gives 1 / ((b - a)^2 / 12), the inverse of its variance (the Gaussian with the
+    prior's variance: a parameter the summaries do not constrain gets sigma = (b - a) / sqrt(12), the
+    uniform prior's own sigma). ``priors``: "table1" (all), "normal" (the normal ones, 0 for the uniform
+    ones) or "none" (zeros)."""
+    if priors not in PRIOR_CHOICES:
+        raise FisherError(f"priors must be one of {PRIOR_CHOICES}, got {priors!r}")
+    out = []
+    for n in PARAMETER_NAMES:
+        kind, a, b = PRIOR_TABLE1[n]
+        if priors == "none" or (kind == "uniform" and priors == "normal"):
+            out.append(0.0)
+        else:
+            out.append(1.0 / b**2 if kind == "normal" else 12.0 / (b - a) ** 2)
+    return np.array(out)
 
 
 def _derived(theta: Array) -> Array:
@@ -175,30 +216,36 @@ def survey_forecast(
     config: SimConfig | None = None,
     n_jacobian: int = 8,
     n_covariance: int = 200,
-    gaussian_priors: bool = True,
+    priors: str = "table1",
+    covariance: str = "auto",
 ) -> SurveyForecast:
     """Fisher forecast of the 12 Brooks et al. parameters and M_MW(<50 kpc), M_LMC(<50 kpc) for ``survey``.
 
     ``config`` (default the Brooks et al. 2026 set-up) sets everything but ``n_particles`` (from
     :func:`particles_for_survey`) and ``gradients`` ("forward" for the Jacobian). ``key`` (default
     ``jax.random.key(0)``) seeds both the common random numbers of J and the covariance simulations.
-    With ``gaussian_priors`` (default) the Table 1 normal priors of the LMC's distance, line-of-sight
-    velocity and proper motions (its measured observables) add 1 / sigma_prior^2 to F (the uniform priors
-    add nothing); without it F is the survey's information alone, and the LMC observables, which the
-    halo constrains weakly, may be near-degenerate.
+    ``priors`` (:func:`prior_fisher_diagonal`): "table1" (default) adds the information of every Table 1
+    prior (uniform of width w: 12 / w^2), so that parameters the summaries barely constrain come out with
+    about their prior sigma (flagged ``prior_dominated`` in :meth:`SurveyForecast.parameter_table`);
+    "normal" only the LMC observables' normal priors; "none" the survey alone (F may then be singular:
+    the error names the unconstrained direction). ``covariance``: the estimator of C
+    (:func:`~jaxhalo.sbi.fisher.fisher_forecast`; "auto": the Hartlap-debiased sample covariance when
+    ``n_covariance`` >= 2 S + 3, else Ledoit-Wolf shrinkage). The summaries' information is what each adds
+    to the prior and the other summaries.
     """
     config = SimConfig() if config is None else config
     key = jax.random.key(0) if key is None else key
     theta0 = np.asarray(theta0, dtype=float)
     n = particles_for_survey(survey, theta0, config)
     cfg = dataclasses.replace(config, n_particles=n, gradients="forward")
+    prior = np.diag(prior_fisher_diagonal(priors))
     fc = fisher_forecast(survey_simulator(survey, cfg), theta0, key, names=PARAMETER_NAMES,
-                         n_jacobian=n_jacobian, n_covariance=n_covariance)
-    info = np.asarray(summary_information(fc.jacobian, fc.summary_cov))
-    if gaussian_priors:
-        fc = dataclasses.replace(fc, fisher=fc.fisher + np.diag(prior_fisher_diagonal()))
+                         n_jacobian=n_jacobian, n_covariance=n_covariance, covariance=covariance,
+                         prior_fisher=prior, summary_labels=survey_summary_labels(survey))
+    info = np.asarray(summary_information(fc.jacobian, fc.summary_cov, prior_fisher=prior, precision_scale=fc.hartlap))
     return SurveyForecast(
-        fisher=fc, summary_labels=survey_summary_labels(survey), information=info,
+        fisher=fc, summary_labels=fc.summary_labels, information=info,
         derived_names=("m_mw_50", "m_lmc_50"), derived_values=np.asarray(_derived(jnp.asarray(theta0))),
         derived_sigma=fc.derived_sigma(_derived), survey=survey, config=cfg,
+        derived_prior_sigma=fc.derived_prior_sigma(_derived), priors=priors,
     )

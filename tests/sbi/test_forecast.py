@@ -69,11 +69,20 @@ def test_bad_surveys_are_named():
         survey_edges(Survey(r_min=200.0, r_max=300.0), BROOKS_VGSR_EDGES)
 
 
-def test_prior_information_only_for_the_normal_priors():
+def test_prior_information_of_the_normal_and_uniform_priors():
+    """A normal prior adds 1 / sd^2, a uniform one of width w 1 / (w^2 / 12) (its variance): Table 1's
+    log10 M200 in [10.5, 12.5] gives sigma 2 / sqrt(12) = 0.577, beta0 in [0, 0.85] 0.245."""
     d = prior_fisher_diagonal()
     assert d[PARAMETER_NAMES.index("d_lmc")] == pytest.approx(1 / 2.0**2)
     assert d[PARAMETER_NAMES.index("pmra_lmc")] == pytest.approx(1 / 0.25**2)
-    assert d[PARAMETER_NAMES.index("log10_m200")] == 0.0 and d[PARAMETER_NAMES.index("beta0")] == 0.0
+    assert 1 / math.sqrt(d[PARAMETER_NAMES.index("log10_m200")]) == pytest.approx(2.0 / math.sqrt(12.0))
+    assert 1 / math.sqrt(d[PARAMETER_NAMES.index("beta0")]) == pytest.approx(0.85 / math.sqrt(12.0))
+    assert 1 / math.sqrt(d[PARAMETER_NAMES.index("m_lmc")]) == pytest.approx(4.75e11 / math.sqrt(12.0))
+    normal = prior_fisher_diagonal("normal")
+    assert normal[PARAMETER_NAMES.index("log10_m200")] == 0.0 and normal[PARAMETER_NAMES.index("d_lmc")] == d[5]
+    assert not prior_fisher_diagonal("none").any()
+    with pytest.raises(FisherError, match="priors must be one of"):
+        prior_fisher_diagonal("flat")
 
 
 def test_forecast_cli_refuses_a_window_outside_the_summaries_fast(tmp_path):
@@ -101,7 +110,7 @@ def test_forecast_sigma_falls_as_one_over_sqrt_n_stars(tmp_path):
     for n in (400, 1600):
         out = tmp_path / f"n{n}"
         assert main(["forecast", "--n-stars", str(n), "--t-back", "50", "--dt", "5", "--n-jacobian", "2",
-                     "--n-covariance", "80", "--no-plots", "--out", str(out)]) == 0
+                     "--n-covariance", "80", "--covariance", "sample", "--no-plots", "--out", str(out)]) == 0
         info = json.loads((out / "forecast.json").read_text())
         sig[n] = {k: v["sigma"] for k, v in info["parameters"].items()}
         assert set(info["summaries_by_information_nats"]) == set(BROOKS_SUMMARY_LABELS)
