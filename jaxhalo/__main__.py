@@ -1,7 +1,5 @@
 """``python -m jaxhalo``: the same as the ``jaxhalo`` command."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

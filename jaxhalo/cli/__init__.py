@@ -27,6 +27,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -51,7 +52,7 @@ from .sbi import add_sbi_parser
 from .simulate import add_simulate_parser
 from .suite import add_suite_parser
 
-__all__ = ["InputError", "StagedOutput", "WallClock", "build_parser", "check_output", "command_provenance", "main",
+__all__ = ["InputError", "StagedOutput", "WallClock", "build_parser", "check_output", "command_provenance", "entry", "main",
            "setup_jax", "strict_json"]
 
 
@@ -121,5 +122,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def entry() -> None:
+    """The ``jaxhalo`` console script (and ``python -m jaxhalo[.cli]``): :func:`main`, then a hard exit.
+
+    After a command has written and closed its files, the interpreter's own teardown (freeing the XLA
+    client, the compiled programs and every module) took ~1.3 s of a 10 s ``jaxhalo fit`` on 2 CPU
+    cores. On a normal return the streams and logging handlers are flushed and the process exits with
+    ``os._exit``; an exception (``--debug``, an unexpected error) takes the normal path and traceback.
+    In-process callers (tests, notebooks) use :func:`main`, which returns.
+    """
+    rc = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to flush into
+            pass
+    logging.shutdown()
+    os._exit(rc)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

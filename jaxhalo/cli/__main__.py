@@ -1,7 +1,5 @@
 """``python -m jaxhalo.cli``: the same as the ``jaxhalo`` command."""
 
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()

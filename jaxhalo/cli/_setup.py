@@ -54,7 +54,8 @@ def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
     'parallel'``) instead of one after another; it has no effect on GPUs and is skipped when
     ``XLA_FLAGS`` already sets a count or a JAX backend is already running (e.g. when
     :func:`main` is called from Python). ``cache`` turns on JAX's persistent compilation cache
-    in :func:`default_cache_dir`, so a second run skips XLA compilation.
+    in :func:`default_cache_dir`, so a second run skips XLA compilation, and keeps traced programs
+    next to it (:mod:`jaxhalo.program_cache`), so a second run also skips tracing them.
     Returns what was set (for the diagnostics).
     """
     import jax  # deferred: JAX loads only when a command computes
@@ -75,6 +76,10 @@ def setup_jax(host_devices: int = 1, cache: bool = True) -> dict:
             jax.config.update("jax_compilation_cache_dir", str(d))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
             done["compilation_cache"] = str(d)
+            from .. import program_cache  # deferred with JAX
+
+            program_cache.enable(d / "exported")
+            done["program_cache"] = str(d / "exported")
         except OSError as e:  # read-only home: run without the cache
             print(f"[jaxhalo] compilation cache disabled ({e})", file=sys.stderr)
     return done

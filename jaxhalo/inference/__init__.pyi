@@ -12,5 +12,5 @@ from .per_bin import PerBinNUTS, bucket_bins, nuts_per_bin, per_bin_inference_da
 from .priors import PriorSet, params_to_unit, prior_base_name, sample_prior_site, sample_prior_sites, unit_prior_table
 from .profiles import DipolePrior, LI2025_COLUMNS, MixturePrior, dipole_model, init_params, li2025_dipole_prior, li2025_mixture_prior, map_profile, mixture_profile_model, nuts_profile, per_bin_potential
 from .reflex_fit import FitResult, fit_reflex
-from .results import ANGLES_NOTE, derived_quantities, physical_parameters, radial_summary_qtable, reported_prior_table, sample_stats_from_mcmc, sampled_parameters, samples_to_inference_data, summary_qtable, summary_table
+from .results import ANGLES_NOTE, derived_quantities, physical_parameters, precompile_outputs, radial_summary_qtable, reported_prior_table, sample_stats_from_mcmc, sampled_parameters, samples_to_inference_data, summary_qtable, summary_table
 from .variables import LI2025_SIGN_CONVENTIONS, SIGN_CONVENTIONS, describe_profile_variable, describe_variable

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from .. import program_cache
 from ..likelihoods.reflex import ReflexData, ReflexModel
 from .optim import lbfgs_backtracking, lbfgs_starts_converge
 from .priors import PriorSet, unit_prior_table
@@ -66,7 +67,8 @@ def fit_map(
         u0, warm = unconstrained_params(spec, priors, init), True
     else:
         u0, warm = {n: jnp.zeros(()) for n in sites}, False
-    return _fit_map_program(spec, priors, n_starts, n_steps)(key, data, u0, warm)
+    return program_cache.call(_fit_map_program(spec, priors, n_starts, n_steps), (key, data, u0, warm),
+                              ("fit_map", spec, priors, n_starts, n_steps))
 
 
 #: Gaussian jitter (in numpyro's unconstrained space) of the warm starts of :func:`fit_map`: small
@@ -230,23 +232,30 @@ def clip_outliers(
     ML parameters and the number of stars clipped at each iteration.
     """
     key = jax.random.PRNGKey(0) if key is None else key
-    chi2_fn = jax.jit(spec.chi2_per_star)
+    keys = jax.random.split(key, n_iter + 1)
+    # on device 0 from the start, as the later rounds' weights (outputs of a program) are: one signature
+    data = jax.device_put(data, jax.devices()[0])
     removed = []
     params = None
     for i in range(n_iter):
-        key, sub = jax.random.split(key)
         # round 1 from random starts; later rounds start at the previous optimum (a few stars fewer)
-        params = fit_map(data, spec, priors, sub, n_starts=n_starts, init=params)
-        chi2 = chi2_fn(params, data)
-        keep = (data.weight > 0) & (chi2 < threshold)
-        n_removed = int(jnp.sum(data.weight > 0) - jnp.sum(keep))
+        params = fit_map(data, spec, priors, keys[i], n_starts=n_starts, init=params)
+        weight, n_removed = _clip_round(spec, params, data, threshold)
+        n_removed = int(n_removed)
         removed.append(n_removed)
         if verbose:
             print(f"  clip iteration {i + 1}: removed {n_removed} stars")
-        data = data.with_weight(keep.astype(float))
+        data = data.with_weight(weight)
         if n_removed == 0:
             break
     if removed and removed[-1] != 0:
-        key, sub = jax.random.split(key)
-        params = fit_map(data, spec, priors, sub, n_starts=n_starts, init=params)
+        params = fit_map(data, spec, priors, keys[n_iter], n_starts=n_starts, init=params)
     return data, params, removed
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _clip_round(spec: ReflexModel, params: Mapping[str, Array], data: ReflexData, threshold: float) -> tuple[Array, Array]:
+    """The new 0/1 weights of one clipping round (stars in use with chi^2 < ``threshold``) and the number
+    of stars it removes: one compiled program rather than a dozen eager operations per round."""
+    keep = (data.weight > 0) & (spec.chi2_per_star(params, data) < threshold)
+    return keep.astype(data.weight.dtype), jnp.sum(data.weight > 0) - jnp.sum(keep)

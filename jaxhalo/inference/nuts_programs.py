@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 from numpyro.infer.hmc import hmc
 from tqdm.auto import tqdm
 
@@ -179,7 +179,6 @@ def _chain_mesh(num_chains: int) -> Mesh:
 class _Programs:
     init: Any
     chunk: Any
-    data_sharding: Any
 
 
 _COMPILED: dict[Hashable, Future] = {}
@@ -208,8 +207,7 @@ def _compile(cfg: NUTSConfig, data) -> _Programs:
         init_c = jax.jit(lambda k, z, d: init_p(k, z, d, None)).lower(keys, z0, abstract).compile()
     states = jax.eval_shape(lambda k, z, d: init_p(k, z, d, None if inv is None else jnp.zeros(shape_m, f)), keys, z0, abstract)
     chunk_c = chunk_p.lower(states, abstract, jax.ShapeDtypeStruct((), jnp.int32)).compile()
-    sharding = NamedSharding(_chain_mesh(cfg.num_chains), PartitionSpec()) if cfg.chain_method == "parallel" else None
-    return _Programs(init_c, chunk_c, sharding)
+    return _Programs(init_c, chunk_c)
 
 
 def compile_nuts(cfg: NUTSConfig, data, background: bool = False) -> Future:
@@ -255,9 +253,11 @@ def run_chains(cfg: NUTSConfig, data, keys: Array, z0: Array, inverse_mass_matri
     if (inverse_mass_matrix is not None) != cfg.has_inverse_mass_matrix:
         raise ValueError("inverse_mass_matrix given but cfg.has_inverse_mass_matrix is False, or the reverse")
     progs = compile_nuts(cfg, data).result()
-    if progs.data_sharding is not None:
-        data = jax.device_put(data, progs.data_sharding)
     args = (keys, z0, data) + ((inverse_mass_matrix,) if cfg.has_inverse_mass_matrix else ())
+    # an ahead-of-time program takes its arguments where it was compiled to find them (e.g. the chain
+    # axis split over the devices, the data replicated); wherever they come from, put them there
+    args = jax.device_put(args, progs.init.input_shardings[0])
+    data = args[2]
     states = progs.init(*args)
     total, first = cfg.num_warmup + cfg.num_samples, cfg.num_warmup
     pieces: list[dict] = []
@@ -266,12 +266,13 @@ def run_chains(cfg: NUTSConfig, data, keys: Array, z0: Array, inverse_mass_matri
     # every chunk is dispatched before the previous one is read back (one in flight), so that no chain
     # waits for the slowest at a chunk boundary: each device runs its chain's chunks back to back
     spans = [(start, min(cfg.chunk, total - start)) for start in range(0, total, cfg.chunk)]
+    n_arg = {n: jax.device_put(jnp.int32(n), progs.chunk.input_shardings[0][2]) for _, n in spans}
     pending = None
     with bar:
         for span in spans + [None]:
             if span is not None:
                 start, n = span
-                states, rec = progs.chunk(states, data, jnp.int32(n))
+                states, rec = progs.chunk(states, data, n_arg[n])
             if pending is not None:
                 (p_start, p_n), p_rec = pending
                 lo = max(first - p_start, 0)  # iterations [p_start, p_start + p_n); draws from `first` on

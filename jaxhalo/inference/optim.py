@@ -122,5 +122,8 @@ def lbfgs_starts_converge(fun: Callable[[Any], jax.Array], x0s: Any, max_steps: 
     dtype = otu.tree_l2_norm(jax.tree_util.tree_map(lambda a: a[0], x0s)).dtype
     init = (x0s, jax.vmap(opt.init)(x0s), jnp.full((n_starts,), jnp.inf, dtype), jnp.full((n_starts,), jnp.inf, dtype),
             jnp.zeros((), jnp.int32))
-    x, _, _, _, k = jax.lax.while_loop(go_on, step, init)
-    return x, jax.vmap(fun)(x), k
+    x, state, _, _, k = jax.lax.while_loop(go_on, step, init)
+    # the line search stores fun at the accepted point (what value_and_grad_from_state reuses next step):
+    # read it there rather than tracing (and compiling) fun once more
+    stored = otu.tree_get(state, "value")
+    return x, (stored if stored is not None else jax.vmap(fun)(x)), k

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from ..likelihoods.reflex import ReflexData, ReflexModel
 from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map
 from .nuts import prepare_nuts, run_nuts
 from .priors import PriorSet
-from .results import report_names, samples_to_inference_data, summary_qtable, summary_table
+from .results import precompile_outputs, report_names, samples_to_inference_data, summary_qtable, summary_table
 
 if TYPE_CHECKING:
     import arviz as az  # deferred: annotations only (arviz loads when an InferenceData is made)
@@ -109,7 +110,11 @@ def fit_reflex(
     k_map, k_nuts = jax.random.split(key)
     # NUTS compiles (or, with a warm persistent cache, traces and loads) in a thread while the ML fit
     # runs: the data's shape is fixed now, only its clipping weights change
-    prepare_nuts(data, spec, priors, num_chains, num_warmup, num_samples)
+    nuts_ready = prepare_nuts(data, spec, priors, num_chains, num_warmup, num_samples)
+    # then, in the same spirit, the programs that turn the draws into InferenceData (first runs only)
+    threading.Thread(target=lambda: (nuts_ready.exception(), precompile_outputs(spec, data, num_chains, num_samples, radii,
+                                                                               pointwise)),
+                     name="jaxhalo-output-compile", daemon=True).start()
     t0 = time.perf_counter()
     if clip and n_clip > 0:
         data, map_params, removed = clip_outliers(data, spec, priors, k_map, n_iter=n_clip, threshold=clip_threshold, verbose=verbose)

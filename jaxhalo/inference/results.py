@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Mapping
 
@@ -29,6 +30,7 @@ __all__ = [
     "ANGLES_NOTE",
     "derived_quantities",
     "physical_parameters",
+    "precompile_outputs",
     "radial_summary_qtable",
     "reported_prior_table",
     "sample_stats_from_mcmc",
@@ -145,13 +147,39 @@ _physical_jit = jax.jit(physical_parameters, static_argnums=0)
 _derived_jit = jax.jit(derived_quantities, static_argnums=(0, 2))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _loglike_per_star_flat(spec: ReflexModel, flat: Mapping[str, Array], data: ReflexData) -> Array:
+    """(S, N) per-star log-likelihoods of S parameter draws (data an argument: compiled once per shape)."""
+    return jax.vmap(lambda p: spec.log_likelihood_per_star(p, data))(flat)
+
+
 def _loglike_per_star_samples(spec: ReflexModel, data: ReflexData, samples: Mapping[str, Array]) -> Array:
     """Per-star log-likelihood for every sample: (chains, draws, N)."""
     names = spec.param_names
-    flat = {n: jnp.reshape(samples[n], (-1,)) for n in names}
-    ll = jax.jit(jax.vmap(lambda p: spec.log_likelihood_per_star(p, data)))(flat)
+    flat = {n: jnp.reshape(jnp.asarray(samples[n]), (-1,)) for n in names}
+    ll = _loglike_per_star_flat(spec, flat, data)
     shape = jnp.shape(samples[names[0]])
     return ll.reshape(shape + (data.n_stars,))
+
+
+def precompile_outputs(spec: ReflexModel, data: ReflexData, num_chains: int, num_draws: int, radii,
+                       pointwise: bool = True) -> None:
+    """Compile the programs of :func:`samples_to_inference_data` for (``num_chains``, ``num_draws``) draws
+    into JAX's persistent compilation cache; a no-op without one (nothing would keep the result).
+
+    :func:`~jaxhalo.inference.reflex_fit.fit_reflex` runs it in a background thread while it samples, so
+    that a first run (empty cache) does not compile them after sampling, on the critical path.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        return
+    f = jnp.result_type(float)
+    draws = {n: jax.ShapeDtypeStruct((num_chains, num_draws), f) for n in spec.param_names}
+    _physical_jit.lower(spec, draws).compile()
+    _derived_jit.lower(spec, draws, tuple(radii)).compile()
+    if pointwise:
+        flat = {n: jax.ShapeDtypeStruct((num_chains * num_draws,), f) for n in spec.param_names}
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), data)
+        _loglike_per_star_flat.lower(spec, flat, abstract).compile()
 
 
 def _arviz():
