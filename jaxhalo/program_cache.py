@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["call", "enable", "enabled_directory"]
+__all__ = ["call", "enable", "enabled_directory", "prepare"]
 
 _STATE: dict[str, Path | None] = {"dir": None}
 _MEMORY: dict[str, Callable] = {}
@@ -71,35 +71,59 @@ def _key(key: Hashable, treedef, avals) -> str:
     return h.hexdigest()
 
 
-def call(fn: Callable, args: tuple, key: Hashable) -> Any:
-    """``fn(*args)``, with ``fn`` (a pure function of array pytrees, e.g. a ``jax.jit`` function whose
+def call(fn: Callable, args: tuple, key: Hashable, compiler_options: dict | None = None) -> Any:
+    """``jax.jit(fn)(*args)``, with ``fn`` (a pure function of array pytrees, not itself jitted, whose
     static configuration ``key`` describes completely) run from its stored export when one exists.
 
-    Without a directory (:func:`enable`), or when an argument is being traced (``fn`` then runs inside
-    the caller's program), this is ``fn(*args)``. The first call with a new key exports ``fn`` and
+    Without a directory (:func:`enable`) this is ``jax.jit(fn, compiler_options=...)(*args)`` (the jitted
+    function kept per ``fn``); when an argument is being traced it is ``fn(*args)``, inside the caller's
+    program. The first call with a new key exports ``fn`` and
     stores it (written atomically: concurrent processes never read a partial file); later calls, in
     this process or another, load it instead of tracing ``fn``. A stored file that cannot be read is
-    replaced.
+    replaced. ``compiler_options`` (XLA options, e.g. ``{"xla_backend_optimization_level": 1}``) apply
+    to every compilation of ``fn``.
     """
-    directory = _STATE["dir"]
     leaves, treedef = jax.tree.flatten(args)
-    if directory is None or any(isinstance(x, jax.core.Tracer) for x in leaves):
-        return fn(*args)
+    options = dict(sorted((compiler_options or {}).items()))
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return fn(*args)  # inside the caller's program
+    if _STATE["dir"] is None:
+        return _jitted(fn, tuple(options.items()))(*args)
     # strongly typed: a weak-typed scalar (a Python float) would otherwise be another jit signature of
     # the same exported program, and compile it once more
     leaves = [jnp.asarray(x, dtype=jnp.asarray(x).dtype) for x in leaves]
+    return _runner(fn, treedef, leaves, key, options)(*leaves)
+
+
+def prepare(fn: Callable, args: tuple, key: Hashable, compiler_options: dict | None = None) -> None:
+    """Export (or load) the stored program that :func:`call` with these arguments will run, without
+    running it; a no-op when programs are not kept. Its tracing then happens at a moment the caller
+    chooses, e.g. before starting other work that would compete with it for the GIL."""
+    if _STATE["dir"] is None:
+        return
+    leaves, treedef = jax.tree.flatten(args)
+    leaves = [jnp.asarray(x, dtype=jnp.asarray(x).dtype) for x in leaves]
+    _runner(fn, treedef, leaves, key, dict(sorted((compiler_options or {}).items())))
+
+
+def _runner(fn: Callable, treedef, leaves: list, key: Hashable, options: dict) -> Callable:
     avals = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-    digest = _key(key, treedef, avals)
+    digest = _key((key, options), treedef, avals)
     with _LOCK:
         runner = _MEMORY.get(digest)
     if runner is None:
-        runner = _load_or_export(fn, treedef, avals, directory / f"{digest}.jaxexport")
+        runner = _load_or_export(fn, treedef, avals, _STATE["dir"] / f"{digest}.jaxexport", options)
         with _LOCK:
             _MEMORY[digest] = runner
-    return runner(*leaves)
+    return runner
 
 
-def _load_or_export(fn: Callable, treedef, avals, path: Path) -> Callable:
+@lru_cache(maxsize=64)
+def _jitted(fn: Callable, options: tuple) -> Callable:
+    return jax.jit(fn, compiler_options=dict(options) or None)
+
+
+def _load_or_export(fn: Callable, treedef, avals, path: Path, options: dict) -> Callable:
     from jax import export  # deferred: jax.export loads only when programs are kept
 
     exported = None
@@ -109,7 +133,7 @@ def _load_or_export(fn: Callable, treedef, avals, path: Path) -> Callable:
         except Exception:  # noqa: BLE001 - a truncated or foreign file: export again below
             exported = None
     if exported is None:
-        flat = jax.jit(lambda *leaves: fn(*jax.tree.unflatten(treedef, leaves)))
+        flat = jax.jit(lambda *leaves: fn(*jax.tree.unflatten(treedef, leaves)), compiler_options=options or None)
         exported = export.export(flat)(*avals)
         try:
             blob = exported.serialize()
@@ -123,5 +147,5 @@ def _load_or_export(fn: Callable, treedef, avals, path: Path) -> Callable:
     # (committed to device 0): otherwise the same program compiles twice
     if exported.nr_devices == 1:
         device0 = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        return jax.jit(exported.call, in_shardings=device0, out_shardings=device0)
-    return jax.jit(exported.call)
+        return jax.jit(exported.call, in_shardings=device0, out_shardings=device0, compiler_options=options or None)
+    return jax.jit(exported.call, compiler_options=options or None)

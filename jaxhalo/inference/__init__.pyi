@@ -2,7 +2,7 @@
 from . import comparison, hierarchical, ml, models, nuts, nuts_programs, optim, outliers, per_bin, priors, profiles, reflex_fit, results, variables
 from .comparison import ModelComparisonError, compare_models, numpyro_inference_data, reflex_inference_data
 from .hierarchical import catalog_arrays, distance_log_likelihood, hierarchical_reflex_model, los_distance_bounds, reflex_data_at_distance, run_hierarchical_nuts
-from .ml import CHI2_3SIGMA_3DOF, clip_outliers, constrained_params, fit_map, fit_map_traceable, negative_log_posterior, unconstrained_params
+from .ml import CHI2_3SIGMA_3DOF, clip_outliers, constrained_params, fit_map, fit_map_traceable, negative_log_posterior, prepare_fit_map, unconstrained_params
 from .models import reflex_numpyro_model, reflex_numpyro_model_unit
 from .nuts import prepare_nuts, run_nuts, unit_model_postprocess, unit_model_potential
 from .nuts_programs import NUTS_EXTRA_FIELDS, NUTSConfig, NUTSRun, compile_nuts, run_chains

@@ -13,7 +13,7 @@ from jax import Array
 
 from ..catalog.checks import check_enough_stars
 from ..likelihoods.reflex import ReflexData, ReflexModel
-from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map
+from .ml import CHI2_3SIGMA_3DOF, clip_outliers, fit_map, prepare_fit_map
 from .nuts import prepare_nuts, run_nuts
 from .priors import PriorSet
 from .results import precompile_outputs, report_names, samples_to_inference_data, summary_qtable, summary_table
@@ -108,14 +108,15 @@ def fit_reflex(
     check_enough_stars(n_in, n_params, "in the data", force=force)
     key = jax.random.PRNGKey(0) if key is None else key
     k_map, k_nuts = jax.random.split(key)
-    # NUTS compiles (or, with a warm persistent cache, traces and loads) in a thread while the ML fit
-    # runs: the data's shape is fixed now, only its clipping weights change
+    t0 = time.perf_counter()
+    # The ML program is traced first (alone on the GIL); then NUTS compiles (or, with a warm persistent
+    # cache, traces and loads) in a thread while the ML fit compiles and runs -- the data's shape is fixed
+    # now, only its clipping weights change -- and after it the programs that make the InferenceData.
+    prepare_fit_map(data, spec, priors)
     nuts_ready = prepare_nuts(data, spec, priors, num_chains, num_warmup, num_samples)
-    # then, in the same spirit, the programs that turn the draws into InferenceData (first runs only)
     threading.Thread(target=lambda: (nuts_ready.exception(), precompile_outputs(spec, data, num_chains, num_samples, radii,
                                                                                pointwise)),
                      name="jaxhalo-output-compile", daemon=True).start()
-    t0 = time.perf_counter()
     if clip and n_clip > 0:
         data, map_params, removed = clip_outliers(data, spec, priors, k_map, n_iter=n_clip, threshold=clip_threshold, verbose=verbose)
         n_left = int(np.sum(np.asarray(data.weight) > 0))
