@@ -49,6 +49,9 @@ NUTS_EXTRA_FIELDS: tuple[str, ...] = (
     "diverging", "num_steps", "energy", "potential_energy", "accept_prob", "adapt_state.step_size",
 )
 
+#: Compiled (config, data shape) pairs kept in memory, least recently used dropped first.
+MAX_COMPILED: int = 16
+
 #: Number of chunks a run is cut into (one progress-bar update each; ~1 ms of dispatch each).
 N_CHUNKS: int = 20
 
@@ -222,9 +225,12 @@ def compile_nuts(cfg: NUTSConfig, data, background: bool = False) -> Future:
     with _LOCK:
         fut = _COMPILED.get(sig)
         if fut is not None:
+            _COMPILED[sig] = _COMPILED.pop(sig)  # most recently used last
             return fut
         fut = Future()
         _COMPILED[sig] = fut
+        while len(_COMPILED) > MAX_COMPILED:  # e.g. a fit per catalogue of many shapes: keep the newest
+            _COMPILED.pop(next(iter(_COMPILED)))
 
     def work():
         try:

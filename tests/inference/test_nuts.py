@@ -54,3 +54,29 @@ def test_postprocess_keeps_leading_axes():
     assert out["u"].shape == (2, 3, n)
     assert all(v.shape == (2, 3) for k, v in out.items() if k != "u")
     assert any(k.startswith("sigma_") for k in out) and any(k.startswith("tau_") for k in out)
+
+
+@pytest.mark.parametrize("chain_method,num_chains", [("vectorized", 2), ("sequential", 1)])
+def test_chain_methods_sample_the_posterior(chain_method, num_chains):
+    """Every way of running the chains gives draws of the right shapes around the ML point, the numpyro
+    extra fields, and no divergences on a well-posed 300-star fit."""
+    from jaxhalo.inference.ml import fit_map
+    from jaxhalo.inference.nuts import run_nuts
+    from jaxhalo.inference.nuts_programs import NUTS_EXTRA_FIELDS
+
+    spec = ReflexModel("constant", "galactic")
+    cat, _ = make_reflex_mock(jax.random.PRNGKey(4), 300, spec)
+    data = ReflexData.from_catalog(cat)
+    mp = fit_map(data, spec, key=jax.random.PRNGKey(0), n_starts=4)
+    run = run_nuts(data, spec, key=jax.random.PRNGKey(2), num_chains=num_chains, num_warmup=150, num_samples=200,
+                   init_params=mp, chain_method=chain_method, progress_bar=False)
+    assert run.chain_method == chain_method
+    grouped = run.get_samples(group_by_chain=True)
+    assert grouped["v_travel"].shape == (num_chains, 200) and grouped["u"].shape[:2] == (num_chains, 200)
+    assert run.get_samples()["v_travel"].shape == (num_chains * 200,)
+    extra = run.get_extra_fields(group_by_chain=True)
+    assert set(extra) == set(NUTS_EXTRA_FIELDS) and all(np.shape(v) == (num_chains, 200) for v in extra.values())
+    assert int(np.sum(extra["diverging"])) == 0
+    v = np.asarray(grouped["v_travel"]).ravel()
+    # the ML point lies inside the bulk of the posterior draws
+    assert np.quantile(v, 0.01) < float(mp["v_travel"]) < np.quantile(v, 0.99)
