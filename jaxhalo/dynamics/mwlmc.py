@@ -193,20 +193,33 @@ class MWLMCOrbit(eqx.Module):
         return s[..., 6:9] - s[..., 0:3]
 
 
-def _mw_lmc_field(mw: Potential, lmc: Potential, m_lmc, lambda_df, coulomb_log, sigma):
-    k = KMS_TO_KPC_PER_MYR
+class _MWLMCField(eqx.Module):
+    """The (12,) MW-LMC vector field of :func:`integrate_mw_lmc`: an equinox module rather than a closure,
+    so that diffrax's compiled solve is found again for new parameter values (they are array leaves;
+    a new closure per call was a new static function, i.e. a new trace and compilation every call)."""
 
-    def f(t, w, args):
+    mw: Potential
+    lmc: Potential
+    m_lmc: Array
+    lambda_df: Array
+    coulomb_log: Array
+    sigma: Array
+
+    def __call__(self, t, w, args):
+        k = KMS_TO_KPC_PER_MYR
         x_mw, v_mw, x_lmc, v_lmc = w[0:3], w[3:6], w[6:9], w[9:12]
         d = x_lmc - x_mw
-        a_mw = lmc._acc(-d)
-        a_lmc = mw._acc(d)
-        rho = mw._rho(d)
-        a_df = chandrasekhar_friction(v_lmc - v_mw, rho, m_lmc, coulomb_log, sigma)
-        a_lmc = a_lmc + lambda_df * a_df
+        a_mw = self.lmc._acc(-d)
+        a_lmc = self.mw._acc(d)
+        rho = self.mw._rho(d)
+        a_df = chandrasekhar_friction(v_lmc - v_mw, rho, self.m_lmc, self.coulomb_log, self.sigma)
+        a_lmc = a_lmc + self.lambda_df * a_df
         return k * jnp.concatenate([v_mw, a_mw, v_lmc, a_lmc])
 
-    return f
+
+def _mw_lmc_field(mw: Potential, lmc: Potential, m_lmc, lambda_df, coulomb_log, sigma) -> _MWLMCField:
+    return _MWLMCField(mw, lmc, jnp.asarray(m_lmc, dtype=float), jnp.asarray(lambda_df, dtype=float),
+                       jnp.asarray(coulomb_log, dtype=float), jnp.asarray(sigma, dtype=float))
 
 
 _POS = jnp.array([0, 1, 2, 6, 7, 8])

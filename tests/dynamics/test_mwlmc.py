@@ -233,3 +233,32 @@ def test_mw_lmc_orbit_options(mw):
         mwlmc.mw_lmc_orbit(lmc_phase_space=(1.0, 2.0, 3.0))
     with pytest.raises(P.PotentialError, match="positive"):
         P.lmc_hernquist(2e11, scale_radius=-1.0)
+
+
+def test_new_parameter_values_do_not_retrace_the_solve():
+    """The vector field is a module with array leaves, so a second integration with other masses and
+    friction reuses diffrax's compiled solve: no JAX tracing at all in the second call (it was a new
+    closure, i.e. a new trace and compilation, every call)."""
+    from jaxhalo.dynamics.mwlmc import integrate_mw_lmc
+    from jaxhalo.dynamics.potentials import lmc_hernquist, milky_way
+
+    traces = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traces.append(duration)
+
+    x, v = jnp.array([-1.0, -41.0, -28.0]), jnp.array([-57.0, -226.0, 221.0])
+
+    def orbit(m200, m_lmc, lam):
+        mw, lmc = milky_way(m200, c200=10.0, disc="miyamoto-nagai"), lmc_hernquist(m_lmc, scale_radius=10.0)
+        return integrate_mw_lmc(mw, lmc, x, v, lambda_df=lam, t_back=200.0, dt=1.0)
+
+    first = orbit(1.0e12, 1.5e11, 1.0)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        second = orbit(1.2e12, 1.0e11, 0.5)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert traces == []
+    assert not np.allclose(np.asarray(first.solution.ys), np.asarray(second.solution.ys))
