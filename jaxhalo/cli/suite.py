@@ -28,6 +28,8 @@ def precheck_suite_run(args: argparse.Namespace) -> None:
     if args.start % c or (stop % c and stop != n):
         raise InputError(f"--start/--stop must be multiples of the chunk size {c} (or --stop = --n = {n}); "
                          f"got [{args.start}, {stop})")
+    if args.simulator != "brooks" and args.disc is not None:
+        raise InputError(f"--disc sets the Milky Way disc of the brooks simulator; --simulator {args.simulator} has none")
     manifest = out / "suite.json"
     if manifest.is_file():
         try:
@@ -61,7 +63,7 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
             sim = make_simulator("linear-gaussian", prior, n_particles=args.n_particles, n_summaries=args.n_summaries,
                                  noise=args.noise)
         else:
-            sim = make_simulator("brooks", prior, n_particles=args.n_particles, dt=args.dt,
+            sim = make_simulator("brooks", prior, n_particles=args.n_particles, dt=args.dt, disc=args.disc,
                                  reflex_fit=args.reflex_fit or None)
         devs = jax.devices()
         say(f"[jaxhalo suite] {args.n} simulations ({sim.name}, prior {prior.name}, seed {args.seed}) into {args.out}; "
@@ -150,6 +152,9 @@ def add_suite_parser(sub) -> None:
                    help="'brooks': the MW-LMC simulator; 'linear-gaussian': a cheap toy with a known likelihood")
     r.add_argument("--n-particles", type=int_range(1), default=None, help="tracer particles per simulation (simulator default)")
     r.add_argument("--dt", type=float_range(0.0, lo_open=True), default=None, help="integration step in Myr (brooks simulator; its default)")
+    r.add_argument("--disc", default=None, choices=["exact", "miyamoto-nagai"],
+                   help="brooks simulator: the Milky Way's disc, the exact sech^2 exponential disc (the simulator's "
+                        "default) or the Miyamoto-Nagai sum (~3x faster on a CPU; c200 +0.2 %%)")
     r.add_argument("--n-summaries", type=int_range(1), default=None, help="linear-gaussian only: summary length (52)")
     r.add_argument("--noise", type=float_range(0.0), default=None, help="linear-gaussian only: summary noise (0.3)")
     r.add_argument("--no-progress", action="store_true", help="no progress line per chunk")

@@ -249,3 +249,17 @@ def test_train_with_reflex_needs_reflex_fits(tmp_path, prior, capsys):
     rc = main(["sbi", "train", str(tmp_path / "toy"), "--out", str(tmp_path / "m.npe"), "--with-reflex", "--no-progress"])
     assert rc != 0
     assert "--reflex-fit" in capsys.readouterr().err
+
+
+def test_suite_run_disc_option(tmp_path):
+    """`jaxhalo suite run --disc` reaches the brooks simulator's configuration (and so the store's
+    manifest); with the toy simulator, which has no disc, it is refused before anything runs."""
+    from jaxhalo.cli import main
+    from jaxhalo.sbi.priors import get_prior
+    from jaxhalo.sbi.simulators import make_simulator
+
+    assert make_simulator("brooks", get_prior("brooks2026"), disc="miyamoto-nagai").config["disc"] == "miyamoto-nagai"
+    assert make_simulator("brooks", get_prior("brooks2026")).config["disc"] == "exact"
+    rc = main(["suite", "run", "--n", "2", "--chunk", "2", "--out", str(tmp_path / "s"), "--simulator", "linear-gaussian",
+               "--disc", "exact"])
+    assert rc == 2 and not (tmp_path / "s").exists()
