@@ -68,6 +68,7 @@ from jax.typing import ArrayLike
 
 from ..constants import G
 from ..jax_utils import is_concrete
+from ..units import DIMENSIONLESS, KPC, to_internal
 
 __all__ = [
     "ConstantBetaDF",
@@ -236,8 +237,8 @@ def constant_beta_df(
         (its derivative 4 pi r^2 rho_total enters h''(Psi)) and consistent with Phi
         (dPhi/dr = G M / r^2). E.g. :class:`SphericalProfile` or :class:`RadialProfile`.
       beta: constant anisotropy in [0, 1) (may be traced).
-      r_min, r_max: radial range (kpc) of the sample; f_E is tabulated (and checked for positivity)
-        from Psi(r_min) down to Psi(1e3 r_max).
+      r_min, r_max: radial range (kpc, or length Quantities) of the sample; f_E is tabulated (and checked
+        for positivity) from Psi(r_min) down to Psi(1e3 r_max).
       n_energy, n_quad: energy-grid size and Gauss-Legendre nodes of the Abel integral.
       n_rows, n_t, n_u: speed-quantile table: radii rows, t-grid for the CDF, u-grid of the quantile.
       n_mass: log-radius grid of the tracer's cumulative mass.
@@ -248,6 +249,8 @@ def constant_beta_df(
     Raises: :class:`DFError` for parameters out of range or an inconsistent (Phi, M);
       :class:`NegativeDFError` if f_E <= 0 somewhere in the tabulated energy range.
     """
+    r_min, r_max = to_internal(r_min, KPC, "r_min"), to_internal(r_max, KPC, "r_max")
+    beta = to_internal(beta, DIMENSIONLESS, "beta")
     _validate(tracer, beta, r_min, r_max)
     beta = jnp.asarray(beta, dtype=jnp.result_type(float))
     config = (float(r_min), float(r_max), n_energy, n_quad, n_rows, n_t, n_u, n_mass)

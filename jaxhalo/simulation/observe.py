@@ -52,6 +52,7 @@ from jax.typing import ArrayLike
 
 from ..catalog.structure import StarCatalog
 from ..constants import K_PM
+from ..units import DIMENSIONLESS, KM_S, KPC, MAS_YR, is_quantity, to_internal
 from ..frames import (
     SolarParameters,
     galactic_to_cartesian,
@@ -206,6 +207,15 @@ def _check_range(name: str, window) -> None:
         raise ObservationError(f"{name} must have low < high, got {window!r}")
 
 
+def _window_kpc(name: str, window):
+    """A (low, high) window with Quantities (``(30, 160) * u.kpc`` or ``(30 * u.kpc, 1.6e5 * u.pc)``) as
+    a pair of floats in kpc; plain numbers and None unchanged."""
+    if window is None or not (is_quantity(window) or any(is_quantity(v) for v in window)):
+        return window
+    lo, hi = np.asarray(to_internal(window if is_quantity(window) else list(window), KPC, name), dtype=float)
+    return (float(lo), float(hi))
+
+
 def _check_error(name: str, value) -> None:
     try:
         v = np.asarray(value, float)
@@ -258,13 +268,19 @@ def observe(
     add_errors : if False the observables are exact (errors still reported) — for tests
         and noiseless summaries.
 
+    Positions, velocities, the errors and the windows may be astropy Quantities (converted at the call).
+
     Returns
     -------
     :class:`MockObservation` with (N,) arrays and the boolean ``selected`` mask. Stars with
     a non-positive observed distance (a > 1/f sigma draw) are never selected.
     """
-    positions = jnp.asarray(positions)
-    velocities = jnp.asarray(velocities)
+    positions = jnp.asarray(to_internal(positions, KPC, "positions"))
+    velocities = jnp.asarray(to_internal(velocities, KM_S, "velocities"))
+    distance_frac_err = to_internal(distance_frac_err, DIMENSIONLESS, "distance_frac_err")
+    v_los_err = to_internal(v_los_err, KM_S, "v_los_err")
+    pm_l_err, pm_b_err = to_internal(pm_l_err, MAS_YR, "pm_l_err"), to_internal(pm_b_err, MAS_YR, "pm_b_err")
+    r_gal_range, distance_range = _window_kpc("r_gal_range", r_gal_range), _window_kpc("distance_range", distance_range)
     _check_shapes(positions, velocities)
     for name, val in (("distance_frac_err", distance_frac_err), ("v_los_err", v_los_err),
                       ("pm_l_err", pm_l_err), ("pm_b_err", pm_b_err)):

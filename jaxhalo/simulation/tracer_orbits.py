@@ -36,6 +36,7 @@ from jax.typing import ArrayLike
 
 from ..constants import KMS_TO_KPC_PER_MYR
 from ..dynamics.df import ConstantBetaDF, sample_df
+from ..units import KM_S, KPC, MYR, to_internal
 from .errors import SimulatorError
 
 __all__ = [
@@ -188,9 +189,13 @@ def integrate_orbits(
       solver: "leapfrog" (fixed step ``dt`` Myr, rounded to land on t1) or "dopri8" / "tsit5" /
         "dopri5" (adaptive, ``rtol``/``atol`` on (kpc, km/s), at most ``max_steps`` steps).
     Returns: positions (n, 3) kpc and velocities (n, 3) km/s at t1, inertial frame.
+
+    Positions, velocities and the times may be astropy Quantities (converted at the call).
     """
     if solver not in SOLVERS:
         raise SimulatorError(f"unknown solver {solver!r}; choose one of {SOLVERS}.")
+    positions, velocities = to_internal(positions, KPC, "positions"), to_internal(velocities, KM_S, "velocities")
+    t0, t1, dt = to_internal(t0, MYR, "t0"), to_internal(t1, MYR, "t1"), to_internal(dt, MYR, "dt")
     x0, v0 = jnp.asarray(positions), jnp.asarray(velocities)
     if solver == "leapfrog":
         return _leapfrog(x0, v0, float(t0), float(t1), float(dt), host, lmc, track)
@@ -220,7 +225,7 @@ def simulate_halo(
         averaged MW potential); may be built inside a ``vmap`` over its parameters.
       host, lmc, track: see :func:`integrate_orbits`.
       n_particles: number of tracers (static).
-      t0: start time in Myr (default -2200); the end time is 0.
+      t0: start time in Myr (default -2200; a time Quantity is converted); the end time is 0.
       solver, dt, rtol, atol, max_steps: see :func:`integrate_orbits`.
     Returns: :class:`Snapshot` at t = 0 relative to mw_position(0), mw_velocity(0).
 
@@ -228,6 +233,7 @@ def simulate_halo(
     keys, masses (inside host / lmc / track) or beta (inside df) runs a batch of simulations as
     one compiled call.
     """
+    t0, dt = to_internal(t0, MYR, "t0"), to_internal(dt, MYR, "dt")
     x_halo, v_halo = sample_df(key, df, n_particles)
     x0 = x_halo + track.mw_position(t0)
     v0 = v_halo + track.mw_velocity(t0)

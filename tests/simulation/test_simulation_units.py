@@ -96,3 +96,44 @@ def test_simulate_with_quantities_equals_floats():
     # theta from Quantities is FIDUCIAL_THETA to an ulp; 200 Myr of leapfrog keeps that far below 1e-9
     np.testing.assert_allclose(a.positions, b.positions, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(a.velocities, b.velocities, rtol=1e-9, atol=1e-9)
+
+
+def test_observe_integrate_orbits_and_df_take_quantities():
+    """observe, integrate_orbits and constant_beta_df convert Quantities at the call: the same numbers as
+    the internal floats (to the rounding of the conversion factors), and a wrong dimension is an error
+    that names the argument."""
+    import jax.numpy as jnp
+
+    from jaxhalo.dynamics.densities import DehnenDensity
+    from jaxhalo.dynamics.df import SphericalProfile, constant_beta_df
+    from jaxhalo.dynamics.potentials import Hernquist
+    from jaxhalo.simulation.observe import observe
+    from jaxhalo.simulation.tracer_orbits import StaticTrack, integrate_orbits
+
+    x = jnp.array([[30.0, 10.0, 5.0], [60.0, -20.0, 10.0], [-80.0, 5.0, 40.0]])
+    v = jnp.array([[100.0, 50.0, -20.0], [-30.0, 80.0, 10.0], [5.0, -60.0, 90.0]])
+    key = jax.random.PRNGKey(3)
+    plain = observe(key, x, v, v_los_err=2.0, pm_l_err=0.15, r_gal_range=(30.0, 160.0))
+    with_units = observe(key, np.asarray(x) * u.kpc, (np.asarray(v) * KMS).to(u.m / u.s), v_los_err=2000.0 * u.m / u.s,
+                         pm_l_err=0.15 * MASYR, r_gal_range=(30.0, 160.0) * u.kpc)
+    for name in plain._fields:
+        np.testing.assert_allclose(np.asarray(getattr(with_units, name)), np.asarray(getattr(plain, name)), rtol=1e-12,
+                                   err_msg=name)
+    with pytest.raises(u.UnitConversionError, match="positions"):
+        observe(key, np.asarray(x) * KMS, v)
+
+    host = Hernquist(1.0e12, 20.0)
+    a = integrate_orbits(x, v, host, None, StaticTrack(), t0=-100.0, t1=0.0, dt=1.0)
+    b = integrate_orbits(np.asarray(x) * u.kpc, np.asarray(v) * KMS, host, None, StaticTrack(), t0=-0.1 * u.Gyr,
+                         t1=0.0 * u.Myr, dt=1.0e6 * u.yr)
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(np.asarray(q), np.asarray(p), rtol=1e-12)
+    with pytest.raises(u.UnitConversionError, match="dt"):
+        integrate_orbits(x, v, host, None, StaticTrack(), t0=-100.0, dt=1.0 * u.kpc)
+
+    tracer, profile = DehnenDensity(1.0e12, 20.0, 1.0), SphericalProfile(host)
+    grid = dict(n_energy=64, n_quad=32, n_rows=48, n_t=128, n_u=128, n_mass=512)
+    df_plain = constant_beta_df(tracer, profile, 0.3, r_min=0.1, r_max=500.0, **grid)
+    df_units = constant_beta_df(tracer, profile, 0.3, r_min=100.0 * u.pc, r_max=0.5 * u.Mpc, **grid)
+    for p, q in zip(jax.tree.leaves(df_plain), jax.tree.leaves(df_units)):
+        np.testing.assert_allclose(np.asarray(q), np.asarray(p), rtol=1e-10)
