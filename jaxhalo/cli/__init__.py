@@ -106,19 +106,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("JAXHALO_DEBUG", "") not in ("", "0")
     level = set_verbosity(args)
+    label = getattr(args, "command_label", None) or args.command  # "sbi nuts", not "sbi"
     try:
         with quiet_stdout(level < 0):
             rc = int(args.func(args) or 0)
         for note in getattr(args, "deprecated_options", None) or []:
-            print(f"jaxhalo {args.command}: note: {note}", file=sys.stderr)
+            print(f"jaxhalo {label}: note: {note}", file=sys.stderr)
         return rc
     except KeyboardInterrupt:
-        print(f"jaxhalo {args.command}: interrupted", file=sys.stderr)
+        print(f"jaxhalo {label}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if debug or not _is_input_error(exc):
             raise
-        print(f"jaxhalo {args.command}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        print(f"jaxhalo {label}: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

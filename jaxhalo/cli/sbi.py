@@ -265,7 +265,7 @@ def add_sbi_parser(sub) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out model file")
     t.add_argument("--no-progress", action="store_true", help="no training progress")
     add_verbosity(t)
-    t.set_defaults(func=cmd_sbi_train)
+    t.set_defaults(func=cmd_sbi_train, command_label="sbi train")
     i = ss.add_parser("infer", help="posterior for an observed summary vector + corner and coverage plots")
     i.add_argument("model", help="model file of `jaxhalo sbi train`")
     i.add_argument("summary", help="observed summaries: .npy, .json, text, or a table with a 'value' column (the "
@@ -279,5 +279,5 @@ def add_sbi_parser(sub) -> None:
     i.add_argument("--seed", type=SEED, default=0, help="random seed (posterior and coverage draws)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     add_verbosity(i)
-    i.set_defaults(func=cmd_sbi_infer)
+    i.set_defaults(func=cmd_sbi_infer, command_label="sbi infer")
     add_sbi_nuts_parser(ss)

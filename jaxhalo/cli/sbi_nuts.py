@@ -105,7 +105,7 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
     n.add_argument("--no-plots", action="store_true", help="write no corner.png")
     n.add_argument("--no-progress", action="store_true", help="no progress bars (covariance simulations, NUTS iterations)")
     add_verbosity(n)
-    n.set_defaults(func=cmd_sbi_nuts)
+    n.set_defaults(func=cmd_sbi_nuts, command_label="sbi nuts")
     return n
 
 

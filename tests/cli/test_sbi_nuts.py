@@ -41,7 +41,7 @@ def test_a_bad_observation_is_refused_before_any_work(tmp_path, capsys, values, 
     out = tmp_path / "out"
     assert main(["sbi", "nuts", str(obs), *TOY, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "jaxhalo sbi: error:" in err and message in err, err
+    assert "jaxhalo sbi nuts: error:" in err and message in err, err  # the subcommand named
     assert not out.exists()
 
 
