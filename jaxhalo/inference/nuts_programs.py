@@ -24,7 +24,7 @@ import functools
 import math
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import jax
@@ -95,7 +95,6 @@ class NUTSRun:
     extra_fields: dict[str, Array]
     num_chains: int
     chain_method: str
-    timings: dict = field(default_factory=dict)
 
     def get_samples(self, group_by_chain: bool = False) -> dict[str, Array]:
         """The draws of every site: (chains, draws, ...) with ``group_by_chain``, else (chains x draws, ...)."""
