@@ -12,7 +12,7 @@ from jax import Array
 
 from ..likelihoods.reflex import ReflexData, ReflexModel
 from .nuts_programs import (
-    NUTS_EXTRA_FIELDS,
+    NUTS_EXTRA_FIELDS,  # noqa: F401 - still importable from here (it lived in this module)
     NUTSConfig,
     NUTSRun,
     compile_nuts,
