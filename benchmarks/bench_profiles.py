@@ -26,8 +26,11 @@ of small bins runs several NUTS iterations per kept draw; ``equal`` is the pre-2
 setting). ``--emcee-from-record`` does not rerun emcee (~6.5 min on 2 cores): the two emcee
 records are copied from the committed ``benchmarks/results/profiles_<device>.json`` (same mock,
 same emcee settings; emcee does not depend on the NUTS fit except through its start, the NUTS
-posterior medians), marked ``"from_record": <that file's date>``, and the speedups are computed
-against them. Not with ``--quick`` (the record is of the full run).
+posterior medians), marked ``"from_record": "<that file's date>, <its device>"``, and the speedups
+are computed against them. Not with ``--quick`` (the record is of the full run). The record may be
+from another machine of the same name class (the "2-core CPU" of 2026-12-01 was an Intel Xeon, that
+of 2026-12-02 an AMD EPYC): the script warns when the device string differs, and then the speedups
+compare two machines -- rerun emcee for a figure to quote.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import arviz as az  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, device_slug, timeit, write_results  # noqa: E402
+from benchmarks.common import RESULTS, device_name, device_slug, timeit, write_results  # noqa: E402
 from jaxhalo.inference.profiles import li2025_mixture_prior, mixture_profile_model  # noqa: E402
 from jaxhalo.likelihoods import binned  # noqa: E402
 from jaxhalo.likelihoods.mixture import mixture_log_likelihood  # noqa: E402
@@ -176,8 +179,11 @@ def _emcee_records_from_file(path) -> tuple[list[dict], str]:
             if r.get("kind") == "profile_14bin_double" and str(r.get("sampler", "")).startswith("emcee")]
     if len(recs) != 2 or doc.get("meta", {}).get("quick"):
         raise SystemExit(f"{path}: no full-run emcee records to reuse")
+    if doc.get("device") != device_name():
+        print(f"WARNING: the emcee records were measured on {doc.get('device')!r}, this is {device_name()!r}: "
+              "the speedups compare two machines", flush=True)
     for r in recs:
-        r["from_record"] = doc.get("date", "?")
+        r["from_record"] = f"{doc.get('date', '?')}, {doc.get('device', '?')}"
         r.pop("median_ess_per_s", None)  # recomputed below, as for a fresh run
     return recs, doc.get("date", "?")
 
