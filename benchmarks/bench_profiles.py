@@ -17,14 +17,26 @@
 2. Mixture log-likelihood value+gradient throughput (K = 2, D = 4, per-star diagonal
    errors) for 1e4 .. 1e7 stars in float64 and float32.
 
-``python -m benchmarks.bench_profiles [--quick]``; quick mode uses a 6,400-star mock (1/10 of
-Li et al.'s), 200 + 300 NUTS iterations, 20 timed NumPy-emcee steps and throughput up to 1e6
-stars.
+``python -m benchmarks.bench_profiles [--quick] [--draws-per-bucket equal|scaled] [--emcee-from-record]``;
+quick mode uses a 6,400-star mock (1/10 of Li et al.'s), 200 + 300 NUTS iterations, 20 timed
+NumPy-emcee steps and throughput up to 1e6 stars.
+
+``--draws-per-bucket`` is passed to :func:`nuts_per_bin` (default ``scaled``: the cheap bucket
+of small bins runs several NUTS iterations per kept draw; ``equal`` is the pre-2026-12-02
+setting). ``--emcee-from-record`` does not rerun emcee (~6.5 min on 2 cores): the two emcee
+records are copied from the committed ``benchmarks/results/profiles_<device>.json`` (same mock,
+same emcee settings; emcee does not depend on the NUTS fit except through its start, the NUTS
+posterior medians), marked ``"from_record": "<that file's date>, <its device>"``, and the speedups
+are computed against them. Not with ``--quick`` (the record is of the full run). The record may be
+from another machine of the same name class (the "2-core CPU" of 2026-12-01 was an Intel Xeon, that
+of 2026-12-02 an AMD EPYC): the script warns when the device string differs, and then the speedups
+compare two machines -- rerun emcee for a figure to quote.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
 import time
 
 import jax
@@ -35,7 +47,7 @@ import arviz as az  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import timeit, write_results  # noqa: E402
+from benchmarks.common import RESULTS, device_name, device_slug, timeit, write_results  # noqa: E402
 from jaxhalo.inference.profiles import li2025_mixture_prior, mixture_profile_model  # noqa: E402
 from jaxhalo.likelihoods import binned  # noqa: E402
 from jaxhalo.likelihoods.mixture import mixture_log_likelihood  # noqa: E402
@@ -159,7 +171,24 @@ def profile_fit(n_total: int, num_warmup: int, num_samples: int) -> dict:
             "divergences": int(res.diverging.sum())}
 
 
-def _profile(quick: bool) -> list[dict]:
+def _emcee_records_from_file(path) -> tuple[list[dict], str]:
+    """The jitted- and NumPy-likelihood emcee records of a committed profiles result file, marked
+    as copied (``from_record``), and that file's date."""
+    doc = json.loads(path.read_text())
+    recs = [dict(r) for r in doc["records"]
+            if r.get("kind") == "profile_14bin_double" and str(r.get("sampler", "")).startswith("emcee")]
+    if len(recs) != 2 or doc.get("meta", {}).get("quick"):
+        raise SystemExit(f"{path}: no full-run emcee records to reuse")
+    if doc.get("device") != device_name():
+        print(f"WARNING: the emcee records were measured on {doc.get('device')!r}, this is {device_name()!r}: "
+              "the speedups compare two machines", flush=True)
+    for r in recs:
+        r["from_record"] = f"{doc.get('date', '?')}, {doc.get('device', '?')}"
+        r.pop("median_ess_per_s", None)  # recomputed below, as for a fresh run
+    return recs, doc.get("date", "?")
+
+
+def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: bool = False) -> list[dict]:
     n_total = 6400 if quick else 64000
     warm, samp = (200, 300) if quick else (200, 500)
     n_numpy_steps = 20 if quick else 100
@@ -177,7 +206,7 @@ def _profile(quick: bool) -> list[dict]:
     def fit():
         return nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, dict(n_components=2),
                             key=jax.random.PRNGKey(1), num_warmup=warm, num_samples=samp, fill={"errors": 1.0},
-                            progress=True, warn=False)
+                            progress=True, warn=False, draws_per_bucket=draws_per_bucket)
 
     t0 = time.perf_counter()
     res = fit()
@@ -195,7 +224,8 @@ def _profile(quick: bool) -> list[dict]:
     rec_nuts = {"kind": "profile_14bin_double",
                 "sampler": "jaxhalo NUTS per bin (nuts_per_bin: Laplace init + dense mass, bins bucketed by size, lax.map on CPU)",
                 "n_stars": n_total, "n_bins": 14, "n_bins_valid": int(valid.sum()), "num_warmup": warm,
-                "num_samples": samp, "num_chains": 1, "wall_s": t_nuts, "bucket_wall_s": res.wall_s,
+                "num_samples": samp, "num_chains": 1, "draws_per_bucket": draws_per_bucket,
+                "iterations_per_draw_per_bucket": [int(res.thin[b[0]]) for b in res.buckets], "wall_s": t_nuts, "bucket_wall_s": res.wall_s,
                 "wall_s_warm_cache": t_warm, "bucket_wall_s_warm_cache": res_warm.wall_s,
                 "warm_run_identical_draws": bool(same),
                 "buckets": res.buckets, "bin_counts": counts.tolist(),
@@ -210,7 +240,11 @@ def _profile(quick: bool) -> list[dict]:
     # emcee, bin by bin (as Li et al.), initialised at the NUTS posterior medians (favourable to emcee)
     med = np.median(_theta(res.samples)[0], axis=0)  # (B, 17)
     recs = [rec_nuts]
-    for label, vectorize in (("jax", True), ("numpy", False)):
+    if emcee_from_record:
+        old, date = _emcee_records_from_file(RESULTS / f"profiles_{device_slug()}.json")
+        recs += old
+        rec_nuts["emcee_note"] = f"emcee records copied from the {date} run (--emcee-from-record), not rerun"
+    for label, vectorize in () if emcee_from_record else (("jax", True), ("numpy", False)):
         steps = 1000 if label == "jax" else n_numpy_steps
         ess_e, t_e = [], 0.0
         for j in np.flatnonzero(valid):
@@ -249,7 +283,7 @@ def _profile(quick: bool) -> list[dict]:
                    "min_ess_per_s_bins_ge100": float(ess_jax[big].min() / t_full)}
         print(rec, flush=True)
         recs.append(rec)
-    recs[2]["median_bulk_ess"] = recs[1]["median_bulk_ess"]
+    recs[2].setdefault("median_bulk_ess", recs[1]["median_bulk_ess"])
     for rec in recs:
         rec["median_ess_per_s"] = rec["median_bulk_ess"] / rec["wall_s"]
     for rec, tag in ((recs[1], "jax_emcee"), (recs[2], "numpy_emcee")):
@@ -260,13 +294,24 @@ def _profile(quick: bool) -> list[dict]:
     return recs
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, draws_per_bucket: str = "scaled", emcee_from_record: bool = False) -> list[dict]:
     """Run both benchmarks; returns the records (see module docstring)."""
-    return _profile(quick) + mixture_throughput(quick)
+    return _profile(quick, draws_per_bucket, emcee_from_record) + mixture_throughput(quick)
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    recs = run(quick)
-    out = write_results("profiles", recs, {"quick": quick, "note": "2-core CPU, no other benchmark running"})
-    print(out)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="6,400-star mock, shorter chains")
+    ap.add_argument("--draws-per-bucket", choices=("equal", "scaled"), default="scaled",
+                    help="nuts_per_bin's draws_per_bucket (default: scaled)")
+    ap.add_argument("--emcee-from-record", action="store_true",
+                    help="copy the emcee records from the committed result file instead of rerunning emcee")
+    ap.add_argument("--no-write", action="store_true", help="print the records, do not write the result file")
+    a = ap.parse_args()
+    if a.emcee_from_record and a.quick:
+        ap.error("--emcee-from-record needs the full run")
+    recs = run(a.quick, a.draws_per_bucket, a.emcee_from_record)
+    meta = {"quick": a.quick, "note": "2-core CPU, no other benchmark running", "draws_per_bucket": a.draws_per_bucket,
+            "emcee_from_record": a.emcee_from_record}
+    if not a.no_write:
+        print(write_results("profiles", recs, meta))

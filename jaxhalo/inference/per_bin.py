@@ -41,7 +41,8 @@ from ..likelihoods.binned import BinError, pad_bins, warn_small_bins
 from .optim import lbfgs_backtracking, lbfgs_scan
 from .variables import LI2025_SIGN_CONVENTIONS, describe_profile_variable
 
-__all__ = ["PerBinNUTS", "bucket_bins", "nuts_per_bin", "per_bin_inference_data"]
+__all__ = ["MAX_DRAWS_FACTOR", "PerBinNUTS", "bucket_bins", "bucket_draw_factors", "nuts_per_bin",
+           "per_bin_inference_data"]
 
 
 class PerBinNUTS(NamedTuple):
@@ -50,12 +51,18 @@ class PerBinNUTS(NamedTuple):
     samples : dict site -> (chains, draws, B, ...) constrained and deterministic sites of the
         single-bin model (its leading bin axis of length 1 replaced by the B bins); NaN in
         invalid bins.
-    diverging, num_steps, accept_prob : (chains, draws, B) per-draw NUTS diagnostics.
+    diverging, num_steps, accept_prob : (chains, draws, B) per-draw NUTS diagnostics. Where a
+        bin's bucket ran ``thin > 1`` NUTS iterations per returned draw (``draws_per_bucket``),
+        they cover those iterations: diverging if any of them diverged, num_steps the sum of
+        their leapfrog steps, accept_prob their mean.
     step_size : (chains, B) adapted step sizes.
     counts : (B,) stars per bin; valid : (B,) counts >= min_stars.
     buckets : the bins of each compiled bucket (lists of bin indices).
     wall_s : seconds from the start until each bucket's draws were in hand (cumulative: the
         buckets run asynchronously, concurrently when there are several devices).
+    thin : (B,) NUTS iterations after warmup per returned draw in each bin (1 everywhere with
+        ``draws_per_bucket="equal"``; 0 in bins that were not sampled). The bin ran
+        ``thin x draws`` iterations and every ``thin``-th state was kept.
     """
 
     samples: dict
@@ -67,6 +74,7 @@ class PerBinNUTS(NamedTuple):
     valid: np.ndarray
     buckets: list
     wall_s: list
+    thin: np.ndarray
 
     def flat_samples(self) -> dict:
         """Samples with chains merged: site -> (chains * draws, B, ...), the layout of
@@ -105,6 +113,32 @@ def bucket_bins(counts: Sequence[int], overhead_stars: float | None = None) -> l
     return out[::-1]
 
 
+#: Largest ``draws_per_bucket="scaled"`` multiplier.
+MAX_DRAWS_FACTOR = 8
+
+
+def bucket_draw_factors(counts: Sequence[int], buckets: Sequence[Sequence[int]],
+                        max_factor: int = MAX_DRAWS_FACTOR) -> list[int]:
+    """``draws_per_bucket="scaled"``: NUTS iterations per returned draw for each bucket.
+
+    A bucket's cost per iteration is its padded star slots, ``S_b = (bins in bucket) x
+    (largest count in bucket)`` (what :func:`bucket_bins` minimises). Bucket b gets
+    ``m_b = clip(round(sqrt(S_max / S_b)), 1, max_factor)`` iterations per draw, S_max the most
+    expensive bucket's slots: the costliest bucket(s) keep one iteration per draw, and the extra
+    cost of bucket b, ``(m_b - 1) S_b``, stays below ``sqrt(S_max S_b)`` -- at most about one
+    S_max per bucket, and much less for cheap buckets. Cheap buckets are the ones of small bins,
+    whose posteriors are the least Gaussian and mix the worst per draw (on the 64,000-star Li
+    et al. layout the 162-star bin gave 0.49 bulk ESS per draw, every bin of >= 772 stars
+    1.3-2.6), so the rule spends the extra iterations where they are cheap and most needed. On
+    that layout (buckets of 64,000 / 10 x 6,933 / 3 x 1,581 slots) it gives [1, 1, 4].
+    """
+    slots = np.array([len(b) * max(int(counts[i]) for i in b) for b in buckets], float)
+    if slots.size == 0:
+        return []
+    m = np.rint(np.sqrt(slots.max() / slots))
+    return [int(v) for v in np.clip(m, 1, max(int(max_factor), 1))]
+
+
 def _one_bin_kwargs(data: Mapping[str, Array], b) -> dict:
     return {k: v[b][None] for k, v in data.items()}
 
@@ -133,6 +167,7 @@ def nuts_per_bin(
     warn: bool = True,
     vectorize: bool | None = None,
     devices: Sequence | None = None,
+    draws_per_bucket: str | Sequence[int] = "equal",
 ) -> PerBinNUTS:
     """Sample a binned model's posterior bin by bin, every bin's NUTS chain vmapped.
 
@@ -176,6 +211,21 @@ def nuts_per_bin(
         CPU this gained nothing: one bucket already keeps both cores busy). The draws do not
         depend on the devices.
 
+    draws_per_bucket : NUTS iterations per returned draw, per bucket. ``"equal"`` (default):
+        one in every bucket, as before. ``"scaled"``: :func:`bucket_draw_factors` -- buckets
+        whose iterations are cheap (small bins) run up to ``MAX_DRAWS_FACTOR`` (8) times more
+        iterations. A sequence of ints: one factor per bucket, in the order of
+        :func:`bucket_bins` (``res.buckets``). Every bin still returns ``num_samples`` draws:
+        a bucket with factor m runs ``m x num_samples`` iterations after the same
+        ``num_warmup`` and keeps every m-th state (thinning inside the scan, so memory does
+        not grow). ESS computed from ``res.samples`` is then that of the thinned draws; with
+        autocorrelated chains it is up to m times that of ``num_samples`` unthinned ones (on
+        the 64,000-star Li et al. benchmark, ``"scaled"`` = [1, 1, 4]: see
+        benchmarks/results/profiles_cpu2.json). ``res.thin`` gives the factor per bin, and the
+        per-draw diagnostics sum (num_steps), any (diverging) or average (accept_prob) over
+        the m iterations. Buckets with factor 1 run the same program, with the same keys, as
+        under ``"equal"``, so their draws are identical.
+
     Runs one compiled program per bucket of similar-sized bins (a handful); no Python loop
     runs over bins or draws.
     """
@@ -200,6 +250,18 @@ def nuts_per_bin(
     if vectorize is None:
         vectorize = jax.default_backend() != "cpu"
     buckets = bucket_bins(np.where(valid, counts, 0), overhead_stars)
+    if isinstance(draws_per_bucket, str):
+        if draws_per_bucket == "equal":
+            factors = [1] * len(buckets)
+        elif draws_per_bucket == "scaled":
+            factors = bucket_draw_factors(counts, buckets)
+        else:
+            raise ValueError(f"draws_per_bucket must be 'equal', 'scaled' or one int per bucket, got {draws_per_bucket!r}")
+    else:
+        factors = [int(f) for f in draws_per_bucket]
+        if len(factors) != len(buckets) or min(factors, default=1) < 1:
+            raise ValueError(f"draws_per_bucket: need {len(buckets)} ints >= 1 (one per bucket {buckets}), "
+                             f"got {list(draws_per_bucket)}")
 
     # Buckets go round-robin to the local devices (on CPU: the XLA host devices, see
     # numpyro.set_host_device_count) and are all dispatched before any is awaited, so with
@@ -220,15 +282,19 @@ def nuts_per_bin(
             futures.append(_run_bucket(model, data, static, jax.device_put(jax.random.fold_in(key, bi), dev),
                                        num_warmup, num_samples, num_chains, dense_mass, target_accept_prob,
                                        max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix,
-                                       jax.device_put(z_init, dev)))
+                                       jax.device_put(z_init, dev), factors[bi]))
     pieces, walls = [], []
     for bi, (bins, fut) in enumerate(zip(buckets, futures)):
         pieces.append((bins, jax.tree_util.tree_map(np.asarray, fut)))
         walls.append(time.perf_counter() - t0)
         if progress:
             print(f"[jaxhalo] NUTS bucket {bi + 1}/{len(buckets)} ({len(bins)} bins, up to {int(counts[bins].max())} "
-                  f"stars) done at {walls[-1]:.1f} s", flush=True)
-    return _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls)
+                  f"stars, {factors[bi]} iteration(s) per draw) done at {walls[-1]:.1f} s", flush=True)
+    res = _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls)
+    thin = np.zeros(B, int)
+    for bins, f in zip(buckets, factors):
+        thin[bins] = f
+    return res._replace(thin=thin)
 
 
 def _prior_median_init(model: Callable, data: Mapping[str, Array], static: Mapping) -> dict:
@@ -246,9 +312,9 @@ def _prior_median_init(model: Callable, data: Mapping[str, Array], static: Mappi
 
 
 def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, dense_mass, target_accept_prob,
-                max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix, z_init):
+                max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix, z_init, thin=1):
     """(samples dict (Bb, chains, draws, 1, ...), diverging, num_steps, accept_prob (Bb, chains, draws),
-    step_size (Bb, chains)) for one bucket."""
+    step_size (Bb, chains)) for one bucket; ``thin`` NUTS iterations per returned draw."""
     Bb = data["mask"].shape[0]
     z_center, unravel = ravel_pytree(z_init)
 
@@ -291,6 +357,18 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
             s = sample_kernel(s, model_kwargs=kw)
             return s, (s.z, s.diverging, s.num_steps, s.accept_prob)
 
+        if thin > 1:
+            def body(s, _):  # noqa: F811 -- thin iterations per kept state, diagnostics pooled over them
+                def inner(_, c):
+                    s, div, nst, acc = c
+                    s = sample_kernel(s, model_kwargs=kw)
+                    return s, div | s.diverging, nst + s.num_steps, acc + s.accept_prob
+
+                zero = jnp.zeros((), s.accept_prob.dtype)
+                s, div, nst, acc = jax.lax.fori_loop(
+                    0, thin, inner, (s, jnp.zeros((), bool), jnp.zeros((), s.num_steps.dtype), zero))
+                return s, (s.z, div, nst, acc / thin)
+
         state, (zs, div, nst, acc) = jax.lax.scan(body, state, None, length=num_samples)
         full = kw | static
         draws = jax.vmap(lambda z: constrain_fn(model, (), full, unravel(z), return_deterministic=True))(zs)
@@ -325,7 +403,7 @@ def _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls)
     if not pieces:
         raise BinError("no bin has enough stars to fit")
     return PerBinNUTS(samples, diag["diverging"], diag["num_steps"], diag["accept_prob"], diag["step_size"],
-                      np.asarray(counts), np.asarray(valid), buckets, walls)
+                      np.asarray(counts), np.asarray(valid), buckets, walls, np.ones(B, int))
 
 
 #: Dimensions after ``bin`` of the profile models' sites (:mod:`jaxhalo.inference.profiles`).

@@ -11,7 +11,8 @@ import pytest
 from jaxhalo.inference.profiles import MixturePrior, mixture_profile_model
 from jaxhalo.likelihoods.binned import EmptyBinWarning
 from jaxhalo.mocks.populations import population_mock
-from jaxhalo.inference.per_bin import bucket_bins, nuts_per_bin, per_bin_inference_data
+from jaxhalo.inference.per_bin import (MAX_DRAWS_FACTOR, bucket_bins, bucket_draw_factors, nuts_per_bin,
+                                       per_bin_inference_data)
 
 
 def _cost(groups, counts, overhead):
@@ -79,6 +80,7 @@ def test_nuts_per_bin_recovers_truth_and_analytic_widths(two_bin_fit):
     s = res.flat_samples()
     assert s["mean"].shape == (600, 3, 1, 3) and s["sigma"].shape == (600, 3, 1, 3)
     assert res.valid.tolist() == [True, True, False] and res.counts.tolist() == [400, 250, 4]
+    assert res.thin.tolist() == [1, 1, 0]  # default draws_per_bucket="equal": one iteration per draw
     assert np.all(np.isnan(s["mean"][:, 2])) and np.all(np.isnan(s["beta"][:, 2]))
     assert int(res.diverging.sum()) == 0
     for b, (mu, sg) in enumerate(truths):
@@ -155,3 +157,48 @@ def test_nuts_per_bin_rejects_bad_input():
         nuts_per_bin(mixture_profile_model, np.ones((1, 20), bool), {"x": x, "mask": np.ones(20)}, {})
     with pytest.raises(ValueError, match="no bin"), pytest.warns(EmptyBinWarning):
         nuts_per_bin(mixture_profile_model, np.zeros((2, 20), bool), {"x": x}, {"n_components": 1})
+
+
+def test_bucket_draw_factors_rule():
+    counts = [64000, 6933, 6828, 6681, 6611, 6581, 6417, 6186, 5826, 5270, 4152, 1581, 772, 162]
+    buckets = bucket_bins(counts)
+    assert buckets[-1] == [11, 12, 13]
+    # slots 64,000 / 69,330 / 4,743: round(sqrt(69330 / 4743)) = 4 for the small-bin bucket only
+    assert bucket_draw_factors(counts, buckets) == [1, 1, 4]
+    assert bucket_draw_factors([10**6, 10], [[0], [1]]) == [1, MAX_DRAWS_FACTOR]  # capped
+    assert bucket_draw_factors([10**6, 10], [[0], [1]], max_factor=3) == [1, 3]
+    assert bucket_draw_factors([500], [[0]]) == [1] and bucket_draw_factors([], []) == []
+
+
+def test_nuts_per_bin_draws_per_bucket_thins_longer_runs():
+    """Two bins with the same stars but one (so: two buckets, overhead 0); the second bucket runs 4
+    iterations per returned draw. It returns as many draws, costs ~4x the leapfrog steps, and its ESS per
+    returned draw is clearly higher than the first bin's. One leapfrog step per iteration
+    (max_tree_depth=1) makes the chains autocorrelated, so thinning must show."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    x = rng.normal([0.0, 10.0, -5.0], [100.0, 80.0, 60.0], (200, 3))
+    e = np.full_like(x, 10.0)
+    masks = np.ones((2, len(x)), bool)
+    masks[1, -1] = False
+    prior = MixturePrior(np.full(3, -300.0), np.full(3, 300.0), np.full(3, 5.0), np.full(3, 300.0))
+    static = dict(n_components=1, prior=prior, order_column=2, beta_columns=(0, 2, 1))
+    kw = dict(key=jax.random.PRNGKey(7), num_warmup=60, num_samples=200, max_tree_depth=1, overhead_stars=0.0,
+              fill={"errors": 1.0}, vectorize=False)
+    with pytest.raises(ValueError, match="draws_per_bucket"):
+        nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, draws_per_bucket=[1], **kw)
+    with pytest.raises(ValueError, match="draws_per_bucket"):
+        nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, draws_per_bucket="more", **kw)
+    th = nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, draws_per_bucket=[1, 4], **kw)
+    assert th.buckets == [[0], [1]] and th.thin.tolist() == [1, 4]
+    assert th.samples["mean"].shape == (1, 200, 2, 1, 3)
+    ratio = th.num_steps[:, :, 1].sum() / th.num_steps[:, :, 0].sum()
+    assert 3.0 < ratio < 5.0, ratio  # 4x the iterations in bin 1
+    assert np.all((th.accept_prob >= 0) & (th.accept_prob <= 1))
+
+    def min_ess(b):
+        v = np.concatenate([th.samples["mean"][:, :, b, 0], th.samples["sigma"][:, :, b, 0]], axis=-1)
+        return float(np.asarray(az.ess(az.convert_to_dataset({"v": v}), method="bulk")["v"]).min())
+
+    assert min_ess(1) > 1.8 * min_ess(0), (min_ess(1), min_ess(0))
