@@ -380,8 +380,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         table.pprint(max_lines=-1, max_width=-1)
         print()
     info(f"[jaxhalo fit] stars used: {int(res.weight.sum())} of {len(cat)} (clipped per round: {res.n_clipped})")
-    info(f"[jaxhalo fit] max R-hat {res.max_r_hat:.4f}, min bulk ESS {res.min_ess_bulk:.0f}, divergences {res.n_divergent}")
-    problems = convergence_problems(res.max_r_hat, res.n_divergent, res.min_ess_bulk, args.chains, R_HAT_LIMIT, ESS_PER_CHAIN)
+    r_hat_text = f"{res.max_r_hat:.4f}" if args.chains > 1 else "not defined for one chain (--chains >= 2 to check it)"
+    info(f"[jaxhalo fit] max R-hat {r_hat_text}, min bulk ESS {res.min_ess_bulk:.0f}, divergences {res.n_divergent}")
+    problems = convergence_problems(res.max_r_hat if args.chains > 1 else None, res.n_divergent, res.min_ess_bulk,
+                                    args.chains, R_HAT_LIMIT, ESS_PER_CHAIN)
 
     clipped = np.flatnonzero(np.asarray(res.weight) == 0)
     provenance = command_provenance(

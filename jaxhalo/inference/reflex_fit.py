@@ -59,7 +59,9 @@ class FitResult:
 
     @property
     def max_r_hat(self) -> float:
-        return float(np.nanmax(np.asarray(self.table["r_hat"])))
+        """The largest R-hat over the reported variables; NaN when undefined (a single chain)."""
+        r = np.asarray(self.table["r_hat"], dtype=float)
+        return float(np.nanmax(r)) if np.isfinite(r).any() else float("nan")
 
     @property
     def min_ess_bulk(self) -> float:

@@ -196,7 +196,7 @@ def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -
 
     Returns an astropy Table with columns: parameter, unit (the variable's ``units`` attribute,
     :func:`jaxhalo.inference.variables.describe_variable`), p16, p50, p84, minus, plus, r_hat,
-    ess_bulk, ess_tail; the quantiles are in that unit.
+    ess_bulk, ess_tail; the quantiles are in that unit. With one chain r_hat is NaN (undefined).
     """
     from astropy.table import Table  # deferred: astropy loads only when this runs
 
@@ -204,7 +204,8 @@ def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -
     names = var_names or [v for v in post.data_vars]
     rows = []
     az = _arviz()
-    rhat = az.rhat(post, var_names=names)
+    # R-hat compares chains: with one chain it is undefined (NaN), not computed (arviz would log a warning)
+    rhat = az.rhat(post, var_names=names) if post.sizes.get("chain", 1) > 1 else {n: np.nan for n in names}
     ess_b = az.ess(post, var_names=names, method="bulk")
     ess_t = az.ess(post, var_names=names, method="tail")
     for n in names:

@@ -121,3 +121,20 @@ def test_reported_priors_are_in_degrees():
     assert rows["apex_b_deg"]["kind"] == "linear in sin" and (rows["apex_b_deg"]["low"], rows["apex_b_deg"]["high"]) == pytest.approx((-90.0, 90.0))
     assert rows["tau_los"]["unit"] == "s2 / km2" and rows["v_travel"]["unit"] == "km/s"
     assert "rad" not in {r["unit"] for r in rows.values()}
+
+
+def test_one_chain_summary_has_undefined_r_hat_without_warnings(recwarn):
+    """R-hat compares chains: with one chain the summary reports NaN (arviz is not asked, so it logs no
+    shape warning) and FitResult.max_r_hat is NaN without a RuntimeWarning; ESS is still computed."""
+    import arviz as az
+
+    from jaxhalo.inference.reflex_fit import FitResult
+    from jaxhalo.inference.results import summary_table
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"v_travel_40": rng.normal(30.0, 5.0, (1, 400))})
+    table = summary_table(idata)
+    assert np.isnan(table["r_hat"][0]) and 200 < table["ess_bulk"][0] <= 600
+    res = FitResult(idata, None, {}, [], np.ones(1), table, 0)
+    assert np.isnan(res.max_r_hat)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
