@@ -83,15 +83,12 @@ def call(fn: Callable, args: tuple, key: Hashable, compiler_options: dict | None
     replaced. ``compiler_options`` (XLA options, e.g. ``{"xla_backend_optimization_level": 1}``) apply
     to every compilation of ``fn``.
     """
-    leaves, treedef = jax.tree.flatten(args)
     options = dict(sorted((compiler_options or {}).items()))
-    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
         return fn(*args)  # inside the caller's program
     if _STATE["dir"] is None:
         return _jitted(fn, tuple(options.items()))(*args)
-    # strongly typed: a weak-typed scalar (a Python float) would otherwise be another jit signature of
-    # the same exported program, and compile it once more
-    leaves = [jnp.asarray(x, dtype=jnp.asarray(x).dtype) for x in leaves]
+    leaves, treedef = _strong_leaves(args)
     return _runner(fn, treedef, leaves, key, options)(*leaves)
 
 
@@ -101,9 +98,15 @@ def prepare(fn: Callable, args: tuple, key: Hashable, compiler_options: dict | N
     chooses, e.g. before starting other work that would compete with it for the GIL."""
     if _STATE["dir"] is None:
         return
-    leaves, treedef = jax.tree.flatten(args)
-    leaves = [jnp.asarray(x, dtype=jnp.asarray(x).dtype) for x in leaves]
+    leaves, treedef = _strong_leaves(args)
     _runner(fn, treedef, leaves, key, dict(sorted((compiler_options or {}).items())))
+
+
+def _strong_leaves(args: tuple) -> tuple[list, Any]:
+    """The leaves of ``args`` as strongly typed arrays, and the tree: a weak-typed scalar (a Python
+    float) would otherwise be another jit signature of the same exported program, compiled once more."""
+    leaves, treedef = jax.tree.flatten(args)
+    return [jnp.asarray(x, dtype=jnp.asarray(x).dtype) for x in leaves], treedef
 
 
 def _runner(fn: Callable, treedef, leaves: list, key: Hashable, options: dict) -> Callable:

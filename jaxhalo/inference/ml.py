@@ -90,12 +90,6 @@ WARM_JITTER: float = 1e-2
 
 
 @functools.lru_cache(maxsize=32)
-def _fit_map_program(spec: ReflexModel, priors: PriorSet, n_starts: int, n_steps: int) -> Callable:
-    """:func:`_fit_map_function` jitted (with :data:`ML_COMPILER_OPTIONS`)."""
-    return jax.jit(_fit_map_function(spec, priors, n_starts, n_steps), compiler_options=ML_COMPILER_OPTIONS)
-
-
-@functools.lru_cache(maxsize=32)
 def _fit_map_function(spec: ReflexModel, priors: PriorSet, n_starts: int, n_steps: int) -> Callable:
     """The pure ``(key, data, u0, warm) -> constrained ML parameters`` of :func:`fit_map`: random
     starts (``warm`` False) or warm starts around ``u0`` (site -> scalar), L-BFGS, best start,

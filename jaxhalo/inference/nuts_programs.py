@@ -146,8 +146,9 @@ def _kernels(cfg: NUTSConfig) -> tuple[Callable, Callable]:
 def _over_chains(cfg: NUTSConfig, fn: Callable, n_batched: int) -> Callable:
     """``fn`` over the chains: its first ``n_batched`` arguments carry a leading chain axis, the rest are
     shared; jitted, as set by ``cfg.chain_method``."""
+    n_shared = fn.__code__.co_argcount - n_batched
     if cfg.chain_method == "vectorized":
-        return jax.jit(jax.vmap(fn, in_axes=(0,) * n_batched + (None,) * (fn.__code__.co_argcount - n_batched)))
+        return jax.jit(jax.vmap(fn, in_axes=(0,) * n_batched + (None,) * n_shared))
     if cfg.chain_method == "sequential":
         def seq(*args):
             batched, shared = args[:n_batched], args[n_batched:]
@@ -156,7 +157,6 @@ def _over_chains(cfg: NUTSConfig, fn: Callable, n_batched: int) -> Callable:
         return jax.jit(seq)
     if cfg.chain_method == "parallel":
         mesh = _chain_mesh(cfg.num_chains)
-        n_shared = fn.__code__.co_argcount - n_batched
 
         def local(*args):
             # one chain per device: drop its length-1 chain axis rather than vmap over it, since vmap
@@ -201,14 +201,13 @@ def _compile(cfg: NUTSConfig, data) -> _Programs:
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), data)
     keys = jax.ShapeDtypeStruct((cfg.num_chains, 2), jnp.uint32)
     z0 = jax.ShapeDtypeStruct((cfg.num_chains, cfg.n_params), f)
-    shape_m = (cfg.n_params, cfg.n_params) if cfg.dense_mass else (cfg.n_params,)
-    inv = jax.ShapeDtypeStruct(shape_m, f) if cfg.has_inverse_mass_matrix else None
     if cfg.has_inverse_mass_matrix:
-        init_c = init_p.lower(keys, z0, abstract, inv).compile()
+        shape_m = (cfg.n_params, cfg.n_params) if cfg.dense_mass else (cfg.n_params,)
+        init_c = init_p.lower(keys, z0, abstract, jax.ShapeDtypeStruct(shape_m, f)).compile()
     else:
         init_c = jax.jit(lambda k, z, d: init_p(k, z, d, None)).lower(keys, z0, abstract).compile()
-    states = jax.eval_shape(lambda k, z, d: init_p(k, z, d, None if inv is None else jnp.zeros(shape_m, f)), keys, z0, abstract)
-    chunk_c = chunk_p.lower(states, abstract, jax.ShapeDtypeStruct((), jnp.int32)).compile()
+    # the chain states' shapes (and placement) are the init program's outputs: no second trace of it
+    chunk_c = chunk_p.lower(init_c.out_info, abstract, jax.ShapeDtypeStruct((), jnp.int32)).compile()
     return _Programs(init_c, chunk_c)
 
 

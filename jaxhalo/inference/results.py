@@ -191,6 +191,14 @@ def _arviz():
     return arviz
 
 
+def _rhat(post, names: list[str]):
+    """arviz's R-hat of ``names``; with one chain it is undefined: NaN, not computed (arviz would log a
+    shape warning)."""
+    if post.sizes.get("chain", 1) > 1:
+        return _arviz().rhat(post, var_names=names)
+    return {n: np.nan for n in names}
+
+
 def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -> Table:
     """Posterior quantiles (16/50/84, Chandra et al. Table 1) with R-hat and bulk/tail ESS.
 
@@ -204,8 +212,7 @@ def summary_table(idata: az.InferenceData, var_names: list[str] | None = None) -
     names = var_names or [v for v in post.data_vars]
     rows = []
     az = _arviz()
-    # R-hat compares chains: with one chain it is undefined (NaN), not computed (arviz would log a warning)
-    rhat = az.rhat(post, var_names=names) if post.sizes.get("chain", 1) > 1 else {n: np.nan for n in names}
+    rhat = _rhat(post, names)
     ess_b = az.ess(post, var_names=names, method="bulk")
     ess_t = az.ess(post, var_names=names, method="tail")
     for n in names:
@@ -243,7 +250,7 @@ def summary_qtable(idata: az.InferenceData, var_names: list[str] | None = None) 
     names = list(var_names or [str(v) for v in post.data_vars])
     levels = np.array([0.16, 0.5, 0.84])
     az = _arviz()
-    rhat = az.rhat(post, var_names=names)
+    rhat = _rhat(post, names)
     ess_b = az.ess(post, var_names=names, method="bulk")
     ess_t = az.ess(post, var_names=names, method="tail")
     t = QTable()
