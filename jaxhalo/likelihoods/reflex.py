@@ -45,7 +45,7 @@ from ..frames import (
     sky_basis,
     spherical_basis,
 )
-from ..jax_utils import is_concrete
+from ..jax_utils import is_concrete, sincos
 from .outlier import mix_with_outliers, outlier_parameter_names, outlier_probability
 
 __all__ = [
@@ -519,8 +519,10 @@ def _is_zero(t) -> bool:
     return isinstance(t, jax.custom_derivatives.SymbolicZero)
 
 
-#: Stars per block of the fast path on a CPU: the per-star intermediates of one block stay in cache.
-CPU_BLOCK = 8192
+#: Stars per block of the fast path on a CPU: the per-star intermediates of one block stay in cache
+#: (2 AMD EPYC cores, 1e6 stars, float64: 32768 gives ~15% more stars/s than 8192; 131072 falls out
+#: of cache and halves it).
+CPU_BLOCK = 32768
 
 
 def _blockwise_sum(fn: Callable[[ReflexData], Array], data: ReflexData) -> Array:
@@ -594,7 +596,7 @@ def _star_value_and_gradient(apex: str, cartesian_travel: bool, d: ReflexData,
         u = (1.0 - s) * (1.0 + s)
         c = jnp.sqrt(jnp.maximum(u, APEX_COS_MIN**2))  # frames.cos_from_sin
         dc = jnp.where(u > APEX_COS_MIN**2, -s / c, 0.0)
-        cl, sl = jnp.cos(lon), jnp.sin(lon)
+        sl, cl = sincos(lon)
         n0 = (c * cl, c * sl, s)  # frames.apex_vector, in the apex frame
         dn_dlon = (-c * sl, c * cl, jnp.zeros_like(s))
         dn_ds = (dc * cl, dc * sl, jnp.ones_like(s))
@@ -612,21 +614,25 @@ def _star_value_and_gradient(apex: str, cartesian_travel: bool, d: ReflexData,
     sig_los, sig_l, sig_b = q[6:9]
     S2 = d.var_los + sig_los**2
     r0, dl, db = resid
-    chi_v = r0 * r0 / S2
     f = d.inv_f2
     a = d.pm_cov[:, 0, 0] + sig_l**2 * f
     cc = d.pm_cov[:, 1, 1] + sig_b**2 * f
     bc = d.pm_cov[:, 0, 1]
     det = a * cc - bc * bc
-    quad = (cc * dl * dl - 2 * bc * dl * db + a * db * db) / det
-    ll = -0.5 * (jnp.log(2 * jnp.pi * S2) + chi_v) - 0.5 * (jnp.log((2 * jnp.pi) ** 2 * det) + quad)
+    i_s2, i_det = 1.0 / S2, 1.0 / det
+    m0 = r0 * i_s2
+    chi_v = r0 * m0
+    m1 = (cc * dl - bc * db) * i_det  # the PM block's inverse covariance times (dl, db)
+    m2 = (a * db - bc * dl) * i_det
+    quad = dl * m1 + db * m2
+    ll = -0.5 * (jnp.log((2 * jnp.pi) ** 3 * S2 * det) + chi_v + quad)
     # d lnL / d mean_k (= - d lnL / d resid_k)
-    m = (r0 / S2, (cc * dl - bc * db) / det, (a * db - bc * dl) / det)
+    m = (m0, m1, m2)
     g_sph = tuple(w * sum(m[k] * B[:, k, j] for k in range(3)) for j in range(3))
     g_T = tuple(-w * sum(m[k] * P[:, k, j] for k in range(3)) for j in range(3))
-    g_sig_los = -w * sig_los * (1.0 - chi_v) / S2
-    g_sig_l = -w * sig_l * f * (cc + db * db - quad * cc) / det
-    g_sig_b = -w * sig_b * f * (a + dl * dl - quad * a) / det
+    g_sig_los = -w * sig_los * (1.0 - chi_v) * i_s2
+    g_sig_l = -w * sig_l * f * (cc * i_det - m1 * m1)  # d/d C_00 of -(ln det + quad)/2, times dC_00/dsig_l / 2
+    g_sig_b = -w * sig_b * f * (a * i_det - m2 * m2)
     if cartesian_travel:
         g_travel = g_T
     else:
