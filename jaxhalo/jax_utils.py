@@ -54,6 +54,8 @@ def sincos(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     Use it on hot per-element paths; elsewhere ``jnp.sin``/``jnp.cos`` are clearer.
     """
     x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
     if jnp.dtype(x.dtype) == jnp.float64:
         hi, lo = 1.57079632673412561417e+00, 6.07710050650619224932e-11
     else:  # the split of pi/2 in the working precision

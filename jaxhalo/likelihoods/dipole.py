@@ -22,6 +22,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from ..frames import cos_from_sin
+from ..jax_utils import sincos
 
 __all__ = [
     "cos_angle_to_apex",
@@ -39,11 +40,15 @@ def cos_angle_to_apex(l: ArrayLike, b: ArrayLike, l_apex: ArrayLike, sin_b_apex:
 
     Shapes broadcast; returns (...,). Uses sin(b_apex) directly (the isotropic prior's
     variable) and cos(b_apex) from :func:`jaxhalo.frames.cos_from_sin`: finite, with a bounded
-    gradient, at and next to the poles.
+    gradient, at and next to the poles. cos(l - l_apex) is expanded, so that the per-star sines and
+    cosines depend on the data only (:func:`jaxhalo.jax_utils.sincos`: vectorisable on a CPU, and
+    loop-invariant in a sampler's loop) and only the apex's are evaluated per parameter value.
     """
     l, b, l_apex, s = map(jnp.asarray, (l, b, l_apex, sin_b_apex))
     c_apex = cos_from_sin(s)
-    return jnp.sin(b) * s + jnp.cos(b) * c_apex * jnp.cos(l - l_apex)
+    sin_l, cos_l = sincos(l)
+    sin_b, cos_b = sincos(b)
+    return sin_b * s + cos_b * c_apex * (cos_l * jnp.cos(l_apex) + sin_l * jnp.sin(l_apex))
 
 
 def dipole_mean_radial_velocity(
