@@ -471,7 +471,8 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
     apex = {f"r = {R:g} kpc": (post[f"apex_l_r{R:g}"], post[f"apex_b_r{R:g}"]) for R in (50.0, 100.0)}
     apex_truth = None
     if truth is not None:
-        derived = jax.jit(derived_quantities, static_argnums=(0, 2))  # one program, not ~40 eager operations
+        derived = jax.jit(derived_quantities, static_argnums=(0, 2),  # one program, not ~40 eager operations
+                          compiler_options={"xla_backend_optimization_level": 0})  # runs once: compile fast
         d = derived(spec, {k: jnp.asarray(v) for k, v in truth.items()}, (50.0, 100.0))
         apex_truth = {f"r = {R:g} kpc": (float(d[f"apex_l_r{R:g}"]), float(d[f"apex_b_r{R:g}"])) for R in (50.0, 100.0)}
     fig = apex_sky_plot(apex, truth=apex_truth)

@@ -144,7 +144,9 @@ def reported_prior_table(spec: ReflexModel, priors) -> list[dict]:
 _physical_jit = jax.jit(physical_parameters, static_argnums=0)
 
 
-_derived_jit = jax.jit(derived_quantities, static_argnums=(0, 2))
+#: Run once per fit on (chains, draws) arrays, in microseconds: XLA optimisation level 0 compiles it in
+#: 0.2 s instead of 0.7 s on 2 CPU cores (time a first ``jaxhalo fit`` spends beside the ML compile).
+_derived_jit = jax.jit(derived_quantities, static_argnums=(0, 2), compiler_options={"xla_backend_optimization_level": 0})
 
 
 @functools.partial(jax.jit, static_argnums=0)
