@@ -180,6 +180,7 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=8)
     p.add_argument("--n-covariance", type=int, default=120)
     p.add_argument("--peri-cut", type=float, default=None, help="SimConfig.tangent_peri_min (kpc) for a second pass")
+    p.add_argument("--no-baseline", action="store_true", help="only the --peri-cut pass (no uncut, no logistic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -192,7 +193,7 @@ def main() -> None:
     mw = S.simulate(jnp.asarray(theta0), jax.random.key(0), dataclasses.replace(cfg, n_particles=1)).mw
     phi = SphericalProfile(spherical_average(mw)).potential_of_r
     k_jac, k_cov = jax.random.split(jax.random.key(a.seed))
-    passes = {"compact": cfg}
+    passes = {} if a.no_baseline else {"compact": cfg}
     if a.peri_cut is not None:
         passes[f"compact_peri_cut_{a.peri_cut:g}"] = dataclasses.replace(cfg, tangent_peri_min=a.peri_cut)
     out = {"configuration": {"n_stars": a.n_stars, "n_particles": cfg.n_particles, "t_back_myr": a.t_back,
