@@ -76,6 +76,11 @@ def add_forecast_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--df-r-min", type=float_range(0.0, lo_open=True), default=0.1,
                    help="inner radius [kpc] of the sampled tracer DF (default 0.1, the Brooks et al. model); tracers "
                         "born within a few kpc are not resolved by the leapfrog and their gradients blow up")
+    m.add_argument("--jacobian-peri-min", type=float_range(0.0, lo_open=True), default=None, metavar="KPC",
+                   help="cut the derivatives (not the values) of tracers whose orbit reaches within KPC of the centre "
+                        "(SimConfig.tangent_peri_min): less Jacobian noise from unresolved plunging orbits, but a "
+                        "biased J -- the DF shape parameters (beta0, r_dens, gamma) lose most of their information "
+                        "(benchmarks/results/forecast_chaos/README.md); default off")
     m.add_argument("--covariance", choices=("auto", "sample", "ledoit-wolf"), default="auto",
                    help="estimator of the summaries' covariance: the Hartlap-debiased sample covariance (refused "
                         "for --n-covariance <= summaries + 2), Ledoit-Wolf shrinkage, or auto: sample when "
@@ -132,7 +137,7 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     theta = S.theta_from_dict({name: getattr(args, opt[2:].replace("-", "_")) for opt, name, _ in PARAM_OPTIONS})
     survey = Survey(n_stars=args.n_stars, r_min=args.r_min, r_max=args.r_max, distance_frac_err=args.distance_error,
                     v_los_err=args.v_los_error, pm_err=args.pm_error)
-    config = S.SimConfig(dt=args.dt, t_back=args.t_back, r_min=args.df_r_min)
+    config = S.SimConfig(dt=args.dt, t_back=args.t_back, r_min=args.df_r_min, tangent_peri_min=args.jacobian_peri_min)
     priors = "none" if args.no_priors else args.priors
     if not bool(S.parameter_valid(theta, config)):
         raise InputError("these parameters cannot be simulated (e.g. no c200 <= 100 gives v_c(R_sun) = 235 km/s "

@@ -128,7 +128,7 @@ from .parameters import (
     theta_to_internal,
 )
 from .summaries import brooks_summary_vector
-from .tracer_orbits import SOLVERS, Snapshot, simulate_halo
+from .tracer_orbits import SOLVERS, Snapshot, freeze_tangents, reaches_radius, simulate_halo
 
 __all__ = [
     "PARAMETER_NAMES",
@@ -167,6 +167,7 @@ _SIMCONFIG_UNITS: dict[str, str] = {
     "dt": MYR, "t_back": MYR, "r_min": KPC, "r_max": KPC, "steepen_margin": DIMENSIONLESS,
     "steepen_width": DIMENSIONLESS, "v_circ_sun": KM_S, "c200_max": DIMENSIONLESS, "c200": DIMENSIONLESS,
     "lmc_scale_radius": KPC, "coulomb_log": DIMENSIONLESS, "friction_sigma": KM_S, "orbit_dt": MYR,
+    "tangent_peri_min": KPC,
 }
 
 
@@ -225,6 +226,15 @@ class SimConfig:
         "forward" (``jax.jacfwd`` / ``jvp``: the solve is differentiated in forward mode, which needs
         no stored trajectory -- memory independent of the number of steps -- and suits the 12
         parameters against 52 summaries of a Fisher forecast).
+    tangent_peri_min : None (default: every tracer is differentiated) or a radius r_c (kpc): the derivatives
+        of the tracers whose present-day orbit in the spherically averaged MW of theta reaches within r_c of
+        the centre (pericentre from E and L, :func:`~jaxhalo.simulation.tracer_orbits.reaches_radius`; the LMC's
+        pull ignored) are cut (:func:`~jaxhalo.simulation.tracer_orbits.freeze_tangents`). The *values* are
+        unchanged; only d(snapshot)/d theta of those tracers is set to 0. Meant for Fisher forecasts: the
+        leapfrog does not resolve pericentres of a few kpc at dt ~ 1 Myr, and those tracers' tangents grow
+        exponentially (numerical chaos) and dominate the Monte Carlo noise of the Jacobian. It is a *biased*
+        estimate of d(mean summaries)/d theta: the cut tracers' share of the derivative is dropped (measured in
+        benchmarks/results/forecast_chaos/README.md and ``jaxhalo.sbi.forecast``); never use it for inference.
 
     Fields with a unit accept astropy Quantities (``SimConfig(dt=0.5 * u.Myr, t_back=2.2 * u.Gyr)``),
     stored as floats in the units above; ``lmc_phase_space`` also as a pair (x, v) of (3,) Quantities.
@@ -261,6 +271,7 @@ class SimConfig:
     orbit_dt: float | None = None
     gradients: Literal["reverse", "forward"] = "reverse"
     disc: Literal["exact", "miyamoto-nagai"] = "exact"
+    tangent_peri_min: float | None = None
 
     def __post_init__(self):
         _convert_fields(self, _SIMCONFIG_UNITS)
@@ -291,7 +302,7 @@ class SimConfig:
                                      ("disc", self.disc, ("exact", "miyamoto-nagai"))):
             if value not in allowed:
                 raise SimulatorError(f"{name} must be one of {allowed}, got {value!r}")
-        for name in ("c200", "lmc_scale_radius", "orbit_dt"):
+        for name in ("c200", "lmc_scale_radius", "orbit_dt", "tangent_peri_min"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise SimulatorError(f"{name} must be a positive number or None, got {value!r}")
@@ -566,6 +577,11 @@ def simulate(theta: ArrayLike, key: Array, config: SimConfig = SimConfig()) -> S
     host_i, lmc_i, track_i, df_i = (mw, lmc, track, df) if dtype == theta.dtype else _cast((mw, lmc, track, df), dtype)
     snap = simulate_halo(key, df_i, host_i, lmc_i, track_i, config.n_particles, t0=-config.t_back,
                          solver=config.solver, dt=config.dt, rtol=config.rtol, atol=config.atol)
+    if config.tangent_peri_min is not None:
+        peri_profile = profile if config.df_potential == "mw" else SphericalProfile(spherical_average(mw))
+        plunging = reaches_radius(snap.positions, snap.velocities, peri_profile.potential_of_r,
+                                  config.tangent_peri_min)
+        snap = freeze_tangents(snap, plunging)
     if not check:
         nan = jnp.asarray(jnp.nan, snap.positions.dtype)
         snap = Snapshot(jnp.where(valid, snap.positions, nan), jnp.where(valid, snap.velocities, nan))

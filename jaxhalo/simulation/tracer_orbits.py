@@ -47,6 +47,8 @@ __all__ = [
     "acceleration",
     "integrate_orbits",
     "simulate_halo",
+    "reaches_radius",
+    "freeze_tangents",
     "SOLVERS",
     "SimulatorError",
 ]
@@ -242,3 +244,31 @@ def simulate_halo(
     )
     t_end = jnp.asarray(0.0, x.dtype)
     return Snapshot(x - track.mw_position(t_end), v - track.mw_velocity(t_end))
+
+
+def reaches_radius(positions: ArrayLike, velocities: ArrayLike, potential_of_r, radius: float) -> Array:
+    """bool (n,): whether each orbit, in a *spherical* potential ``potential_of_r(r)`` ((km/s)^2 for r in
+    kpc), comes within ``radius`` (kpc) of the centre, i.e. its pericentre is below ``radius``.
+
+    From the energy E = v^2 / 2 + Phi(|x|) and angular momentum L = |x x v| of ``positions`` (n, 3) kpc and
+    ``velocities`` (n, 3) km/s (centred on the potential): True where |x| <= radius or
+    2 (E - Phi(radius)) radius^2 > L^2 (the radial motion is allowed at ``radius``; for a spherical potential
+    the allowed radii form one interval [r_peri, r_apo] containing |x|). One potential evaluation per orbit.
+    A flag on the values: no derivative flows through it.
+    """
+    x = jax.lax.stop_gradient(jnp.asarray(positions))
+    v = jax.lax.stop_gradient(jnp.asarray(velocities))
+    r = jnp.linalg.norm(x, axis=-1)
+    e = 0.5 * jnp.sum(v * v, axis=-1) + potential_of_r(r)
+    l2 = jnp.sum(jnp.cross(x, v) ** 2, axis=-1)
+    rc = jnp.asarray(radius, x.dtype)
+    return (r <= rc) | (2.0 * (e - potential_of_r(rc)) * rc * rc > l2)
+
+
+def freeze_tangents(snapshot: Snapshot, frozen: ArrayLike) -> Snapshot:
+    """``snapshot`` with the derivatives of the ``frozen`` particles (bool (n,)) cut: the same values, but
+    ``jnp.where(frozen, stop_gradient(x), x)``, so their tangents (forward mode) and cotangents (reverse
+    mode) are exactly 0, also where they were inf or NaN."""
+    f = jnp.asarray(frozen)[:, None]
+    x, v = snapshot.positions, snapshot.velocities
+    return Snapshot(jnp.where(f, jax.lax.stop_gradient(x), x), jnp.where(f, jax.lax.stop_gradient(v), v))

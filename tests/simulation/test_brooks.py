@@ -118,7 +118,7 @@ BROOKS25_CFG = dataclasses.replace(
 def test_config_rejects_bad_settings():
     for bad in (dict(c200=-1.0), dict(lmc_scale_radius=0.0), dict(orbit_dt=float("nan")), dict(coulomb_log=-1.0),
                 dict(friction_sigma=0.0), dict(df_potential="agama"), dict(orbit_solver="rk4"),
-                dict(lmc_phase_space=(1.0, 2.0, 3.0))):
+                dict(lmc_phase_space=(1.0, 2.0, 3.0)), dict(tangent_peri_min=0.0), dict(tangent_peri_min=float("inf"))):
         with pytest.raises(S.SimulatorError):
             dataclasses.replace(SMALL_CFG, **bad)
     assert dataclasses.replace(SMALL_CFG, lmc_phase_space=[1, 2, 3, 4, 5, 6]).lmc_phase_space == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -353,3 +353,31 @@ def test_simulate_with_theta_closed_over_by_jit():
     cfg = S.SimConfig(n_particles=8, t_back=20.0, disc="miyamoto-nagai")
     snap = jax.jit(lambda k: S.simulate_present_day(theta, k, cfg))(jax.random.key(0))
     assert np.all(np.isfinite(np.asarray(jax.tree_util.tree_leaves(snap)[0])))
+
+
+def _pv(snap):
+    return snap.positions, snap.velocities
+
+
+@pytest.mark.slow  # ~65 s on 2 cores (three compilations of the simulator)
+def test_tangent_peri_min_cuts_the_derivatives_of_plunging_tracers_only():
+    """``SimConfig(tangent_peri_min=r_c)``: the same snapshot; the tangents (d / d log10 M200) of the tracers
+    whose orbit reaches within r_c are exactly 0, those of the others unchanged."""
+    from jaxhalo.dynamics.df import SphericalProfile  # deferred: only this test
+    from jaxhalo.dynamics.potentials import spherical_average  # deferred: only this test
+    from jaxhalo.simulation.tracer_orbits import reaches_radius  # deferred: only this test
+
+    cfg = dataclasses.replace(SMALL_CFG, t_back=100.0, gradients="forward", r_min=1.0)
+    cut = dataclasses.replace(cfg, tangent_peri_min=8.0)
+    theta, e, key = jnp.asarray(S.FIDUCIAL_THETA), jnp.zeros(12).at[0].set(1.0), jax.random.key(2)
+    (x0, v0), (dx0, dv0) = jax.jvp(lambda t: _pv(S.simulate_present_day(t, key, cfg)), (theta,), (e,))
+    (x1, v1), (dx1, dv1) = jax.jvp(lambda t: _pv(S.simulate_present_day(t, key, cut)), (theta,), (e,))
+    np.testing.assert_array_equal(np.asarray(x1), np.asarray(x0))
+    np.testing.assert_array_equal(np.asarray(v1), np.asarray(v0))
+    mw = S.simulate(theta, key, cfg).mw
+    plunging = np.asarray(reaches_radius(x0, v0, SphericalProfile(spherical_average(mw)).potential_of_r, 8.0))
+    assert 0 < plunging.sum() < plunging.size
+    assert np.all(np.asarray(dx1)[plunging] == 0) and np.all(np.asarray(dv1)[plunging] == 0)
+    assert np.all(np.abs(np.asarray(dx0)[plunging]).max(axis=1) > 0)
+    np.testing.assert_array_equal(np.asarray(dx1)[~plunging], np.asarray(dx0)[~plunging])
+    np.testing.assert_array_equal(np.asarray(dv1)[~plunging], np.asarray(dv0)[~plunging])

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, optimize
 
 from jaxhalo.constants import G, KMS_TO_KPC_PER_MYR
 from jaxhalo.dynamics.densities import DoublePowerLawDensity
@@ -182,3 +182,45 @@ def test_same_key_is_bit_identical(df):
     x1, _ = sample_df(jax.random.key(8), df, 300)
     x2, _ = sample_df(jax.random.key(8), df, 300)
     assert np.array_equal(np.asarray(x1), np.asarray(x2))
+
+
+def test_reaches_radius_agrees_with_the_pericentre_by_root_finding():
+    """The pericentre of each orbit in HOST by brentq on 2 (E - Phi(r)) r^2 - L^2 = 0 below |x|; the flag
+    must be True exactly for the orbits whose pericentre is below the radius (none within 1e-6 of it)."""
+    from jaxhalo.simulation.tracer_orbits import reaches_radius  # deferred: only this test
+
+    rng = np.random.default_rng(3)
+    n = 400
+    x = rng.standard_normal((n, 3)) * 30.0
+    v = rng.standard_normal((n, 3)) * 120.0
+    radial = x / np.linalg.norm(x, axis=1)[:, None]
+    # a random velocity shrunk by U(0, 0.5) plus a radial N(0, 150 km/s): many plunging orbits
+    v = rng.uniform(0.0, 0.5, n)[:, None] * v + rng.normal(0.0, 150.0, n)[:, None] * radial
+    phi = lambda r: np.asarray(PROFILE.potential_of_r(jnp.asarray(r)))  # noqa: E731
+    r0 = np.linalg.norm(x, axis=1)
+    e = 0.5 * np.sum(v * v, axis=1) + phi(r0)
+    l2 = np.sum(np.cross(x, v) ** 2, axis=1)
+    peri = []
+    for ei, li, ri in zip(e, l2, r0):
+        g = lambda r: 2.0 * (ei - float(phi(r))) * r * r - li  # noqa: E731
+        peri.append(0.0 if g(1e-9) > 0 else optimize.brentq(g, 1e-9, ri, xtol=1e-12) if g(ri) > 0 else ri)
+    peri = np.array(peri)
+    for rc in (0.5, 2.0, 5.0, 20.0):
+        flag = np.asarray(reaches_radius(jnp.asarray(x), jnp.asarray(v), PROFILE.potential_of_r, rc))
+        clear = np.abs(peri - rc) > 1e-6
+        assert 0 < flag.sum() < n
+        np.testing.assert_array_equal(flag[clear], (peri < rc)[clear])
+
+
+def test_freeze_tangents_cuts_only_the_frozen_particles_even_inf():
+    from jaxhalo.simulation.tracer_orbits import Snapshot, freeze_tangents  # deferred: only this test
+
+    x, v = jnp.arange(12.0).reshape(4, 3), -jnp.arange(12.0).reshape(4, 3)
+    frozen = jnp.array([False, True, False, True])
+    dx = jnp.ones((4, 3)).at[1].set(jnp.inf).at[3].set(jnp.nan)
+    out, dout = jax.jvp(lambda a, b: freeze_tangents(Snapshot(a, b), frozen), (x, v), (dx, dx))
+    np.testing.assert_array_equal(np.asarray(out.positions), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(dout.positions), np.asarray(jnp.ones((4, 3)).at[1].set(0.0).at[3].set(0.0)))
+    np.testing.assert_array_equal(np.asarray(dout.velocities), np.asarray(dout.positions))
+    g = jax.grad(lambda a: jnp.sum(freeze_tangents(Snapshot(a, v), frozen).positions ** 2))(x)
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(jnp.where(frozen[:, None], 0.0, 2 * x)))
