@@ -174,14 +174,14 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     noisy = [r["name"] for r in rows if r["jacobian_noise"] > 0.5]
     if noisy:
         _log("warning: over half the information on " + ", ".join(noisy) + " is Monte Carlo noise of the Jacobian "
-             "(per-key Jacobians disagree), so its sigma is too small: use more --n-jacobian keys, a shorter "
-             "--t-back or a larger --df-r-min")
+             "(per-key Jacobians disagree), so its sigma is too small (sigma_noise_subtracted in parameters.csv "
+             "estimates it without that noise): use more --n-jacobian keys, a shorter --t-back or a larger --df-r-min")
     ranking = fc.information_ranking()
     _log("most informative summaries: " + ", ".join(f"{lab} ({nats:.2f} nats)" for lab, nats in ranking[:5]))
 
-    lines = ["name,unit,theta0,sigma,prior_sigma,prior_dominated,jacobian_noise"] + [
+    lines = ["name,unit,theta0,sigma,prior_sigma,prior_dominated,jacobian_noise,sigma_noise_subtracted"] + [
         f"{r['name']},{units[r['name']]},{r['theta0']!r},{r['sigma']!r},{r['prior_sigma']!r},{r['prior_dominated']},"
-        f"{r['jacobian_noise']!r}" for r in rows]
+        f"{r['jacobian_noise']!r},{r['sigma_noise_subtracted']!r}" for r in rows]
     (out / "parameters.csv").write_text("\n".join(lines) + "\n")
     (out / "summaries.csv").write_text("label,information_nats\n" + "".join(f"{lab},{v!r}\n" for lab, v in ranking))
     np.savez(out / "fisher.npz", fisher=F.fisher, jacobian=F.jacobian, summary_cov=F.summary_cov,

@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
@@ -398,6 +398,28 @@ class FisherForecast:
         d = np.diag(self.data_fisher)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(d > 0, np.diag(self.jacobian_noise_fisher) / np.where(d > 0, d, 1.0), np.nan)
+
+    def noise_subtracted(self) -> "FisherForecast":
+        """This forecast with the Jacobian's Monte Carlo noise taken out of the information.
+
+        ``data_fisher`` averages E[F] = F_true + E[dJ^T M dJ], and ``jacobian_noise_fisher`` B estimates the
+        second term without bias, so F - B is an unbiased estimate of the noise-free information. It can have
+        negative eigenvalues (directions where the per-key Jacobians disagree more than their mean says); they
+        are set to 0 (no information detectable above the noise), after scaling the parameters to unit
+        ``data_fisher`` diagonal so that units (Msun next to degrees) do not set the threshold. The result is
+        a forecast whose sigma is an estimate of the noise-free sigma, larger than ``sigma`` wherever
+        ``jacobian_noise`` is large; where it is ~1 the parameter falls back to about its prior sigma
+        (without a prior F may then be singular). ``jacobian_noise_fisher`` of the result is None.
+        Raises :class:`FisherError` without a noise estimate (one key)."""
+        B = self.jacobian_noise_fisher
+        if B is None or not np.all(np.isfinite(B)):
+            raise FisherError("no estimate of the Jacobian's Monte Carlo noise (one key?): use n_jacobian >= 2")
+        d = np.diag(self.data_fisher)
+        scale = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 1.0)
+        D = (self.data_fisher - B) * np.outer(scale, scale)
+        w, V = np.linalg.eigh(0.5 * (D + D.T))
+        D = (V * np.clip(w, 0.0, None)) @ V.T / np.outer(scale, scale)
+        return replace(self, data_fisher=0.5 * (D + D.T), jacobian_noise_fisher=None)
 
     def derived_sigma(self, fn: Callable[[Array], Array]) -> np.ndarray:
         """Forecast sigma of derived quantities g(theta) (..., from ``fn(theta (P,))``) by linear

@@ -171,21 +171,36 @@ class SurveyForecast:
     config: SimConfig
     derived_prior_sigma: np.ndarray | None = None
     priors: str = "table1"
+    derived_sigma_noise_subtracted: np.ndarray | None = None
+
+    def _noise_subtracted_sigma(self) -> np.ndarray:
+        try:
+            return self.fisher.noise_subtracted().sigma
+        except FisherError:  # one key, or no information left on some parameter without a prior
+            return np.full(len(self.fisher.names), np.nan)
 
     def parameter_table(self) -> list[dict]:
         """One row per parameter and derived quantity: name, fiducial value ``theta0``, forecast ``sigma``, the
         prior's ``prior_sigma`` (inf without a prior), ``prior_dominated`` (sigma > 0.5 x prior sigma: the
         summaries add little to the prior) and ``jacobian_noise`` (the fraction of the parameter's information
-        that is Monte Carlo noise of the Jacobian; NaN for derived quantities or with one key)."""
+        that is Monte Carlo noise of the Jacobian; NaN for derived quantities or with one key) and
+        ``sigma_noise_subtracted`` (the sigma with that noise taken out of the information,
+        :meth:`~jaxhalo.sbi.fisher.FisherForecast.noise_subtracted`: an estimate of the noise-free sigma, itself
+        noisy where ``jacobian_noise`` is large; NaN with one key)."""
         fc = self.fisher
         dps = self.derived_prior_sigma if self.derived_prior_sigma is not None else np.full(len(self.derived_names), np.inf)
+        dns = (self.derived_sigma_noise_subtracted if self.derived_sigma_noise_subtracted is not None
+               else np.full(len(self.derived_names), np.nan))
         rows = []
-        for n, v, s, ps, jn in zip(fc.names, fc.theta0, fc.sigma, fc.prior_sigma, fc.jacobian_noise):
+        for n, v, s, ps, jn, sn in zip(fc.names, fc.theta0, fc.sigma, fc.prior_sigma, fc.jacobian_noise,
+                                       self._noise_subtracted_sigma()):
             rows.append({"name": n, "theta0": float(v), "sigma": float(s), "prior_sigma": float(ps),
-                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float(jn)})
-        for n, v, s, ps in zip(self.derived_names, self.derived_values, self.derived_sigma, dps):
+                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float(jn),
+                         "sigma_noise_subtracted": float(sn)})
+        for n, v, s, ps, sn in zip(self.derived_names, self.derived_values, self.derived_sigma, dps, dns):
             rows.append({"name": n, "theta0": float(v), "sigma": float(s), "prior_sigma": float(ps),
-                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float("nan")})
+                         "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float("nan"),
+                         "sigma_noise_subtracted": float(sn)})
         return rows
 
     def information_ranking(self) -> list[tuple[str, float]]:
@@ -252,9 +267,13 @@ def survey_forecast(
                          n_jacobian=n_jacobian, n_covariance=n_covariance, covariance=covariance,
                          prior_fisher=prior, summary_labels=survey_summary_labels(survey))
     info = np.asarray(summary_information(fc.jacobian, fc.summary_cov, prior_fisher=prior, precision_scale=fc.hartlap))
+    try:
+        dns = fc.noise_subtracted().derived_sigma(_derived)
+    except FisherError:
+        dns = None
     return SurveyForecast(
         fisher=fc, summary_labels=fc.summary_labels, information=info,
         derived_names=("m_mw_50", "m_lmc_50"), derived_values=np.asarray(_derived(jnp.asarray(theta0))),
         derived_sigma=fc.derived_sigma(_derived), survey=survey, config=cfg,
-        derived_prior_sigma=fc.derived_prior_sigma(_derived), priors=priors,
+        derived_prior_sigma=fc.derived_prior_sigma(_derived), priors=priors, derived_sigma_noise_subtracted=dns,
     )
