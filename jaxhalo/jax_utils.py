@@ -10,7 +10,13 @@ import numpy as np
 
 from .units import to_internal
 
-__all__ = ["is_concrete", "sincos", "unit_converter"]
+__all__ = ["RUN_ONCE_COMPILER_OPTIONS", "is_concrete", "sincos", "unit_converter"]
+
+#: XLA options for a program that runs once per command on a handful of arrays (a sampler's
+#: initialisation, the postprocessing of the draws, derived quantities): backend optimisation level 0
+#: compiles it in well under half the time (NUTS init 1.8 -> 1.1 s, derived quantities 0.7 -> 0.2 s on
+#: 2 CPU cores) and the run stays milliseconds. Never for a hot program (the ML fit at level 0 ran 3.5x slower).
+RUN_ONCE_COMPILER_OPTIONS: dict = {"xla_backend_optimization_level": 0}
 
 
 def is_concrete(*xs: Any) -> bool:

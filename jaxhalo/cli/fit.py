@@ -448,6 +448,7 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
     import jax.numpy as jnp  # deferred: loaded by cmd_fit already
 
     from ..inference.results import derived_quantities, physical_parameters
+    from ..jax_utils import RUN_ONCE_COMPILER_OPTIONS
     from ..plots import apex_sky_plot, corner_plot, vtravel_profile_plot
 
     truth = None
@@ -472,7 +473,7 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
     apex_truth = None
     if truth is not None:
         derived = jax.jit(derived_quantities, static_argnums=(0, 2),  # one program, not ~40 eager operations
-                          compiler_options={"xla_backend_optimization_level": 0})  # runs once: compile fast
+                          compiler_options=RUN_ONCE_COMPILER_OPTIONS)  # runs once: compile fast
         d = derived(spec, {k: jnp.asarray(v) for k, v in truth.items()}, (50.0, 100.0))
         apex_truth = {f"r = {R:g} kpc": (float(d[f"apex_l_r{R:g}"]), float(d[f"apex_b_r{R:g}"])) for R in (50.0, 100.0)}
     fig = apex_sky_plot(apex, truth=apex_truth)

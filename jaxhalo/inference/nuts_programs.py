@@ -35,6 +35,8 @@ from jax.sharding import Mesh, PartitionSpec
 from numpyro.infer.hmc import hmc
 from tqdm.auto import tqdm
 
+from ..jax_utils import RUN_ONCE_COMPILER_OPTIONS
+
 __all__ = [
     "NUTS_EXTRA_FIELDS",
     "NUTSConfig",
@@ -188,10 +190,11 @@ _LOCK = threading.Lock()
 
 
 #: XLA options of the init program (numpyro's HMC init: one gradient and a short step-size search per
-#: chain, run once per fit in milliseconds): backend optimisation level 0 compiles it in 1.1 s instead
-#: of 1.8 s on 2 CPU cores (the 850-star continuity fit), CPU time that a first ``jaxhalo fit`` spends
-#: beside the ML program's compilation. The chunk program, which runs every draw, keeps the default.
-INIT_COMPILER_OPTIONS: dict = {"xla_backend_optimization_level": 0}
+#: chain, run once per fit in milliseconds): :data:`jaxhalo.jax_utils.RUN_ONCE_COMPILER_OPTIONS`, 1.1 s
+#: to compile instead of 1.8 s on 2 CPU cores (the 850-star continuity fit), CPU time that a first
+#: ``jaxhalo fit`` spends beside the ML program's compilation. The chunk program, which runs every draw,
+#: keeps the default.
+INIT_COMPILER_OPTIONS: dict = RUN_ONCE_COMPILER_OPTIONS
 
 
 def _signature(cfg: NUTSConfig, data) -> Hashable:

@@ -159,7 +159,9 @@ class SurveyForecast:
     """A survey forecast: the :class:`~jaxhalo.sbi.fisher.FisherForecast` of the 12 parameters, the summary
     labels (S,) and their information (S,) in nats (:func:`~jaxhalo.sbi.fisher.summary_information`),
     the derived quantities' names, values, forecast sigma and prior sigma (M_MW(<50 kpc), M_LMC(<50 kpc) in
-    Msun; the prior's sigma propagated linearly), and the survey and simulation settings."""
+    Msun; the prior's sigma propagated linearly), and the survey and simulation settings; the sigma of the
+    parameters and derived quantities with the Jacobian's Monte Carlo noise subtracted
+    (:meth:`~jaxhalo.sbi.fisher.FisherForecast.noise_subtracted`; None with one key)."""
 
     fisher: FisherForecast
     summary_labels: tuple[str, ...]
@@ -171,13 +173,8 @@ class SurveyForecast:
     config: SimConfig
     derived_prior_sigma: np.ndarray | None = None
     priors: str = "table1"
+    sigma_noise_subtracted: np.ndarray | None = None
     derived_sigma_noise_subtracted: np.ndarray | None = None
-
-    def _noise_subtracted_sigma(self) -> np.ndarray:
-        try:
-            return self.fisher.noise_subtracted().sigma
-        except FisherError:  # one key, or no information left on some parameter without a prior
-            return np.full(len(self.fisher.names), np.nan)
 
     def parameter_table(self) -> list[dict]:
         """One row per parameter and derived quantity: name, fiducial value ``theta0``, forecast ``sigma``, the
@@ -189,11 +186,12 @@ class SurveyForecast:
         noisy where ``jacobian_noise`` is large; NaN with one key)."""
         fc = self.fisher
         dps = self.derived_prior_sigma if self.derived_prior_sigma is not None else np.full(len(self.derived_names), np.inf)
-        dns = (self.derived_sigma_noise_subtracted if self.derived_sigma_noise_subtracted is not None
-               else np.full(len(self.derived_names), np.nan))
+        sns = self.sigma_noise_subtracted
+        sns = np.full(len(fc.names), np.nan) if sns is None else sns
+        dns = self.derived_sigma_noise_subtracted
+        dns = np.full(len(self.derived_names), np.nan) if dns is None else dns
         rows = []
-        for n, v, s, ps, jn, sn in zip(fc.names, fc.theta0, fc.sigma, fc.prior_sigma, fc.jacobian_noise,
-                                       self._noise_subtracted_sigma()):
+        for n, v, s, ps, jn, sn in zip(fc.names, fc.theta0, fc.sigma, fc.prior_sigma, fc.jacobian_noise, sns):
             rows.append({"name": n, "theta0": float(v), "sigma": float(s), "prior_sigma": float(ps),
                          "prior_dominated": bool(s > 0.5 * ps), "jacobian_noise": float(jn),
                          "sigma_noise_subtracted": float(sn)})
@@ -268,12 +266,14 @@ def survey_forecast(
                          prior_fisher=prior, summary_labels=survey_summary_labels(survey))
     info = np.asarray(summary_information(fc.jacobian, fc.summary_cov, prior_fisher=prior, precision_scale=fc.hartlap))
     try:
-        dns = fc.noise_subtracted().derived_sigma(_derived)
-    except FisherError:
-        dns = None
+        ns = fc.noise_subtracted()
+        sns, dns = ns.sigma, ns.derived_sigma(_derived)
+    except FisherError:  # one key, or no information left on a parameter without a prior
+        sns = dns = None
     return SurveyForecast(
         fisher=fc, summary_labels=fc.summary_labels, information=info,
         derived_names=("m_mw_50", "m_lmc_50"), derived_values=np.asarray(_derived(jnp.asarray(theta0))),
         derived_sigma=fc.derived_sigma(_derived), survey=survey, config=cfg,
-        derived_prior_sigma=fc.derived_prior_sigma(_derived), priors=priors, derived_sigma_noise_subtracted=dns,
+        derived_prior_sigma=fc.derived_prior_sigma(_derived), priors=priors,
+        sigma_noise_subtracted=sns, derived_sigma_noise_subtracted=dns,
     )
