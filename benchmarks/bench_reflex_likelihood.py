@@ -9,8 +9,9 @@ float32, on two paths:
 * ``reference``: ``log_likelihood(..., fast=False)``, plain autodiff of the per-star sum;
 * ``fast+legacy-emitters`` (CPU only): the fast path in a program compiled with the XLA option
   ``xla_cpu_use_fusion_emitters=False`` (``jax.jit(f, compiler_options=...)``), whose older loop
-  emitters run its fused loops ~25% faster on the CPU measured here. An option of the program that
-  contains the likelihood, so it is a separate row, not the default.
+  emitters run the one fused loop of the fast path ~2x faster per core on the CPU measured here (but
+  on one thread). An option of the program that contains the likelihood, so it is a separate row,
+  not the default.
 
 Each record has the best wall time, the CPU time per call (process time: less sensitive to
 other jobs on a shared machine than the wall time), the bytes of catalogue read per star

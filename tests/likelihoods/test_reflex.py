@@ -240,10 +240,12 @@ def _scale(spec, p, data):
 
 @pytest.fixture()
 def small_blocks(monkeypatch):
-    """Blocks of 256 stars, so that 1000 stars take the loop, a first block and a remainder."""
+    """Blocks of 256 stars (the outlier model's blocked autodiff), so that 1000 stars take the loop, a
+    first block and a remainder; and 3 groups (the fast path's split), 3 x 333 stars and a remainder of 1."""
     import jaxhalo.likelihoods.reflex as reflex_module
 
     monkeypatch.setattr(reflex_module, "CPU_BLOCK", 256)
+    monkeypatch.setattr(reflex_module, "CPU_SPLIT", 3)
 
 
 @pytest.fixture(scope="module")
