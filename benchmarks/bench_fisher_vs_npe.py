@@ -20,11 +20,12 @@ Cramer-Rao-type lower bound for the posterior width of these summaries (an NPE p
 by more than its noise would be over-confident), and an NPE trained on a finite suite is wider than the
 information allows (its width falls as the suite grows).
 
-    python -m benchmarks.bench_fisher_vs_npe [--quick]
+    python -m benchmarks.bench_fisher_vs_npe [--quick | --large]
 
 Full settings (``SETTINGS``): 1,000 stars, 500 Myr at dt = 1 Myr with the DF from 5 kpc (the reduced forecast
 of the README), J over 8 keys, C from 200 simulations, a 4,000-simulation NPE suite (and an NPE on its first half), 20 mocks; ~20 min on
-2 CPU cores. ``--quick``: a tiny version (minutes) that tests the plumbing (``tests/sbi/test_fisher_vs_npe.py``,
+2 CPU cores. ``--large`` (record ``fisher_vs_npe_large``): the learning curve, J over 32 keys and a
+12,000-simulation suite with NPEs on its first 1/8, 1/4, 1/2 and all of it (~50 min). ``--quick``: a tiny version (minutes) that tests the plumbing (``tests/sbi/test_fisher_vs_npe.py``,
 slow set).
 """
 
@@ -63,6 +64,11 @@ SETTINGS = {
     "full": dict(n_stars=1000, t_back=500.0, dt=1.0, df_r_min=5.0, n_jacobian=8, n_covariance=200, n_sims=4000,
                  n_obs=20, chunk=16, npe=dict(n_ensemble=5, max_epochs=500, patience=20, batch_size=100),
                  n_draws=4000, seed=0),
+    # the learning curve: J over 32 keys (less Monte Carlo noise), a 12,000-simulation suite, NPEs on its
+    # first 1/8, 1/4, 1/2 and all of it (~50 min on 2 CPU cores)
+    "large": dict(n_stars=1000, t_back=500.0, dt=1.0, df_r_min=5.0, n_jacobian=32, n_covariance=200, n_sims=12000,
+                  n_obs=20, chunk=16, npe=dict(n_ensemble=5, max_epochs=500, patience=20, batch_size=100),
+                  n_draws=4000, seed=0, suite_fractions=(0.125, 0.25, 0.5)),
     "quick": dict(n_stars=600, t_back=60.0, dt=2.0, df_r_min=5.0, n_jacobian=2, n_covariance=40, n_sims=160,
                   n_obs=4, chunk=16, npe=dict(n_ensemble=1, max_epochs=30, patience=5, batch_size=16, flow_layers=2,
                                               nn_width=16),
@@ -77,9 +83,11 @@ def _survey_suite_simulator(survey: Survey, config: SimConfig) -> SuiteSimulator
     return SuiteSimulator("survey-smooth", survey_simulator(survey, config), cfg, tuple(PARAMETER_NAMES))
 
 
-def closed_loop(quick: bool = False, workdir: str | None = None) -> dict:
-    """Run the forecast, the suite, the NPE and the mocks; return one record (see the module docstring)."""
-    s = SETTINGS["quick" if quick else "full"]
+def closed_loop(quick: bool = False, workdir: str | None = None, case: str | None = None) -> dict:
+    """Run the forecast, the suite, the NPE and the mocks; return one record (see the module docstring).
+    ``case``: a key of :data:`SETTINGS` (default "quick" or "full" by ``quick``)."""
+    case = case or ("quick" if quick else "full")
+    s = SETTINGS[case]
     theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
     survey = Survey(n_stars=s["n_stars"])
     config = SimConfig(dt=s["dt"], t_back=s["t_back"], r_min=s["df_r_min"], on_invalid="nan")
@@ -130,7 +138,11 @@ def closed_loop(quick: bool = False, workdir: str | None = None) -> dict:
     t0 = time.perf_counter()
     post, rep = npe_posterior(th_valid.shape[0], s["seed"] + 2)
     timings["train_s"] = time.perf_counter() - t0
-    half, _ = npe_posterior(th_valid.shape[0] // 2, s["seed"] + 4)  # how the width depends on the suite's size
+    # how the width depends on the suite's size: NPEs on the suite's first fractions
+    fractions = s.get("suite_fractions", (0.5,))
+    smaller = {int(th_valid.shape[0] * f): npe_posterior(int(th_valid.shape[0] * f), s["seed"] + 4 + 2 * i)[0]
+               for i, f in enumerate(fractions)}
+    half = smaller[int(th_valid.shape[0] * 0.5)]
     true = dict(zip(PARAMETER_NAMES, theta0))
     der0 = derived_masses(theta0[None, :3], list(TARGETS))
     true["m_mw_50"], true["m_lmc_50"] = float(der0["m_mw_lt50"][0]), float(der0["m_lmc_lt50"][0])
@@ -148,6 +160,8 @@ def closed_loop(quick: bool = False, workdir: str | None = None) -> dict:
             "fisher_sigma": f_sigma, "fisher_sigma_noise_subtracted": rows[n]["sigma_noise_subtracted"],
             "npe_sigma_mean": npe_sigma, "npe_sigma_sd_over_mocks": float(sd.std()),
             "npe_sigma_mean_half_suite": float(np.nanstd(half[n], axis=0).mean()),
+            "npe_sigma_mean_by_valid_rows": {**{str(k): float(np.nanstd(v[n], axis=0).mean()) for k, v in smaller.items()},
+                                             str(th_valid.shape[0]): npe_sigma},
             "fisher_over_npe": ratio, "within_factor": bool(1 / FACTOR <= ratio <= FACTOR),
             "prior_sigma": rows[n]["prior_sigma"], "jacobian_noise": rows[n]["jacobian_noise"],
             "npe_half_68_over_sd": gauss, "truth": true[n],
@@ -160,23 +174,24 @@ def closed_loop(quick: bool = False, workdir: str | None = None) -> dict:
               f"prior {rows[n]['prior_sigma']:.4g}  J-noise {rows[n]['jacobian_noise']:.2f}  "
               f"(q84-q16)/2sd {gauss:.2f}", flush=True)
     return {
-        "case": "quick" if quick else "full", "settings": {**s, "n_particles": n_part, "survey": dataclasses.asdict(survey)},
+        "case": case, "settings": {**s, "n_particles": n_part, "survey": dataclasses.asdict(survey)},
         "n_valid_sims": int(valid.sum()), "training_epochs": rep.epochs, "best_val_loss": rep.best_val,
         "timings_s": timings, "targets": per,
         "simulation_equivalents": {"fisher": s["n_jacobian"] * 40 + s["n_covariance"], "npe_suite": s["n_sims"]},
     }
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, case: str | None = None) -> list[dict]:
     print(device_name(), flush=True)
-    return [closed_loop(quick)]
+    return [closed_loop(quick, case=case)]
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__)
+    flags = script_flags(__doc__, known=("--quick", "--large"))
     quick = "--quick" in flags
+    case = "large" if "--large" in flags else None
     t_start = time.perf_counter()
-    recs = run(quick)
-    path = write_results(RESULT_NAME, recs, meta={"wall_s": time.perf_counter() - t_start,
+    recs = run(quick, case)
+    path = write_results(RESULT_NAME + ("_large" if case == "large" else ""), recs, meta={"wall_s": time.perf_counter() - t_start,
                                                   "note": "2 CPU cores; see the module docstring"})
     print(f"wrote {path}")

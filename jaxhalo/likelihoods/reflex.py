@@ -45,7 +45,7 @@ from ..frames import (
     sky_basis,
     spherical_basis,
 )
-from ..jax_utils import is_concrete, sincos
+from ..jax_utils import fused_row_sums, is_concrete, sincos
 from .outlier import mix_with_outliers, outlier_parameter_names, outlier_probability
 
 __all__ = [
@@ -548,41 +548,6 @@ def _blockwise_sum(fn: Callable[[ReflexData], Array], data: ReflexData) -> Array
     return acc
 
 
-#: Groups the stars are split into on a CPU by :func:`_star_sums` (a free reshape of each leaf): XLA
-#: gives each group its own thread. 8 covers 2-8 cores; on 2 AMD EPYC cores 2, 4 and 8 are equally fast.
-CPU_SPLIT = 8
-
-
-def _star_sums(terms: Callable[[ReflexData], tuple[Array, ...]], data: ReflexData) -> Array:
-    """(P,) sums over the stars of the P per-star terms ``terms(data)`` (each (n,)), in one pass.
-
-    The sums are one variadic ``lax.reduce``, so XLA fuses the whole per-star computation that feeds
-    them into a single loop whose accumulators hold every sum: each star's intermediates are computed
-    once, in registers, and the catalogue is read once. (Separate reductions, or a stack of the
-    terms, let XLA recompute the shared per-star intermediates in every consumer: ~30 kernels and
-    2-3x the arithmetic; benchmarks/results/reflex_likelihood_cpu2.json has the speed.) On a CPU
-    the stars are first split into :data:`CPU_SPLIT` equal groups (a reshape, no copy; ``vmap`` over
-    the groups), whose loops XLA runs on separate threads; the last ``n % CPU_SPLIT`` stars form one
-    more group.
-    """
-
-    def reduce(d: ReflexData) -> Array:
-        ops = terms(d)
-        zeros = tuple(jnp.zeros((), o.dtype) for o in ops)
-        return jnp.stack(jax.lax.reduce(ops, zeros, lambda a, b: tuple(x + y for x, y in zip(a, b)), (0,)))
-
-    n = int(jax.tree_util.tree_leaves(data)[0].shape[0])
-    split = CPU_SPLIT if jax.default_backend() == "cpu" else 1
-    m = n // split * split
-    if split == 1 or m == 0:
-        return reduce(data)
-    groups = jax.tree_util.tree_map(lambda a: a[:m].reshape(split, m // split, *a.shape[1:]), data)
-    total = jnp.sum(jax.vmap(reduce)(groups), axis=0)
-    if m < n:
-        total = total + reduce(jax.tree_util.tree_map(lambda a: a[m:], data))
-    return total
-
-
 def _anchor_coordinates(model: ReflexModel, p: Mapping[str, Array]) -> tuple[Array, Array, bool]:
     """The per-star coordinates q (K = 9) of the likelihood at the two anchors, (K,) each, and
     whether the travel velocity enters q as its Cartesian vector (else as the apex parameters).
@@ -697,7 +662,8 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
     anchors is two weighted sums, sum (1 - t) h and sum t h (times q / anchor for a log-interpolated
     dispersion); the map from the parameters to the anchors (the apex vector for the 'vector'
     interpolation) is differentiated by ordinary autodiff on scalars. All 1 + 2K sums over the stars
-    are one variadic reduction (:func:`_star_sums`), so XLA computes each star's intermediates once.
+    are one variadic reduction (:func:`jaxhalo.jax_utils.fused_row_sums`), so XLA computes each star's
+    intermediates once.
 
     It is a JVP whose tangent is linear in the input tangents, so reverse mode (``grad``), forward
     mode, ``vmap`` and ``jax.hessian`` all work; tangents of the data (derivatives with respect to
@@ -725,7 +691,7 @@ def _fast_total(model: ReflexModel) -> Callable[[dict, ReflexData], Array]:
                 return (val, *c)
             return (val, *(ck * (1.0 - t) for ck in c), *(ck * t for ck in c))  # then sum (1 - t) c, sum t c
 
-        sums = _star_sums(star_terms, d)
+        sums = fused_row_sums(star_terms, d)
         value = sums[0]
         if model.form == "constant":
             ga, gb = sums[1:], jnp.zeros_like(sums[1:])

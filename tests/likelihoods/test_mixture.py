@@ -167,6 +167,44 @@ def test_diagonal_reverse_rule_matches_autodiff_of_the_covariance_path(with_erro
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
 
 
+@pytest.mark.parametrize("with_errors", [True, False])
+def test_fused_total_matches_autodiff_of_the_covariance_path(with_errors, monkeypatch):
+    """The diagonal total's one-pass rule (mixture._diag_mixture_total, fused row sums in blocks of 64
+    stars split 3 ways, so the loop, the groups and both remainders run) against jax.grad of the general
+    path's per-star sum, for every input including the data, the errors and fractional star weights
+    (mask), with NaN-padded stars; forward-over-reverse (jax.hessian) against reverse-over-reverse."""
+    import jaxhalo.jax_utils as jax_utils
+
+    monkeypatch.setattr(jax_utils, "CPU_SUM_BLOCK", 64)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_SPLIT", 3)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_MIN_GROUP", 16)
+    x, means, scales, w, err, *_ = _problem(6, N=300, K=3, D=4)
+    rng = np.random.default_rng(6)
+    weight = rng.uniform(0.2, 1.0, len(x)) * (rng.uniform(size=len(x)) > 0.1)
+    x = np.where(weight[:, None] > 0, x, np.nan)  # dropped stars carry NaN data
+    args = tuple(jnp.asarray(a) for a in (x, means, scales, np.log(w), err if with_errors else np.zeros_like(err), weight))
+
+    def fast(x_, mu, s, lw_, e_, m_):
+        return mixture.mixture_log_likelihood(x_, mu, scales=s, errors=e_ if with_errors else None, log_weights=lw_, mask=m_)
+
+    def slow(x_, mu, s, lw_, e_, m_):
+        cov = jax.vmap(jnp.diag)(s**2)
+        err_cov = jax.vmap(jnp.diag)(e_**2) if with_errors else None
+        return jnp.sum(mixture.mixture_log_likelihood_per_star(x_, mu, covariances=cov, errors=err_cov, log_weights=lw_, mask=m_))
+
+    assert float(jax.jit(fast)(*args)) == pytest.approx(float(slow(*args)), rel=1e-13)
+    argnums = (0, 1, 2, 3, 4, 5) if with_errors else (0, 1, 2, 3, 5)
+    ga = jax.jit(jax.grad(fast, argnums=argnums))(*args)
+    gb = jax.jit(jax.grad(slow, argnums=argnums))(*args)
+    for a, b in zip(ga, gb):
+        a, b = np.nan_to_num(np.asarray(a)), np.nan_to_num(np.asarray(b))
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+    ha = jax.jit(jax.hessian(fast, argnums=(1, 2)))(*args)
+    hb = jax.jit(jax.jacrev(jax.jacrev(slow, argnums=(1, 2)), argnums=(1, 2)))(*args)
+    for a, b in zip(jax.tree_util.tree_leaves(ha), jax.tree_util.tree_leaves(hb)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-11 * np.abs(np.asarray(b)).max())
+
+
 def test_jit_and_vmap_over_parameter_sets():
     x, means, scales, w, err, *_ = _problem(3)
     batch = np.stack([means + i for i in range(4)])

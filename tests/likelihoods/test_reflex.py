@@ -240,12 +240,16 @@ def _scale(spec, p, data):
 
 @pytest.fixture()
 def small_blocks(monkeypatch):
-    """Blocks of 256 stars (the outlier model's blocked autodiff), so that 1000 stars take the loop, a
-    first block and a remainder; and 3 groups (the fast path's split), 3 x 333 stars and a remainder of 1."""
+    """Blocks of 256 stars, so that 1000 stars take the loop, a first block and a remainder (the outlier
+    model's blocked autodiff and the fast path's fused sums); and 3 groups per block in the fused sums,
+    3 x 85 stars and a remainder of 1."""
+    import jaxhalo.jax_utils as jax_utils
     import jaxhalo.likelihoods.reflex as reflex_module
 
     monkeypatch.setattr(reflex_module, "CPU_BLOCK", 256)
-    monkeypatch.setattr(reflex_module, "CPU_SPLIT", 3)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_BLOCK", 256)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_SPLIT", 3)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_MIN_GROUP", 16)
 
 
 @pytest.fixture(scope="module")
