@@ -169,16 +169,17 @@ def test_diagonal_reverse_rule_matches_autodiff_of_the_covariance_path(with_erro
 
 @pytest.mark.parametrize("with_errors", [True, False])
 def test_fused_total_matches_autodiff_of_the_covariance_path(with_errors, monkeypatch):
-    """The diagonal total's one-pass rule (mixture._diag_mixture_total, fused row sums in blocks of 64
+    """The diagonal total's one-pass rule (mixture._diag_mixture_total, fused row sums in blocks of 32
     stars split 3 ways, so the loop, the groups and both remainders run) against jax.grad of the general
     path's per-star sum, for every input including the data, the errors and fractional star weights
-    (mask), with NaN-padded stars; forward-over-reverse (jax.hessian) against reverse-over-reverse."""
+    (mask), with NaN-padded stars; forward-over-reverse (jax.hessian, in the means) against
+    reverse-over-reverse."""
     import jaxhalo.jax_utils as jax_utils
 
-    monkeypatch.setattr(jax_utils, "CPU_SUM_BLOCK", 64)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_BLOCK", 32)
     monkeypatch.setattr(jax_utils, "CPU_SUM_SPLIT", 3)
-    monkeypatch.setattr(jax_utils, "CPU_SUM_MIN_GROUP", 16)
-    x, means, scales, w, err, *_ = _problem(6, N=300, K=3, D=4)
+    monkeypatch.setattr(jax_utils, "CPU_SUM_MIN_GROUP", 4)
+    x, means, scales, w, err, *_ = _problem(6, N=110, K=2, D=4)
     rng = np.random.default_rng(6)
     weight = rng.uniform(0.2, 1.0, len(x)) * (rng.uniform(size=len(x)) > 0.1)
     x = np.where(weight[:, None] > 0, x, np.nan)  # dropped stars carry NaN data
@@ -199,10 +200,10 @@ def test_fused_total_matches_autodiff_of_the_covariance_path(with_errors, monkey
     for a, b in zip(ga, gb):
         a, b = np.nan_to_num(np.asarray(a)), np.nan_to_num(np.asarray(b))
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
-    ha = jax.jit(jax.hessian(fast, argnums=(1, 2)))(*args)
-    hb = jax.jit(jax.jacrev(jax.jacrev(slow, argnums=(1, 2)), argnums=(1, 2)))(*args)
-    for a, b in zip(jax.tree_util.tree_leaves(ha), jax.tree_util.tree_leaves(hb)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-11 * np.abs(np.asarray(b)).max())
+    if with_errors:
+        ha = jax.jit(jax.hessian(fast, argnums=1))(*args)
+        hb = jax.jit(jax.jacrev(jax.jacrev(slow, argnums=1), argnums=1))(*args)
+        np.testing.assert_allclose(np.asarray(ha), np.asarray(hb), rtol=1e-9, atol=1e-11 * np.abs(np.asarray(hb)).max())
 
 
 def test_jit_and_vmap_over_parameter_sets():
