@@ -11,8 +11,8 @@ import numpy as np
 
 from .units import to_internal
 
-__all__ = ["CPU_SUM_BLOCK", "CPU_SUM_SPLIT", "RUN_ONCE_COMPILER_OPTIONS", "fused_row_sums", "is_concrete", "sincos",
-           "unit_converter"]
+__all__ = ["CPU_SUM_BLOCK", "CPU_SUM_MIN_GROUP", "CPU_SUM_SPLIT", "RUN_ONCE_COMPILER_OPTIONS", "blockwise_sum",
+           "fused_row_sums", "is_concrete", "sincos", "unit_converter"]
 
 #: XLA options for a program that runs once per command on a handful of arrays (a sampler's
 #: initialisation, the postprocessing of the draws, derived quantities): backend optimisation level 0
@@ -43,9 +43,9 @@ def fused_row_sums(terms: Callable[[Any], tuple[jax.Array, ...]], data: Any) -> 
     and copies the shared per-row intermediates into each: 20-30 loops that recompute a likelihood's
     per-star arithmetic 2-3 times. Here the P sums are one variadic ``lax.reduce``, so XLA fuses the
     computation that feeds them into a single loop whose accumulators hold every sum, each row computed
-    once. On a CPU the rows go :data:`CPU_SUM_BLOCK` at a time through a ``fori_loop`` (sliced in place;
-    the remainder as one last block), and each block is split into :data:`CPU_SUM_SPLIT` groups (the last
-    ``m % CPU_SUM_SPLIT`` rows as one more) that XLA runs on separate threads. Elsewhere (GPU) all rows
+    once. On a CPU the rows go :data:`CPU_SUM_BLOCK` at a time (:func:`blockwise_sum`), and each block is
+    split into up to :data:`CPU_SUM_SPLIT` groups of at least :data:`CPU_SUM_MIN_GROUP` rows (the last
+    rows that do not fill a group as one more) that XLA runs on separate threads. Elsewhere (GPU) all rows
     form one reduction. ``jit``, ``vmap`` and every order of differentiation go through.
     """
 
@@ -68,18 +68,28 @@ def fused_row_sums(terms: Callable[[Any], tuple[jax.Array, ...]], data: Any) -> 
 
     if jax.default_backend() != "cpu":
         return reduce(data)
+    return blockwise_sum(grouped, data, CPU_SUM_BLOCK)
+
+
+def blockwise_sum(fn: Callable[[Any], jax.Array], data: Any, block: int) -> jax.Array:
+    """``fn`` summed over consecutive blocks of rows of ``data`` (a pytree whose leaves share a leading
+    axis of n rows): ``fn(rows) -> (P,)`` partial sums.
+
+    On a CPU the rows are taken ``block`` at a time in a ``fori_loop`` (sliced in place, no copy), the
+    remainder as one last block, so that one block's intermediates never leave the cache and the data
+    are read once; up to ``2 * block`` rows, and elsewhere (GPU), all rows form one block.
+    """
     n = int(jax.tree_util.tree_leaves(data)[0].shape[0])
-    if n <= 2 * CPU_SUM_BLOCK:
-        return grouped(data)
-    q = n // CPU_SUM_BLOCK
+    if jax.default_backend() != "cpu" or n <= 2 * block:
+        return fn(data)
+    q = n // block
 
     def body(i, acc):
-        blk = jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * CPU_SUM_BLOCK, CPU_SUM_BLOCK), data)
-        return acc + grouped(blk)
+        return acc + fn(jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * block, block), data))
 
-    acc = jax.lax.fori_loop(1, q, body, grouped(jax.tree_util.tree_map(lambda a: a[:CPU_SUM_BLOCK], data)))
-    if q * CPU_SUM_BLOCK < n:
-        acc = acc + grouped(jax.tree_util.tree_map(lambda a: a[q * CPU_SUM_BLOCK :], data))
+    acc = jax.lax.fori_loop(1, q, body, fn(jax.tree_util.tree_map(lambda a: a[:block], data)))
+    if q * block < n:
+        acc = acc + fn(jax.tree_util.tree_map(lambda a: a[q * block :], data))
     return acc
 
 

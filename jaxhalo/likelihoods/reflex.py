@@ -45,7 +45,7 @@ from ..frames import (
     sky_basis,
     spherical_basis,
 )
-from ..jax_utils import fused_row_sums, is_concrete, sincos
+from ..jax_utils import blockwise_sum, fused_row_sums, is_concrete, sincos
 from .outlier import mix_with_outliers, outlier_parameter_names, outlier_probability
 
 __all__ = [
@@ -519,33 +519,11 @@ def _is_zero(t) -> bool:
     return isinstance(t, jax.custom_derivatives.SymbolicZero)
 
 
-#: Stars per block of the fast path on a CPU: the per-star intermediates of one block stay in cache
-#: (2 AMD EPYC cores, 1e6 stars, float64: 32768 gives ~15% more stars/s than 8192; 131072 falls out
-#: of cache and halves it).
+#: Stars per block of the outlier model's blocked autodiff on a CPU (:func:`_blocked_autodiff_total`): the
+#: per-star intermediates of one block stay in cache (measured on the fast path before it used
+#: :func:`jaxhalo.jax_utils.fused_row_sums`: 2 AMD EPYC cores, 1e6 stars, float64, 32768 gave ~15% more
+#: stars/s than 8192; 131072 fell out of cache and halved it).
 CPU_BLOCK = 32768
-
-
-def _blockwise_sum(fn: Callable[[ReflexData], Array], data: ReflexData) -> Array:
-    """``fn`` summed over consecutive blocks of stars: fn(block) -> (P,) partial sums.
-
-    On a CPU the stars are taken :data:`CPU_BLOCK` at a time in a ``fori_loop`` (sliced in place,
-    no copy), the remainder as one last block, so that one block's intermediates never leave the
-    cache and the data are read once. Elsewhere (GPU) all stars form one block.
-    """
-    n = int(jax.tree_util.tree_leaves(data)[0].shape[0])
-    if jax.default_backend() != "cpu" or n <= 2 * CPU_BLOCK:
-        return fn(data)
-    q = n // CPU_BLOCK
-
-    def body(i, acc):
-        blk = jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * CPU_BLOCK, CPU_BLOCK), data)
-        return acc + fn(blk)
-
-    first = fn(jax.tree_util.tree_map(lambda a: a[: CPU_BLOCK], data))
-    acc = jax.lax.fori_loop(1, q, body, first)
-    if q * CPU_BLOCK < n:
-        acc = acc + fn(jax.tree_util.tree_map(lambda a: a[q * CPU_BLOCK :], data))
-    return acc
 
 
 def _anchor_coordinates(model: ReflexModel, p: Mapping[str, Array]) -> tuple[Array, Array, bool]:
@@ -713,7 +691,7 @@ def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], 
     """The total log-likelihood with a blocked derivative rule by ordinary autodiff (a ``jax.custom_jvp``),
     for the models :func:`_fast_total` does not cover (an outlier component mixes the per-star
     likelihoods nonlinearly): value and every parameter's gradient block by block
-    (:func:`_blockwise_sum`), so the catalogue is read once and the intermediates stay in cache.
+    (:func:`jaxhalo.jax_utils.blockwise_sum`), so the catalogue is read once and the intermediates stay in cache.
     Same JVP contract as :func:`_fast_total`."""
 
     def value_and_grads(p: dict, d: ReflexData) -> tuple[Array, dict]:
@@ -723,7 +701,7 @@ def _blocked_autodiff_total(model: ReflexModel) -> Callable[[dict, ReflexData], 
             val, g = jax.value_and_grad(lambda q: jnp.sum(model.log_likelihood_per_star(q, db)))(p)
             return jnp.stack([val] + [jnp.asarray(g[k], val.dtype) for k in names])
 
-        sums = _blockwise_sum(block_sums, d)
+        sums = blockwise_sum(block_sums, d, CPU_BLOCK)
         return sums[0], {k: sums[i + 1] for i, k in enumerate(names)}
 
     return _total_with_gradient_rule(model, value_and_grads)
