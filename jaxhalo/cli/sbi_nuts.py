@@ -86,6 +86,17 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
                    help="K: common-random-number keys (simulations) averaged in the mean at every theta")
     g.add_argument("--n-cov", type=int_range(3), default=200,
                    help="simulations at the reference theta for the covariance (more than the 52 summaries + 2)")
+    g.add_argument("--mean", default="simulator", choices=["simulator", "linear"],
+                   help="'simulator': the mean of K simulations at every theta NUTS visits (K (1 + free parameters) "
+                        "simulation equivalents per gradient); 'linear': a local-linear surrogate of it placed by "
+                        "Gauss-Newton from the reference theta (jaxhalo.sbi.surrogate; ~K (1 + 2 x free) simulations "
+                        "per linearisation, C estimated again at its centre, NUTS then costs none): an approximation "
+                        "for posteriors narrow compared with the scale on which the summaries bend")
+    g.add_argument("--slopes", default="secant", choices=["secant", "tangent"],
+                   help="with --mean linear: central secants over the posterior's width (default; robust to the "
+                        "simulator's noisy tangents) or forward-mode tangents")
+    g.add_argument("--n-linearisations", type=int_range(1), default=4,
+                   help="with --mean linear: at most this many Gauss-Newton linearisations")
     m = n.add_argument_group("NUTS")
     m.add_argument("--chains", type=int_range(1, 256), default=4, help="NUTS chains (run side by side, vmapped)")
     m.add_argument("--warmup", type=int_range(0), default=500, help="NUTS warm-up iterations per chain")
@@ -181,18 +192,27 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
                 prior, simulate, x, jax.random.key(args.seed), theta_ref, n_keys=args.n_keys, n_cov=args.n_cov,
                 num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains,
                 target_accept_prob=args.target_accept, max_tree_depth=args.max_tree_depth, init=args.init,
+                mean=args.mean, slopes=args.slopes, n_linearisations=args.n_linearisations,
                 progress=not args.no_progress)
     except (SyntheticLikelihoodError, FisherError) as exc:
         raise InputError(str(exc)) from exc
-    for stage in ("covariance_compile", "covariance", "nuts_compile", "nuts"):
-        clock.parts[stage.replace("_", " ")] = res.timings_s[stage]
+    for stage in ("covariance_compile", "covariance", "surrogate", "covariance_recentred", "nuts_compile", "nuts"):
+        if stage in res.timings_s:
+            clock.parts[stage.replace("_", " ")] = res.timings_s[stage]
     clock.mark("sampling")
-    del clock.parts["sampling"]  # = the four stages above (and the diagnostics)
+    del clock.parts["sampling"]  # = the stages above (and the diagnostics)
     budget = res.budget()
     problems = convergence_problems(res.max_r_hat if args.chains > 1 else None, res.divergences, r_hat_limit=R_HAT_LIMIT)
     _log(f"max R-hat {res.max_r_hat:.4f}, min bulk ESS {res.min_ess_bulk:.0f}, divergences {res.divergences}; "
          f"{budget['gradient_evaluations']} gradient evaluations, {budget['total_simulation_equivalents']:.4g} simulation "
          f"equivalents in all ({budget['covariance_simulations']} for the covariance)")
+    if res.surrogate is not None:
+        sg = res.surrogate
+        _log(f"linear surrogate: {sg['linearisations']} linearisations ({sg['slopes']} slopes), "
+             f"{'converged' if sg['converged'] else 'NOT converged (raise --n-linearisations)'}, "
+             f"{sg['simulations']} simulations + {sg['tangents']} tangents")
+        if not sg["converged"]:
+            problems.append(f"the linear surrogate did not converge in {sg['linearisations']} linearisations")
     provenance = command_provenance("sbi nuts", args, [args.observed], simulator=sim_record, prior=prior.describe())
     with StagedOutput(args.out) as out:
         rows = _write_posterior(out, args, res, x, labels, provenance)
@@ -200,13 +220,17 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
             _log(f"  {r['name']:>20s}: {r['p50']:.4g}  (-{r['p50'] - r['p16']:.3g} / +{r['p84'] - r['p50']:.3g}) {r['unit']}")
         clock.mark("writing")
         diag = {
-            "method": "NUTS on a Gaussian synthetic likelihood of the smooth summaries (jaxhalo.sbi.nuts_sl)",
+            "method": "NUTS on a Gaussian synthetic likelihood of the smooth summaries (jaxhalo.sbi.nuts_sl)"
+                      + ("; the mean linearised by Gauss-Newton (jaxhalo.sbi.surrogate)" if res.surrogate else ""),
+            "mean": args.mean, "surrogate": res.surrogate,
             "observed_file": str(args.observed), "simulator": sim_record, "prior": args.prior,
             "free_parameters": list(res.free),
             "fixed_parameters": {nm: float(res.theta_ref[i]) for i, nm in enumerate(res.names) if nm not in res.free},
             "theta_ref": dict(zip(res.names, res.theta_ref.tolist())),
             "covariance": {"n_simulations": res.n_cov_run, "hartlap_factor": res.hartlap,
-                           "approximation": "C estimated once at theta_ref and held fixed over the posterior"},
+                           "approximation": "C estimated once at theta_ref and held fixed over the posterior"
+                           if res.surrogate is None or not res.surrogate["recentred_covariance_simulations"] else
+                           "C estimated at theta_ref, again at the linear surrogate's centre, and held fixed"},
             "n_keys": args.n_keys, "seed": args.seed,
             "nuts": {"chains": args.chains, "warmup": args.warmup, "samples": args.samples,
                      "target_accept": args.target_accept, "max_tree_depth": args.max_tree_depth, "init": args.init,

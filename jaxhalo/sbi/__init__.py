@@ -8,6 +8,9 @@
 - :mod:`jaxhalo.sbi.tarp` -- TARP coverage (ECP curve, ATC, KS p-values).
 - :mod:`jaxhalo.sbi.derived` -- enclosed masses within 50 kpc and the mass ratio.
 - :mod:`jaxhalo.sbi.ppc` -- posterior predictive checks by re-simulation.
+- :mod:`jaxhalo.sbi.fisher`, :mod:`jaxhalo.sbi.forecast` -- Fisher forecasts through the differentiable simulator.
+- :mod:`jaxhalo.sbi.synthetic`, :mod:`jaxhalo.sbi.nuts_sl` -- NUTS on a Gaussian synthetic likelihood.
+- :mod:`jaxhalo.sbi.surrogate` -- its local-linear surrogate of the mean (Gauss-Newton).
 
 Importing this package does not import flowjax (only :mod:`jaxhalo.sbi.npe` does).
 """

@@ -11,6 +11,9 @@ Three stages, each timed:
    by forward-mode autodiff (numpyro's ``forward_mode_differentiation``; with the MW-LMC simulator also
    ``SimConfig(gradients="forward")``: no stored trajectory). The chains run side by side (``vmap``) in one
    compiled program of a few hundred iterations, called in chunks so that a progress bar can follow them.
+   With ``mean="linear"`` the mean is first replaced by a local-linear surrogate placed by Gauss-Newton
+   from theta_ref (:mod:`jaxhalo.sbi.surrogate`; C is estimated again at its centre), and NUTS runs on
+   that: its gradients then cost no simulations.
 3. **Diagnostics**: split R-hat, bulk and tail ESS per parameter, divergent transitions after warm-up, and
    the simulation budget (:meth:`SyntheticPosterior.budget`).
 
@@ -129,7 +132,10 @@ class SyntheticPosterior:
         warm-up first; a few iterations past ``num_warmup + num_samples`` may have run (chunking) and count.
     n_cov_run : simulations run for the covariance (>= the ``n_cov`` asked for, chunking).
     n_keys, hartlap, num_warmup, num_samples : the settings used (``hartlap`` the factor on C^-1).
-    timings_s : wall seconds per stage (``covariance_compile``, ``covariance``, ``nuts_compile``, ``nuts``).
+    timings_s : wall seconds per stage (``covariance_compile``, ``covariance``, ``nuts_compile``, ``nuts``; with a
+        surrogate also ``surrogate`` and ``covariance_recentred``).
+    surrogate : None for NUTS through the simulator; for ``mean="linear"`` the record of the linearisation
+        (:meth:`~jaxhalo.sbi.surrogate.SurrogateFit.record`) and ``recentred_covariance_simulations``.
     """
 
     theta: np.ndarray
@@ -147,6 +153,7 @@ class SyntheticPosterior:
     num_warmup: int
     num_samples: int
     timings_s: dict[str, float]
+    surrogate: dict[str, Any] | None = None
 
     @property
     def free_draws(self) -> np.ndarray:
@@ -174,23 +181,33 @@ class SyntheticPosterior:
         gradient evaluations, the cost of one gradient, and the totals."""
         n_chains = self.num_steps.shape[0]
         grads = int(np.sum(self.num_steps)) + n_chains
-        per_grad = self.n_keys * (1 + len(self.free))
-        per_grad_measured = self.n_keys * (1 + FORWARD_TANGENT_COST_CPU * len(self.free))
+        if self.surrogate is None:
+            per_grad = self.n_keys * (1 + len(self.free))
+            per_grad_measured = self.n_keys * (1 + FORWARD_TANGENT_COST_CPU * len(self.free))
+            fit, fit_measured = 0, 0.0
+        else:  # NUTS runs on the linear surrogate: its gradients cost no simulations, its fit does
+            per_grad = per_grad_measured = 0
+            fit = self.surrogate["simulations"] + self.surrogate["tangents"]
+            fit_measured = self.surrogate["simulations"] + FORWARD_TANGENT_COST_CPU * self.surrogate["tangents"]
         return {
             "covariance_simulations": int(self.n_cov_run),
+            "surrogate_simulation_equivalents": int(fit),
             "gradient_evaluations": grads,
             "leapfrog_steps_warmup": int(np.sum(self.num_steps[:, :self.num_warmup])),
             "leapfrog_steps_sampling": int(np.sum(self.num_steps[:, self.num_warmup:])),
             "simulation_equivalents_per_gradient": per_grad,
             "nuts_simulation_equivalents": grads * per_grad,
-            "total_simulation_equivalents": int(self.n_cov_run + grads * per_grad),
+            "total_simulation_equivalents": int(self.n_cov_run + fit + grads * per_grad),
             "simulation_equivalents_per_gradient_measured_cpu": per_grad_measured,
-            "total_simulation_equivalents_measured_cpu": int(self.n_cov_run + grads * per_grad_measured),
-            "counting": "covariance simulations + gradient evaluations x n_keys x (1 + free parameters): each of "
-                        "the n_keys simulations of the mean carries one forward-mode tangent per free parameter, "
-                        "each costed as a simulation; gradient evaluations = NUTS leapfrog steps of every chain "
-                        "(warm-up and sampling) + 1 per chain at its start (numpyro's step-size searches at the "
-                        "ends of the adaptation windows not counted); *_measured_cpu: each tangent costed at the "
+            "total_simulation_equivalents_measured_cpu": int(self.n_cov_run + fit_measured + grads * per_grad_measured),
+            "counting": "covariance simulations (at theta_ref, and again at the surrogate's centre when recentred) + "
+                        "the surrogate's simulations and tangents (mean='linear': one simulation per design point "
+                        "and key, one equivalent per tangent) + gradient evaluations x n_keys x (1 + free "
+                        "parameters) (mean='simulator': each of the n_keys simulations of the mean carries one "
+                        "forward-mode tangent per free parameter, each costed as a simulation; 0 on the surrogate); "
+                        "gradient evaluations = NUTS leapfrog steps of every chain (warm-up and sampling) + 1 per "
+                        "chain at its start (numpyro's step-size searches at the ends of the adaptation windows not "
+                        "counted); *_measured_cpu: each tangent costed at the "
                         f"{FORWARD_TANGENT_COST_CPU:.2f} simulations measured on 2 CPU cores "
                         "(benchmarks/results/simulator_gradients_cpu2.json)",
         }
@@ -211,6 +228,10 @@ def synthetic_posterior(
     target_accept_prob: float = 0.85,
     max_tree_depth: int = 10,
     init: Literal["prior", "reference"] = "prior",
+    mean: Literal["simulator", "linear"] = "simulator",
+    slopes: Literal["secant", "tangent"] = "secant",
+    n_linearisations: int = 4,
+    recentre_covariance: bool = True,
     cov_batch: int = 50,
     n_progress_chunks: int = 20,
     progress: bool = False,
@@ -230,7 +251,14 @@ def synthetic_posterior(
     target_accept_prob, max_tree_depth : NUTS settings.
     init : "prior" (default: a uniform start in [-2, 2] of the unconstrained space, one per chain, as numpyro's,
         re-drawn where the likelihood is not finite) or "reference" (every chain at theta_ref).
-    cov_batch, n_progress_chunks : simulations per compiled covariance call, and calls the NUTS iterations are
+    mean : "simulator" (default: the mean of the K simulations at every theta NUTS visits) or "linear" (a
+        local-linear surrogate of it placed by Gauss-Newton from theta_ref, :mod:`jaxhalo.sbi.surrogate`: the
+        simulations go into the linearisations, NUTS then costs none).
+    slopes, n_linearisations : with ``mean="linear"``, how the slopes are estimated ("secant" or "tangent") and
+        at most how many linearisations (:func:`~jaxhalo.sbi.surrogate.fit_linear_mean`).
+    recentre_covariance : with ``mean="linear"``, estimate C again (``n_cov`` simulations) at the surrogate's
+        centre when it is not theta_ref; the posterior is then sampled with that C.
+    cov_batch, n_progress_chunks : simulations per compiled call, and calls the NUTS iterations are
         split into (each a progress step; the programs are compiled once).
     progress : tqdm bars for the covariance simulations and the NUTS iterations.
 
@@ -257,6 +285,12 @@ def synthetic_posterior(
             raise SyntheticLikelihoodError(f"{name} must be an integer >= {lo}, got {v!r}")
     if init not in ("prior", "reference"):
         raise SyntheticLikelihoodError(f"init must be 'prior' or 'reference', got {init!r}")
+    if mean not in ("simulator", "linear"):
+        raise SyntheticLikelihoodError(f"mean must be 'simulator' or 'linear', got {mean!r}")
+    if slopes not in ("secant", "tangent"):
+        raise SyntheticLikelihoodError(f"slopes must be 'secant' or 'tangent', got {slopes!r}")
+    if not (isinstance(n_linearisations, (int, np.integer)) and n_linearisations >= 1):
+        raise SyntheticLikelihoodError(f"n_linearisations must be an integer >= 1, got {n_linearisations!r}")
     theta_ref = jnp.asarray(theta_ref, dtype=jnp.result_type(float))
     try:
         prior.check_theta(theta_ref)
@@ -272,23 +306,39 @@ def synthetic_posterior(
     timings: dict[str, float] = {}
 
     # 1. the covariance at theta_ref, in chunks of simulations (one compiled program)
-    n_calls, per_call = _chunks(n_cov, cov_batch)
-    n_cov_run = n_calls * per_call
-    cov_keys = jax.random.split(k_cov, n_cov_run).reshape((n_calls, per_call) + k_cov.shape)
     t0 = time.perf_counter()
-    batch = jax.jit(jax.vmap(lambda k: simulate(theta_ref, k))).lower(cov_keys[0]).compile()
+    run_batch = _batch_runner(simulate, theta_ref, k_cov, cov_batch)
     timings["covariance_compile"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sims = []
-    with tqdm(total=n_cov_run, unit="sim", desc="covariance simulations", disable=not progress, mininterval=0.5) as bar:
-        for i in range(n_calls):
-            sims.append(np.asarray(batch(cov_keys[i])))
-            bar.update(per_call)
-    L, h = covariance_cholesky(np.concatenate(sims))
+    L, h, n_cov_run = _covariance(run_batch, theta_ref, k_cov, n_cov, cov_batch, progress, "covariance simulations")
     timings["covariance"] = time.perf_counter() - t0
 
-    # 2. NUTS: every chain vmapped, iterations in chunks of one compiled scan
+    # 1b. the linear surrogate of the mean (mean="linear"), and C again at its centre
     sim_keys = jax.random.split(k_sim, n_keys)
+    record = None
+    if mean == "linear":
+        from .surrogate import fit_linear_mean  # deferred: only for the surrogate
+
+        jac = None
+        if slopes == "tangent":
+            jac = jax.jit(lambda th, ks: jnp.mean(jax.vmap(lambda k: jax.jacfwd(simulate)(th, k))(ks), axis=0))
+        t0 = time.perf_counter()
+        with tqdm(unit="sim", desc="surrogate simulations", disable=not progress, mininterval=0.5) as bar:
+            fit = fit_linear_mean(run_batch, x, L, prior, theta_ref, sim_keys, n_linearisations=n_linearisations,
+                                  slopes=slopes, jacobian=jac, progress=bar.update)
+        timings["surrogate"] = time.perf_counter() - t0
+        record = {**fit.record(), "recentred_covariance_simulations": 0}
+        centre = jnp.asarray(fit.surrogate.centre, dtype=theta_ref.dtype)
+        if recentre_covariance and not np.array_equal(np.asarray(centre), np.asarray(theta_ref)):
+            t0 = time.perf_counter()
+            L, h, n_re = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch, progress,
+                                     "covariance at the surrogate's centre")
+            timings["covariance_recentred"] = time.perf_counter() - t0
+            n_cov_run += n_re
+            record["recentred_covariance_simulations"] = n_re
+        simulate = fit.surrogate
+
+    # 2. NUTS: every chain vmapped, iterations in chunks of one compiled scan
     k_chain = _raw_key(k_run)
     model = functools.partial(synthetic_likelihood_model, prior, simulate)
     potential = functools.partial(potential_energy, model, (x, sim_keys, L), {})  # of the unconstrained params
@@ -368,4 +418,45 @@ def synthetic_posterior(
     return SyntheticPosterior(theta=theta, names=tuple(prior.names), free=free, theta_ref=np.asarray(theta_ref),
                               r_hat=r_hat, ess_bulk=ess_b, ess_tail=ess_t, diverging=div,
                               num_steps=np.concatenate(steps, axis=1), n_cov_run=n_cov_run, n_keys=n_keys, hartlap=h,
-                              num_warmup=num_warmup, num_samples=num_samples, timings_s=timings)
+                              num_warmup=num_warmup, num_samples=num_samples, timings_s=timings, surrogate=record)
+
+
+def _batch_runner(simulate: Simulator, theta: Array, key: Array, batch: int) -> Callable[[Any, Array], np.ndarray]:
+    """``run(thetas (n, P), keys (n,)) -> (n, S)`` numpy: ``simulate`` over (theta, key) pairs in compiled calls of
+    ``batch`` pairs (one program; the last call padded with its final pair)."""
+    keys0 = jax.random.split(key, batch)
+    program = jax.jit(jax.vmap(simulate)).lower(jnp.broadcast_to(theta, (batch,) + theta.shape), keys0).compile()
+
+    def run(thetas: Any, keys: Array) -> np.ndarray:
+        thetas = jnp.asarray(thetas, dtype=theta.dtype)
+        n = thetas.shape[0]
+        out = []
+        for i in range(0, n, batch):
+            th, ks = thetas[i:i + batch], keys[i:i + batch]
+            pad = batch - th.shape[0]
+            if pad:
+                th = jnp.concatenate([th, jnp.repeat(th[-1:], pad, axis=0)])
+                ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, axis=0)])
+            out.append(np.asarray(program(th, ks))[:batch - pad])
+        return np.concatenate(out)
+
+    return run
+
+
+def _covariance(run: Callable[[Any, Array], np.ndarray], theta: Array, key: Array, n_cov: int, batch: int,
+                progress: bool, desc: str) -> tuple[Array, float, int]:
+    """(Cholesky factor of C / h, Hartlap factor h, simulations run) from ``n_cov`` (rounded up to whole calls of
+    about ``batch``) independent simulations at ``theta``, with a progress bar."""
+    from tqdm.auto import tqdm  # deferred: progress bars only
+
+    n_calls, per_call = _chunks(n_cov, batch)
+    n_run = n_calls * per_call
+    keys = jax.random.split(key, n_run)
+    thetas = jnp.broadcast_to(theta, (per_call,) + theta.shape)
+    sims = []
+    with tqdm(total=n_run, unit="sim", desc=desc, disable=not progress, mininterval=0.5) as bar:
+        for i in range(n_calls):
+            sims.append(run(thetas, keys[i * per_call:(i + 1) * per_call]))
+            bar.update(per_call)
+    L, h = covariance_cholesky(np.concatenate(sims))
+    return L, h, n_run

@@ -99,7 +99,8 @@ def _hartlap_cholesky(C: Array, n: int) -> tuple[Array, float]:
 def synthetic_likelihood_model(prior: SuitePrior, simulate: Simulator, observed: Array, keys: Array,
                                precision_cholesky: Array) -> None:
     """numpyro model: theta from ``prior`` (one site per parameter, fixed (Delta) parameters as deterministic
-    sites), the synthetic log-likelihood as a factor."""
+    sites), the synthetic log-likelihood as a factor (a ``simulate`` with a ``synthetic_log_likelihood(theta,
+    observed, K, precision_cholesky)`` method, such as :class:`~jaxhalo.sbi.surrogate.LinearMean`, supplies its own)."""
     cols = []
     for n in prior.names:
         d = prior.dists[n]
@@ -109,7 +110,10 @@ def synthetic_likelihood_model(prior: SuitePrior, simulate: Simulator, observed:
             cols.append(numpyro.sample(n, d))
     theta = jnp.stack([jnp.asarray(c, dtype=jnp.result_type(float)) for c in cols])
     numpyro.deterministic("theta", theta)
-    numpyro.factor("synthetic_likelihood", synthetic_log_likelihood(simulate, theta, observed, keys, precision_cholesky))
+    own = getattr(simulate, "synthetic_log_likelihood", None)  # a surrogate with its own error model
+    ll = (own(theta, observed, keys.shape[0], precision_cholesky) if own is not None
+          else synthetic_log_likelihood(simulate, theta, observed, keys, precision_cholesky))
+    numpyro.factor("synthetic_likelihood", ll)
 
 
 def _free_indices(prior: SuitePrior) -> list[int]:

@@ -1,0 +1,179 @@
+"""Closed loop of NUTS on the linearised synthetic likelihood (issue 12, item 3's simulation budget).
+
+``jaxhalo sbi nuts --mean linear`` (:mod:`jaxhalo.sbi.surrogate`): the mean summaries are linearised by
+Gauss-Newton from a reference theta (secant slopes over the posterior's own width, K common-random-number
+keys), the covariance is estimated at the reference and again at the linearisation's centre, and NUTS
+samples the synthetic likelihood with that linear mean over the Table 1 prior (all twelve parameters free)
+at no further simulation cost.
+
+The survey, the simulator and the ``n_obs`` mock observations at the fiducial theta0 are exactly those of
+``benchmarks/bench_fisher_vs_npe.py`` (same settings, same mock keys), so the posterior widths here compare
+directly with the NPE posteriors of ``benchmarks/results/fisher_vs_npe_large_cpu2.json`` (5-flow ensembles on a
+12,000-simulation suite, 8,247 simulable). The reference theta is the prior's centre (uniform priors' midpoints,
+the normal priors' means: log10 M200 = 11.5, M_LMC = 2.6e11 Msun, log10 lambda_DF = -1, ...), not theta0, so
+each fit has to find the posterior.
+
+Reported per target (log10 M200, M_LMC, log10 lambda_DF, and the derived M_MW(<50 kpc), M_LMC(<50 kpc)): the mean
+posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68 % / 95 % central interval holds
+theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
+posterior median; per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
+
+    python -m benchmarks.bench_linear_sl [--quick]
+
+Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
+``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
+test of the plumbing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.bench_fisher_vs_npe import SETTINGS as NPE_SETTINGS  # noqa: E402
+from benchmarks.bench_fisher_vs_npe import TARGETS  # noqa: E402
+from benchmarks.common import device_name, script_flags, write_results  # noqa: E402
+from jaxhalo.sbi.derived import derived_masses  # noqa: E402
+from jaxhalo.sbi.forecast import Survey, particles_for_survey, survey_simulator  # noqa: E402
+from jaxhalo.sbi.nuts_sl import synthetic_posterior  # noqa: E402
+from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
+from jaxhalo.sbi.surrogate import prior_moments  # noqa: E402
+from jaxhalo.simulation.brooks import SimConfig  # noqa: E402
+from jaxhalo.simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES  # noqa: E402
+
+RESULT_NAME = "linear_sl"
+NPE_RECORD = Path(__file__).parent / "results" / "fisher_vs_npe_large_cpu2.json"
+
+SETTINGS = {
+    "full": dict(survey="large", n_keys=4, n_cov=200, n_linearisations=3, num_warmup=500, num_samples=1000,
+                 num_chains=4, n_obs=20, seed=0),
+    "quick": dict(survey="quick", n_keys=2, n_cov=60, n_linearisations=2, num_warmup=100, num_samples=100,
+                  num_chains=2, n_obs=2, seed=0),
+}
+
+
+def closed_loop(quick: bool = False, checkpoint=None) -> dict:
+    """Fit every mock (module docstring) and return one record; ``checkpoint(record)`` is called with the record
+    of the mocks done so far after each one."""
+    s = SETTINGS["quick" if quick else "full"]
+    sv = NPE_SETTINGS[s["survey"]]
+    theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
+    survey = Survey(n_stars=sv["n_stars"])
+    config = SimConfig(dt=sv["dt"], t_back=sv["t_back"], r_min=sv["df_r_min"], on_invalid="nan")
+    n_part = particles_for_survey(survey, theta0, config)
+    simulate = survey_simulator(survey, dataclasses.replace(config, n_particles=n_part))
+    # the mocks of bench_fisher_vs_npe: same keys, same simulator
+    keys = jax.random.split(jax.random.key(sv["seed"] + 1000), s["n_obs"])
+    x_obs = np.asarray(jax.jit(jax.vmap(simulate, in_axes=(None, 0)))(jnp.asarray(theta0), keys))
+    prior = brooks2026_prior()
+    theta_ref = prior_moments(prior)[0]
+    true = dict(zip(PARAMETER_NAMES, theta0))
+    der0 = derived_masses(theta0[None, :3], list(TARGETS))
+    true["m_mw_50"], true["m_lmc_50"] = float(der0["m_mw_lt50"][0]), float(der0["m_lmc_lt50"][0])
+
+    fits, draws = [], {n: [] for n in true if n in TARGETS or n in ("m_mw_50", "m_lmc_50")}
+    for m in range(s["n_obs"]):
+        t0 = time.perf_counter()
+        res = synthetic_posterior(prior, simulate, x_obs[m], jax.random.key(s["seed"] + 2000 + m), theta_ref,
+                                  n_keys=s["n_keys"], n_cov=s["n_cov"], n_linearisations=s["n_linearisations"],
+                                  num_warmup=s["num_warmup"],
+                                  num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear")
+        wall = time.perf_counter() - t0
+        th = res.theta.reshape(-1, res.theta.shape[-1])
+        tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
+        der = derived_masses(th[:, tcols], list(TARGETS))
+        for i, n in enumerate(TARGETS):
+            draws[n].append(th[:, tcols[i]])
+        draws["m_mw_50"].append(der["m_mw_lt50"])
+        draws["m_lmc_50"].append(der["m_lmc_lt50"])
+        b = res.budget()
+        fits.append({"mock": m, "wall_s": wall, "timings_s": res.timings_s, "max_r_hat": res.max_r_hat,
+                     "min_ess_bulk": res.min_ess_bulk, "divergences": res.divergences,
+                     "linearisations": res.surrogate["linearisations"], "converged": res.surrogate["converged"],
+                     "steps_in_widths": res.surrogate["steps_in_widths"],
+                     "final_centre": res.surrogate["centres"][-1],
+                     "total_simulation_equivalents": b["total_simulation_equivalents"],
+                     "total_simulation_equivalents_measured_cpu": b["total_simulation_equivalents_measured_cpu"]})
+        print(f"mock {m}: {wall:.0f} s, {res.surrogate['linearisations']} linearisations "
+              f"(steps {np.round(res.surrogate['steps_in_widths'], 2).tolist()}), R-hat {res.max_r_hat:.3f}, "
+              f"div {res.divergences}, budget {b['total_simulation_equivalents']}, "
+              f"M200 {np.median(draws['log10_m200'][-1]):.3f}+-{np.std(draws['log10_m200'][-1]):.3f}, "
+              f"M_LMC {np.median(draws['m_lmc'][-1]):.3g}+-{np.std(draws['m_lmc'][-1]):.2g}", flush=True)
+        fits[-1]["targets"] = {n: {"median": float(np.nanmedian(d[-1])), "sd": float(np.nanstd(d[-1]))}
+                               for n, d in draws.items()}
+        if checkpoint is not None:
+            checkpoint(_summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits))
+    return _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose=True)
+
+
+def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose=False) -> dict:
+    """The record of the mocks done so far (module docstring)."""
+    npe = json.loads(NPE_RECORD.read_text())["records"][0]["targets"] if not quick else {}
+    per = {}
+    for n, ds in draws.items():
+        d = np.stack(ds)  # (n_obs, draws)
+        sd = np.nanstd(d, axis=1)
+        q = np.nanpercentile(d, [2.5, 16, 50, 84, 97.5], axis=1)
+        row = {"truth": true[n], "sigma_mean": float(sd.mean()), "sigma_sd_over_mocks": float(sd.std()),
+               "truth_in_68": float(np.mean((q[1] <= true[n]) & (true[n] <= q[3]))),
+               "truth_in_95": float(np.mean((q[0] <= true[n]) & (true[n] <= q[4]))),
+               "median_mean_z": float(np.mean((q[2] - true[n]) / sd)),
+               "half_68_over_sd": float(np.median((q[3] - q[1]) / 2 / sd)),
+               "draws_undefined_fraction": float(np.mean(~np.isfinite(d)))}
+        if n in npe:
+            row["npe_sigma_mean"] = npe[n]["npe_sigma_mean"]
+            row["npe_truth_in_68"] = npe[n]["truth_in_npe_68"]
+            row["sigma_over_npe"] = row["sigma_mean"] / npe[n]["npe_sigma_mean"]
+        per[n] = row
+        if verbose:
+            print(f"{n:>16s}: sigma {row['sigma_mean']:.4g} (NPE {row.get('npe_sigma_mean', float('nan')):.4g}, ratio "
+                  f"{row.get('sigma_over_npe', float('nan')):.2f})  truth in 68 % {row['truth_in_68']:.2f}, in 95 % "
+                  f"{row['truth_in_95']:.2f}, mean z {row['median_mean_z']:+.2f}", flush=True)
+    budgets = np.array([f["total_simulation_equivalents"] for f in fits])
+    measured = np.array([f["total_simulation_equivalents_measured_cpu"] for f in fits])
+    npe_sims = NPE_SETTINGS["large"]["n_sims"]
+    return {
+        "n_mocks_done": len(fits),
+        "settings": {**s, "survey_settings": {k: sv[k] for k in ("n_stars", "t_back", "dt", "df_r_min")},
+                     "n_particles": n_part, "theta_ref": theta_ref.tolist(), "survey": dataclasses.asdict(survey)},
+        "targets": per, "fits": fits,
+        "max_r_hat": float(max(f["max_r_hat"] for f in fits)), "divergences": int(sum(f["divergences"] for f in fits)),
+        "all_converged": bool(all(f["converged"] for f in fits)),
+        "budget": {"per_observation_median": float(np.median(budgets)), "per_observation_max": int(budgets.max()),
+                   "per_observation_median_measured_cpu": float(np.median(measured)),
+                   "npe_suite_simulations": npe_sims,
+                   "npe_over_linear_sl_median": float(npe_sims / np.median(budgets))},
+    }
+
+
+def run(quick: bool = False, checkpoint=None) -> list[dict]:
+    print(device_name(), flush=True)
+    return [closed_loop(quick, checkpoint)]
+
+
+if __name__ == "__main__":
+    flags = script_flags(__doc__)
+    quick = "--quick" in flags
+    t_start = time.perf_counter()
+
+    def checkpoint(rec: dict) -> None:
+        """Write the mocks done so far (a long run that stops early keeps them)."""
+        write_results(RESULT_NAME, [rec], meta={"wall_s": time.perf_counter() - t_start, "partial": True,
+                                                "note": "2 CPU cores; see the module docstring"})
+
+    recs = run(quick, None if quick else checkpoint)
+    if quick:
+        print(json.dumps(recs[0]["budget"]))
+    else:
+        path = write_results(RESULT_NAME, recs, meta={"wall_s": time.perf_counter() - t_start,
+                                                      "note": "2 CPU cores; see the module docstring"})
+        print(f"wrote {path}")

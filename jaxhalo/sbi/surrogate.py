@@ -1,0 +1,333 @@
+"""A local-linear surrogate of the mean summaries, so that NUTS on the synthetic likelihood costs no simulations.
+
+NUTS on the synthetic likelihood of :mod:`jaxhalo.sbi.synthetic` runs the simulator K times (with P tangents)
+for every leapfrog step: ~10^5 steps x K (1 + P) simulation equivalents per observation, hundreds of times an
+NPE suite (README, "Simulation budget"). Where the posterior is narrow compared with the scale on which the
+mean summaries bend, the mean is linear across it,
+
+    mu(theta) ~ mu_c + B (theta - theta_c),
+
+and the synthetic likelihood with that mean (and a fixed covariance C) can be sampled by NUTS for free. The
+simulations go into *placing* the linearisation: a Gauss-Newton iteration from a reference theta,
+
+1. at the centre theta_c, estimate mu_c and the slopes B from K common-random-number keys;
+2. solve for the maximum of the Gaussian approximation of the posterior -- the linearised likelihood times
+   a Gaussian with each prior's mean and variance (a uniform prior's moments: only to place the centre; NUTS
+   samples the exact prior): with M = C^-1 / (1 + 1/K) and F_p = diag(1 / prior variance),
+
+       A = B^T M B + F_p,     theta_new = theta_c + A^-1 [B^T M (x - mu_c) - F_p (theta_c - m_p)],
+
+   kept inside the prior's support, and take sqrt(diag A^-1), the width of that approximation, but at least
+   ``min_scale`` (1/4) of the prior's sigma, as the design half-width of the next linearisation;
+3. re-linearise at the new centre, until an update moves by less than ``tol`` (1/4) of the design width
+   (the last linearisation is then kept) or ``n_linearisations`` ran.
+
+**The surrogate's own error.** The K per-key secants scatter about their mean; that scatter gives the Monte
+Carlo covariance of the mean slope, and along an offset d from the centre a covariance of the mean summaries
+that grows like d^2. NUTS samples ln N(x; mu_c + B d, (1 + 1/K) C + U(d)^T U(d)) with U(d) the per-key
+deviations times d / sqrt(K (K - 1)) (:meth:`LinearMean.synthetic_log_likelihood`): the slopes' noise widens
+the posterior instead of narrowing it. (Zero on the linear toy, whose secants are the same for every key.)
+
+**Slopes.** ``"secant"`` (default): B_j = (mu(theta_c + d_j e_j) - mu(theta_c - d_j e_j)) / (2 d_j) with the
+same K keys at every design point and d_j the design half-width -- 1 + 2 P simulations per key, and a slope
+*across the posterior*. The floor on d_j matters for the MW-LMC simulator: with common random numbers its
+mean summaries are rough on small scales (below), so a secant over a too-narrow width picks up that
+roughness as slope, which over-states the information, narrows the next width, and so on; over 1/4 of
+the prior's sigma (0.14 dex in log10 M200) the roughness averages out. ``"tangent"``: B = d mu / d theta at theta_c by forward mode (``jax.jacfwd``), 1 + P
+tangents per key. With the MW-LMC simulator the tangent is the worse choice for the halo mass: tracers born
+in the inner halo are not resolved by the leapfrog and their tangents grow exponentially (numerical chaos,
+:mod:`jaxhalo.sbi.forecast`), so the mean tangent over K keys is noise-dominated (``jacobian_noise`` ~ 1 at
+K = 8) and B^T M B over-states the information; a secant over the posterior's own width averages that
+small-scale roughness out, and a forward-mode tangent costs ~3.2 simulations on a CPU
+(``FORWARD_TANGENT_COST_CPU``) against 2 for a central difference.
+
+The surrogate is exact for a simulator whose mean is linear (the linear-Gaussian toy: one iteration lands on
+the posterior mode and the NUTS posterior is the analytic one) and an approximation otherwise; a closed loop
+(``benchmarks/bench_linear_sl.py``) says how good. It is not amortised: every observation pays its own
+iterations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jax import Array
+from jax.typing import ArrayLike
+
+from .priors import SuitePrior
+
+__all__ = ["LinearMean", "LinearisationError", "SurrogateFit", "fit_linear_mean", "gauss_newton_update",
+           "prior_moments", "secant_design"]
+
+#: How far inside a bounded support (as a fraction of its width) the centre and the design points are kept.
+SUPPORT_MARGIN: float = 1e-3
+
+BatchSimulator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``run(thetas (n, P), keys (n, ...)) -> summaries (n, S)``: many simulations at once (see
+:func:`fit_linear_mean`)."""
+
+
+class LinearisationError(ValueError):
+    """The surrogate cannot be fitted (non-finite summaries at a design point, a singular system)."""
+
+
+@dataclass(frozen=True)
+class LinearMean:
+    """mu(theta) = ``mean`` + ``slopes`` @ (theta - ``centre``): ``centre`` (P,), ``mean`` (S,), ``slopes`` (S, P)
+    (zero columns for fixed parameters). Called as a simulator, ``surrogate(theta (P,), key) -> (S,)``: the key
+    is ignored.
+
+    ``slope_deviations`` (K, S, P), optional: the per-key slopes minus their mean, over sqrt(K (K - 1)), so that
+    the Monte Carlo covariance of the mean slope along d = theta - centre is U^T U with U = slope_deviations @ d
+    (K, S) (rank <= K - 1). :meth:`synthetic_log_likelihood` adds it to the likelihood's covariance: far from the
+    centre, where the slopes' noise matters, the surrogate says it knows less.
+    """
+
+    centre: Array
+    mean: Array
+    slopes: Array
+    slope_deviations: Array | None = None
+
+    def __call__(self, theta: Array, key: Array | None = None) -> Array:
+        return self.mean + self.slopes @ (jnp.asarray(theta) - self.centre)
+
+    def synthetic_log_likelihood(self, theta: Array, observed: Array, n_keys: int, precision_cholesky: Array) -> Array:
+        """ln N(observed; mu(theta), (1 + 1/K) C + U^T U) up to the same constant as
+        :func:`~jaxhalo.sbi.synthetic.synthetic_log_likelihood` (which it equals without ``slope_deviations``):
+        the low-rank term by the Woodbury identity and the matrix determinant lemma. Pure JAX."""
+        inflate = 1.0 + 1.0 / n_keys
+        L = jnp.asarray(precision_cholesky)
+        z = jax.scipy.linalg.solve_triangular(L, jnp.asarray(observed) - self(theta), lower=True)
+        out = -0.5 * jnp.sum(z * z) / inflate - 0.5 * z.shape[0] * jnp.log1p(1.0 / n_keys)
+        if self.slope_deviations is None:
+            return out
+        U = self.slope_deviations @ (jnp.asarray(theta) - self.centre)                      # (K, S)
+        W = jax.scipy.linalg.solve_triangular(L, U.T, lower=True) / jnp.sqrt(inflate)       # (S, K)
+        G = jnp.eye(W.shape[1], dtype=W.dtype) + W.T @ W
+        Lg = jnp.linalg.cholesky(G)
+        v = jax.scipy.linalg.solve_triangular(Lg, W.T @ z / jnp.sqrt(inflate), lower=True)
+        return out + 0.5 * jnp.sum(v * v) - jnp.sum(jnp.log(jnp.diag(Lg)))
+
+
+@dataclass(frozen=True)
+class SurrogateFit:
+    """The Gauss-Newton record of :func:`fit_linear_mean`.
+
+    surrogate : the final :class:`LinearMean`.
+    centres : (linearisations, P) the centre of each linearisation, the reference theta first (the surrogate's
+        is the last).
+    widths : (linearisations, P) the design half-width used at each centre (the Gaussian approximation's
+        sigma from the previous one, at least ``min_scale`` x the prior sigma); 0 for fixed ones.
+    steps : (linearisations,) the Gauss-Newton update after each linearisation, its largest component in
+        units of the next design width.
+    simulations : simulations run (one per design point and key; with ``"tangent"`` slopes, the simulations
+        of the mean); ``tangents`` the forward-mode tangents carried (0 for secants).
+    converged : whether the last step was below ``tol``.
+    """
+
+    surrogate: LinearMean
+    centres: np.ndarray
+    widths: np.ndarray
+    steps: np.ndarray
+    simulations: int
+    tangents: int
+    converged: bool
+    slopes: str
+    posterior_cov: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    """(P, P) the covariance of the last Gaussian approximation (a Laplace-type check on the NUTS posterior)."""
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready summary (centres, widths, steps, counts)."""
+        return {"slopes": self.slopes, "linearisations": int(self.steps.size), "converged": bool(self.converged),
+                "steps_in_widths": self.steps.tolist(), "centres": self.centres.tolist(),
+                "widths": self.widths.tolist(), "simulations": int(self.simulations), "tangents": int(self.tangents)}
+
+
+def prior_moments(prior: SuitePrior) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean (P,), variance (P,), free (P,) bool) of each parameter's prior: a uniform prior's moments,
+    a normal's; fixed (Delta) parameters get their value, variance 0 and ``free`` False."""
+    mean, var, free = [], [], []
+    for n in prior.names:
+        d = prior.dists[n]
+        fixed = isinstance(d, dist.Delta)
+        mean.append(float(np.asarray(d.v if fixed else d.mean)))
+        var.append(0.0 if fixed else float(np.asarray(d.variance)))
+        free.append(not fixed)
+    mean_a, var_a = np.array(mean), np.array(var)
+    bad = [n for n, v, f in zip(prior.names, var_a, free) if f and not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise LinearisationError(f"the prior of {bad} has no finite variance; the linearisation needs one per free parameter")
+    return mean_a, var_a, np.array(free)
+
+
+def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``theta`` clipped to [lo + m, hi - m] with m = SUPPORT_MARGIN x the width, where the bounds are finite."""
+    width = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+    return np.clip(theta, np.where(np.isfinite(lo), lo + SUPPORT_MARGIN * width, -np.inf),
+                   np.where(np.isfinite(hi), hi - SUPPORT_MARGIN * width, np.inf))
+
+
+def secant_design(centre: ArrayLike, width: ArrayLike, free: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+    """Design points (1 + 2 F, P) of a central secant: the centre, then centre - width_j e_j and centre +
+    width_j e_j for each of the F free parameters j (in order), kept inside [lo, hi] (:data:`SUPPORT_MARGIN`)."""
+    c = np.asarray(centre, dtype=float)
+    w = np.asarray(width, dtype=float)
+    idx = np.flatnonzero(np.asarray(free))
+    pts = [c]
+    for j in idx:
+        for sign in (-1.0, 1.0):
+            p = c.copy()
+            p[j] = c[j] + sign * w[j]
+            pts.append(p)
+    return _inside(np.stack(pts), np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+
+
+def gauss_newton_update(surrogate: LinearMean, observed: ArrayLike, precision_cholesky: ArrayLike, n_keys: int,
+                        prior_mean: ArrayLike, prior_variance: ArrayLike, free: ArrayLike
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """One Gauss-Newton step (module docstring, step 2) -> (new centre (P,), covariance (P, P) of the Gaussian
+    approximation, zero rows and columns for fixed parameters). ``precision_cholesky`` is the L of
+    :func:`~jaxhalo.sbi.synthetic.reference_covariance` (C = L L^T, Hartlap factor included); the centre is
+    not yet clipped to the prior's support."""
+    idx = np.flatnonzero(np.asarray(free))
+    L = np.asarray(precision_cholesky, dtype=float)
+    B = np.asarray(surrogate.slopes, dtype=float)[:, idx]
+    r = np.asarray(observed, dtype=float) - np.asarray(surrogate.mean, dtype=float)
+    inflate = 1.0 + 1.0 / n_keys
+    import scipy.linalg  # deferred: only when a surrogate is fitted
+
+    W = scipy.linalg.solve_triangular(L, B, lower=True)          # L^-1 B
+    w = scipy.linalg.solve_triangular(L, r, lower=True)          # L^-1 r
+    c = np.asarray(surrogate.centre, dtype=float)
+    Fp = 1.0 / np.asarray(prior_variance, dtype=float)[idx]
+    A = W.T @ W / inflate + np.diag(Fp)
+    g = W.T @ w / inflate - Fp * (c[idx] - np.asarray(prior_mean, dtype=float)[idx])
+    # scaled to unit diagonal: parameters in Msun and in degrees differ by ~1e20 in A
+    D = 1.0 / np.sqrt(np.diag(A))
+    try:
+        cf = scipy.linalg.cho_factor(A * np.outer(D, D), lower=True)
+    except np.linalg.LinAlgError as exc:
+        raise LinearisationError("the linearised posterior precision is not positive definite") from exc
+    cov_free = scipy.linalg.cho_solve(cf, np.eye(idx.size)) * np.outer(D, D)
+    new = c.copy()
+    new[idx] = c[idx] + cov_free @ g
+    cov = np.zeros((c.size, c.size))
+    cov[np.ix_(idx, idx)] = cov_free
+    return new, cov
+
+
+def fit_linear_mean(
+    run: BatchSimulator,
+    observed: ArrayLike,
+    precision_cholesky: ArrayLike,
+    prior: SuitePrior,
+    theta_ref: ArrayLike,
+    keys: Array,
+    *,
+    n_linearisations: int = 4,
+    slopes: Literal["secant", "tangent"] = "secant",
+    jacobian: Callable[[Array, Array], Array] | None = None,
+    min_scale: float = 0.25,
+    tol: float = 0.25,
+    progress: Callable[[int], None] | None = None,
+) -> SurrogateFit:
+    """Place a :class:`LinearMean` by Gauss-Newton from ``theta_ref`` (module docstring).
+
+    Parameters
+    ----------
+    run : ``run(thetas (n, P), keys (n, ...)) -> (n, S)``, simulations of many (theta, key) pairs (numpy in and out;
+        e.g. a jitted ``vmap`` of the simulator called in batches).
+    observed : (S,) the observed summaries.
+    precision_cholesky : (S, S) the L of the covariance (Hartlap factor included), held fixed.
+    prior : the prior (its moments place the centre; fixed parameters stay fixed).
+    theta_ref : (P,) the first centre, inside the prior's support.
+    keys : (K, ...) the common-random-number keys of the mean.
+    n_linearisations : at most this many linearisations (>= 1), each followed by a Gauss-Newton update; the
+        surrogate is the last one (``converged`` False if its update still moved by more than ``tol``).
+    slopes : "secant" or "tangent" (module docstring).
+    jacobian : with ``slopes="tangent"``, ``jacobian(theta (P,), keys (K,)) -> (S, P)`` the mean forward-mode
+        Jacobian over the keys.
+    min_scale : the smallest secant half-width, as a fraction of each prior's sigma (also the first one).
+    tol : stop when no parameter moved by more than ``tol`` of its design width.
+    progress : called with the number of simulations after each batch (a progress bar's ``update``).
+
+    Returns
+    -------
+    SurrogateFit
+    """
+    if n_linearisations < 1:
+        raise LinearisationError(f"n_linearisations must be >= 1, got {n_linearisations}")
+    if slopes not in ("secant", "tangent"):
+        raise LinearisationError(f"slopes must be 'secant' or 'tangent', got {slopes!r}")
+    if slopes == "tangent" and jacobian is None:
+        raise LinearisationError("slopes='tangent' needs the mean Jacobian function")
+    m_p, v_p, free = prior_moments(prior)
+    lo, hi = prior.bounds
+    K = int(keys.shape[0])
+    x = np.asarray(observed, dtype=float)
+    centre = _inside(np.asarray(theta_ref, dtype=float), lo, hi)
+    floor = np.where(free, min_scale * np.sqrt(v_p), 0.0)
+    width = floor
+    centres, widths, steps = [centre], [width], []
+    n_sims = n_tangents = 0
+    idx = np.flatnonzero(free)
+    keys_np = np.asarray(jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys)
+    wrap = (lambda k: jax.random.wrap_key_data(k)) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else (lambda k: k)
+
+    def linearise(c: np.ndarray, w: np.ndarray) -> LinearMean:
+        nonlocal n_sims, n_tangents
+        pts = secant_design(c, w, free, lo, hi) if slopes == "secant" else c[None, :]
+        n_pts = pts.shape[0]
+        th = np.repeat(pts, K, axis=0)
+        ks = np.tile(keys_np, (n_pts,) + (1,) * (keys_np.ndim - 1))
+        s = np.asarray(run(th, wrap(jnp.asarray(ks)))).reshape(n_pts, K, -1)
+        n_sims += n_pts * K
+        if progress is not None:
+            progress(n_pts * K)
+        bad = ~np.all(np.isfinite(s), axis=(1, 2))
+        if np.any(bad):
+            where = "the centre" if bad[0] else ", ".join(
+                f"{prior.names[idx[(i - 1) // 2]]} {'-+'[(i - 1) % 2]} {w[idx[(i - 1) // 2]]:.3g}" for i in np.flatnonzero(bad))
+            raise LinearisationError(f"the simulator gave non-finite summaries at {where} around theta = "
+                                     f"{np.array2string(c, precision=4)} (a parameter the model cannot realise?); "
+                                     "try a smaller min_scale or another reference theta")
+        mu = s.mean(axis=1)
+        B = np.zeros((mu.shape[1], c.size))
+        dev = None
+        if slopes == "secant":
+            Dk = np.zeros((K, mu.shape[1], c.size))  # per-key secants
+            for a, j in enumerate(idx):
+                Dk[:, :, j] = (s[2 + 2 * a] - s[1 + 2 * a]) / (pts[2 + 2 * a, j] - pts[1 + 2 * a, j])
+            B = Dk.mean(axis=0)
+            if K > 1:
+                dev = jnp.asarray((Dk - B) / math.sqrt(K * (K - 1)))
+        else:
+            Jm = np.asarray(jacobian(jnp.asarray(c), wrap(jnp.asarray(keys_np))))
+            n_tangents += K * idx.size
+            B[:, idx] = Jm[:, idx]
+        return LinearMean(jnp.asarray(c), jnp.asarray(mu[0]), jnp.asarray(B), dev)
+
+    cov = np.zeros((centre.size, centre.size))
+    converged = False
+    for i in range(n_linearisations):
+        if i:
+            centres.append(centre)
+            widths.append(width)
+        lin = linearise(centre, width)
+        new, cov = gauss_newton_update(lin, x, precision_cholesky, K, m_p, v_p, free)
+        new = _inside(new, lo, hi)
+        width = np.maximum(np.where(free, np.sqrt(np.clip(np.diag(cov), 0.0, None)), 0.0), floor)
+        steps.append(float(np.max(np.abs(new[idx] - centre[idx]) / width[idx])))
+        if steps[-1] < tol:  # the mode is within tol widths of this centre: keep this linearisation
+            converged = True
+            break
+        centre = new
+    return SurrogateFit(surrogate=lin, centres=np.stack(centres), widths=np.stack(widths), steps=np.array(steps),
+                        simulations=n_sims, tangents=n_tangents, converged=converged, slopes=slopes, posterior_cov=cov)

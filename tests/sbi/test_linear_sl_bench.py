@@ -1,0 +1,36 @@
+"""The linearised synthetic-likelihood closed loop (benchmarks/bench_linear_sl.py) in its quick mode (slow set).
+
+The quick loop (2 mocks of a 600-star, 60 Myr survey, K = 2, C from 60 simulations) is too small to say anything
+about calibration; the full run records that in benchmarks/results/linear_sl_cpu2.json. Asserted is what holds
+at any size: the budget is the two covariances and the linearisations and nothing for NUTS (here 2 x 60 +
+linearisations x K x (1 + 2 x 12)), every posterior sigma is finite, positive and no wider than the prior allows
+(NUTS samples the Table 1 prior times a likelihood), and the coverage fractions are fractions of the mocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_closed_loop_counts_its_budget_and_is_bounded_by_the_prior():
+    from benchmarks.bench_linear_sl import closed_loop
+
+    from jaxhalo.sbi.priors import brooks2026_prior
+    from jaxhalo.sbi.surrogate import prior_moments
+
+    rec = closed_loop(quick=True)
+    assert rec["n_mocks_done"] == 2 and len(rec["fits"]) == 2
+    for f in rec["fits"]:
+        assert f["total_simulation_equivalents"] == 2 * 60 + f["linearisations"] * 2 * (1 + 2 * 12)
+    _, var, _ = prior_moments(brooks2026_prior())
+    prior_sd = dict(zip(brooks2026_prior().names, np.sqrt(var)))
+    for name, t in rec["targets"].items():
+        assert math.isfinite(t["sigma_mean"]) and t["sigma_mean"] > 0, (name, t)
+        if name in prior_sd:
+            assert t["sigma_mean"] <= 1.1 * prior_sd[name], (name, t)
+        assert t["truth_in_68"] in (0.0, 0.5, 1.0) and t["truth_in_68"] <= t["truth_in_95"]

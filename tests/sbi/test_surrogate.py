@@ -1,0 +1,228 @@
+"""jaxhalo.sbi.surrogate: the Gauss-Newton linear surrogate of the mean summaries, and NUTS on it
+(``synthetic_posterior(mean="linear")``) against the analytic posterior of the linear-Gaussian toy."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from jaxhalo.sbi.nuts_sl import SyntheticLikelihoodError, fix_parameters, synthetic_posterior
+from jaxhalo.sbi.priors import brooks2026_prior
+from jaxhalo.sbi.simulators import linear_gaussian_simulator
+from jaxhalo.sbi.surrogate import (
+    LinearisationError,
+    LinearMean,
+    fit_linear_mean,
+    gauss_newton_update,
+    prior_moments,
+    secant_design,
+)
+from jaxhalo.simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES
+
+FREE = ("log10_m200", "m_lmc", "log10_lambda_df")
+IDX = [PARAMETER_NAMES.index(n) for n in FREE]
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return fix_parameters(brooks2026_prior(), FIDUCIAL_THETA, FREE)
+
+
+def _runner(simulate):
+    """The BatchSimulator of fit_linear_mean for a cheap simulator: one vmapped call."""
+    batch = jax.jit(jax.vmap(simulate))
+    return lambda thetas, keys: np.asarray(batch(jnp.asarray(thetas), keys))
+
+
+def _reference():
+    """A reference theta away from the fiducial point, so the fit has to move."""
+    ref = np.array(FIDUCIAL_THETA, dtype=float)
+    ref[IDX] = [11.3, 3.0e11, -1.0]
+    return ref
+
+
+def test_prior_moments_are_the_uniform_and_normal_moments(prior):
+    m, v, free = prior_moments(brooks2026_prior())
+    i = PARAMETER_NAMES.index("log10_m200")
+    assert m[i] == pytest.approx(11.5) and v[i] == pytest.approx(2.0**2 / 12)
+    j = PARAMETER_NAMES.index("d_lmc")
+    assert m[j] == pytest.approx(49.6) and v[j] > 0 and free.all()
+    m, v, free = prior_moments(prior)
+    assert free.tolist() == [n in FREE for n in PARAMETER_NAMES]
+    assert v[j] == 0.0 and m[j] == pytest.approx(49.6)
+
+
+def test_secant_design_steps_one_free_parameter_at_a_time_inside_the_support(prior):
+    lo, hi = prior.bounds
+    _, _, free = prior_moments(prior)
+    c = np.array(FIDUCIAL_THETA, dtype=float)
+    w = np.zeros_like(c)
+    w[IDX] = [0.8, 1e10, 0.2]  # M200 +- 0.8 crosses the upper bound 12.5
+    pts = secant_design(c, w, free, lo, hi)
+    assert pts.shape == (1 + 2 * len(FREE), c.size)
+    np.testing.assert_array_equal(pts[0], c)
+    moved = np.abs(pts - c) > 0
+    assert moved[0].sum() == 0 and np.all(moved[1:].sum(axis=1) == 1)  # one parameter per design point
+    assert np.all(pts[:, IDX[0]] < hi[IDX[0]]) and pts[2, IDX[0]] == pytest.approx(12.5 - 2.0e-3)
+    assert pts[1, IDX[0]] == pytest.approx(12.0 - 0.8) and pts[4, IDX[1]] == pytest.approx(1.6e11)
+
+
+def test_gauss_newton_update_is_the_mode_of_the_gaussian_approximation():
+    """One update of a linear surrogate = the maximum of the linearised log-likelihood plus Gaussian priors, found
+    here independently by scipy's BFGS on that objective (parameters of very different scales included)."""
+    rng = np.random.default_rng(0)
+    S, P = 7, 3
+    B = rng.standard_normal((S, P)) * np.array([1.0, 1e-10, 3.0])
+    C = np.diag(rng.uniform(0.5, 2.0, S)) + 0.1
+    L = np.linalg.cholesky(C)
+    c = np.array([0.2, 1.5e10, -0.3])
+    lin = LinearMean(jnp.asarray(c), jnp.asarray(rng.standard_normal(S)), jnp.asarray(B))
+    x = rng.standard_normal(S)
+    m_p, v_p, K = np.array([0.0, 2e10, 0.5]), np.array([1.0, 1e20, 4.0]), 4
+    new, cov = gauss_newton_update(lin, x, L, K, m_p, v_p, np.ones(P, bool))
+    scale = np.sqrt(v_p)
+
+    def neg_log_post(u):
+        th = c + u * scale
+        r = x - np.asarray(lin(jnp.asarray(th)))
+        return 0.5 * r @ np.linalg.solve(C, r) / (1 + 1 / K) + 0.5 * np.sum((th - m_p) ** 2 / v_p)
+
+    opt = scipy.optimize.minimize(neg_log_post, np.zeros(P), method="BFGS", options={"gtol": 1e-10})
+    np.testing.assert_allclose((new - c) / scale, opt.x, atol=1e-6)
+    # the covariance is the inverse Hessian of that objective
+    W = np.linalg.solve(L, B)
+    np.testing.assert_allclose(cov, np.linalg.inv(W.T @ W / (1 + 1 / K) + np.diag(1 / v_p)), rtol=1e-10)
+
+
+def test_surrogate_likelihood_with_slope_noise_is_the_dense_gaussian():
+    """LinearMean.synthetic_log_likelihood (Woodbury, determinant lemma) - (S/2) ln 2 pi - (1/2) ln det C equals
+    scipy's multivariate normal log-density with covariance (1 + 1/K) C + U^T U, U = deviations @ (theta - centre);
+    without deviations it is jaxhalo.sbi.synthetic.synthetic_log_likelihood of the same mean."""
+    import scipy.stats
+
+    from jaxhalo.sbi.synthetic import synthetic_log_likelihood
+
+    rng = np.random.default_rng(1)
+    S, P, K = 9, 3, 4
+    A = rng.standard_normal((S, S))
+    C = A @ A.T + S * np.eye(S)
+    L = np.linalg.cholesky(C)
+    dev = rng.standard_normal((K, S, P)) * 0.3
+    lin = LinearMean(jnp.asarray(rng.standard_normal(P)), jnp.asarray(rng.standard_normal(S)),
+                     jnp.asarray(rng.standard_normal((S, P))), jnp.asarray(dev))
+    x = rng.standard_normal(S)
+    const = 0.5 * S * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(C)[1]
+    for theta in (rng.standard_normal(P), 3 * rng.standard_normal(P), np.asarray(lin.centre)):
+        U = dev @ (theta - np.asarray(lin.centre))
+        dense = scipy.stats.multivariate_normal(np.asarray(lin(jnp.asarray(theta))), (1 + 1 / K) * C + U.T @ U).logpdf(x)
+        got = float(lin.synthetic_log_likelihood(jnp.asarray(theta), jnp.asarray(x), K, jnp.asarray(L)))
+        assert got - const == pytest.approx(dense, rel=1e-12, abs=1e-10)
+    plain = LinearMean(lin.centre, lin.mean, lin.slopes)
+    theta = jnp.asarray(rng.standard_normal(P))
+    ref = synthetic_log_likelihood(plain, theta, x, jax.random.split(jax.random.key(0), K), L)
+    assert float(plain.synthetic_log_likelihood(theta, jnp.asarray(x), K, jnp.asarray(L))) == pytest.approx(float(ref), rel=1e-13)
+    g = jax.grad(lambda t: lin.synthetic_log_likelihood(t, jnp.asarray(x), K, jnp.asarray(L)))(theta)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_on_the_linear_toy_the_secants_are_exact_and_two_linearisations_converge(prior):
+    """The toy's mean is linear, so secants with common random numbers give its slopes to round-off, the first
+    update lands on the mode and the second moves by ~0: converged after two linearisations."""
+    sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
+    keys = jax.random.split(jax.random.key(2), 4)
+    x = np.asarray(sim.fn(jnp.asarray(FIDUCIAL_THETA), jax.random.key(3)))
+    L = np.linalg.cholesky(0.3**2 * np.eye(20))
+    fit = fit_linear_mean(_runner(sim.fn), x, L, prior, _reference(), keys)
+    exact = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(jnp.asarray(FIDUCIAL_THETA)))
+    np.testing.assert_allclose(np.asarray(fit.surrogate.slopes)[:, IDX], exact[:, IDX], rtol=1e-9, atol=1e-12 * np.abs(exact).max())
+    assert np.all(np.asarray(fit.surrogate.slopes)[:, [i for i in range(12) if i not in IDX]] == 0)
+    assert fit.converged and fit.steps.size == 2 and fit.steps[1] < 1e-9
+    assert fit.simulations == 2 * 4 * (1 + 2 * len(FREE)) and fit.tangents == 0
+    mu = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(fit.surrogate.centre, k))(keys), axis=0))
+    np.testing.assert_allclose(np.asarray(fit.surrogate.mean), mu, rtol=1e-12)
+    tangent = fit_linear_mean(_runner(sim.fn), x, L, prior, _reference(), keys, slopes="tangent",
+                              jacobian=lambda th, ks: jnp.mean(jax.vmap(lambda k: jax.jacfwd(sim.fn)(th, k))(ks), axis=0))
+    np.testing.assert_allclose(tangent.surrogate.centre, fit.surrogate.centre, rtol=1e-9)
+    assert tangent.tangents == 2 * 4 * len(FREE) and tangent.simulations == 2 * 4
+
+
+def test_with_tangents_the_fixed_point_is_the_stationary_point_of_the_nonlinear_objective(prior):
+    """A nonlinear toy (summaries A tanh(u) + noise): Gauss-Newton with exact tangents stops where the gradient of
+    (1/2) r^T M r + the Gaussian prior term vanishes -- found independently by scipy's BFGS on the CRN mean."""
+    sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
+    m, v, _ = prior_moments(brooks2026_prior())
+
+    def simulate(theta, key):  # the toy's linear map applied to tanh of the standardised parameters
+        u = (theta - m) / np.sqrt(v)
+        return sim.fn(m + np.sqrt(v) * jnp.tanh(u), key)
+
+    keys = jax.random.split(jax.random.key(5), 4)
+    x = np.asarray(simulate(jnp.asarray(FIDUCIAL_THETA), jax.random.key(6)))
+    L = np.linalg.cholesky(0.3**2 * np.eye(20))
+    jac = jax.jit(lambda th, ks: jnp.mean(jax.vmap(lambda k: jax.jacfwd(simulate)(th, k))(ks), axis=0))
+    fit = fit_linear_mean(_runner(simulate), x, L, prior, _reference(), keys, slopes="tangent", jacobian=jac,
+                          n_linearisations=20, tol=1e-6)
+    assert fit.converged and fit.steps.size > 2
+    pm, pv, _ = prior_moments(prior)
+    base = np.asarray(FIDUCIAL_THETA, dtype=float)
+    sd = np.sqrt(pv[IDX])
+
+    def objective(u):
+        th = base.copy()
+        th[IDX] = pm[IDX] + u * sd
+        mu = np.asarray(jnp.mean(jax.vmap(lambda k: simulate(jnp.asarray(th), k))(keys), axis=0))
+        r = x - mu
+        return 0.5 * r @ r / 0.3**2 / (1 + 1 / 4) + 0.5 * np.sum(u**2)
+
+    opt = scipy.optimize.minimize(objective, np.zeros(3), method="BFGS", options={"gtol": 1e-9})
+    np.testing.assert_allclose((np.asarray(fit.surrogate.centre)[IDX] - pm[IDX]) / sd, opt.x, atol=1e-4)
+
+
+def test_non_finite_summaries_at_a_design_point_name_the_parameter(prior):
+    def simulate(theta, key):
+        return jnp.where(theta[0] > 11.4, jnp.nan, 1.0) + theta[0] * jnp.arange(5.0) + jax.random.normal(key, (5,))
+
+    with pytest.raises(LinearisationError, match=r"non-finite summaries at log10_m200 \+"):
+        fit_linear_mean(_runner(simulate), np.zeros(5), np.eye(5), prior, _reference(), jax.random.split(jax.random.key(0), 2))
+    with pytest.raises(LinearisationError, match="n_linearisations must be >= 1"):
+        fit_linear_mean(_runner(simulate), np.zeros(5), np.eye(5), prior, _reference(), jax.random.split(jax.random.key(0), 2),
+                        n_linearisations=0)
+    with pytest.raises(SyntheticLikelihoodError, match="mean must be 'simulator' or 'linear'"):
+        synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="quadratic")
+
+
+def test_nuts_on_the_surrogate_matches_the_analytic_posterior_of_the_toy_and_costs_no_simulations(prior):
+    """Mean "linear" on the toy, from a reference theta 0.7 dex and 2e11 Msun away: the surrogate is exact, so NUTS
+    (4 chains x (400 + 800)) must give the analytic posterior of that likelihood (the toy's exact linear mean, the covariance it
+    estimated; 4 Monte Carlo standard errors on the mean, 10 % on the sd), with R-hat < 1.01,
+    no divergences, and a budget of the covariance (twice) and the linearisations only."""
+    sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
+    truth = jnp.asarray(FIDUCIAL_THETA)
+    x = sim.fn(truth, jax.random.key(3))
+    key, K = jax.random.key(4), 8
+    res = synthetic_posterior(prior, sim.fn, x, key, _reference(), n_keys=K, n_cov=4000, num_warmup=400,
+                              num_samples=800, num_chains=4, mean="linear")
+    assert res.divergences == 0 and res.max_r_hat < 1.01
+    assert res.surrogate["converged"] and res.surrogate["recentred_covariance_simulations"] == 4000
+    b = res.budget()
+    assert b["nuts_simulation_equivalents"] == 0 and b["surrogate_simulation_equivalents"] == 2 * K * 7
+    assert b["total_simulation_equivalents"] == 8000 + 2 * K * 7 == res.n_cov_run + 2 * K * 7
+    # the analytic posterior of the likelihood NUTS sampled: the exact linear mean at the surrogate's centre and
+    # the covariance synthetic_posterior estimated there (same keys), Hartlap factor included
+    k_cov, k_sim, _ = jax.random.split(key, 3)
+    keys = jax.random.split(k_sim, K)
+    centre = jnp.asarray(res.surrogate["centres"][-1])
+    sims = jax.vmap(lambda k: sim.fn(centre, k))(jax.random.split(jax.random.fold_in(k_cov, 1), 4000))
+    h = (4000 - 20 - 2) / 3999
+    M = h * np.linalg.inv(np.cov(np.asarray(sims), rowvar=False)) / (1 + 1 / K)
+    mu_c = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(centre, k))(keys), axis=0))
+    J = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(truth))[:, IDX]
+    cov = np.linalg.inv(J.T @ M @ J)
+    mean = np.asarray(centre)[IDX] + cov @ J.T @ M @ (np.asarray(x) - mu_c)
+    draws = res.free_draws.reshape(-1, 3)
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(draws.mean(0) - mean) < 4 * sd / np.sqrt(res.min_ess_bulk)), (draws.mean(0), mean, sd)
+    np.testing.assert_allclose(draws.std(0), sd, rtol=0.1)
