@@ -16,7 +16,7 @@ each fit has to find the posterior.
 Reported per target (log10 M200, M_LMC, log10 lambda_DF, and the derived M_MW(<50 kpc), M_LMC(<50 kpc)): the mean
 posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68 % / 95 % central interval holds
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
-posterior median; per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
+posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
     python -m benchmarks.bench_linear_sl [--quick]
 
@@ -160,6 +160,34 @@ def run(quick: bool = False, checkpoint=None) -> list[dict]:
     return [closed_loop(quick, checkpoint)]
 
 
+def write_record(rec: dict, wall_s: float, partial: bool = False) -> Path:
+    """Write the closed loop: one flat row per target (the table of ``benchmarks/results/README.md``) with the
+    budget and diagnostics in ``meta``, and the whole record (settings, every mock's fit) beside it in
+    ``benchmarks/results/linear_sl/fits_<device>.json``."""
+    from benchmarks.common import device_slug, results_dir  # the same folder write_results uses
+
+    folder = results_dir(None) / "linear_sl"
+    folder.mkdir(parents=True, exist_ok=True)
+    fits = folder / f"fits_{device_slug()}.json"
+    fits.write_text(json.dumps(rec, indent=1, default=float))
+    rows = []
+    for n, t in rec["targets"].items():
+        # the scatter of z = (median - truth) / sd over the mocks: 1 for calibrated widths
+        z = [(f["targets"][n]["median"] - t["truth"]) / f["targets"][n]["sd"] for f in rec["fits"]]
+        rows.append({"target": n, **{k: v for k, v in t.items() if k != "draws_undefined_fraction"},
+                     "median_z_scatter": float(np.std(z, ddof=1)) if len(z) > 1 else float("nan")})
+    b = rec["budget"]
+    meta = {"wall_s": wall_s, "partial": partial, "n_mocks": rec["n_mocks_done"],
+            "simulations_per_observation": b["per_observation_median"],
+            "npe_suite_simulations": b["npe_suite_simulations"], "npe_over_linear_sl": b["npe_over_linear_sl_median"],
+            "max_r_hat": rec["max_r_hat"], "divergences": rec["divergences"],
+            "gauss_newton_converged_all": rec["all_converged"],
+            "settings": {k: v for k, v in rec["settings"].items() if k not in ("theta_ref", "survey")},
+            "every_fit": f"linear_sl/{fits.name} (beside this record)",
+            "note": "2 CPU cores; see the module docstring"}
+    return write_results(RESULT_NAME, rows, meta=meta)
+
+
 if __name__ == "__main__":
     flags = script_flags(__doc__)
     quick = "--quick" in flags
@@ -167,13 +195,10 @@ if __name__ == "__main__":
 
     def checkpoint(rec: dict) -> None:
         """Write the mocks done so far (a long run that stops early keeps them)."""
-        write_results(RESULT_NAME, [rec], meta={"wall_s": time.perf_counter() - t_start, "partial": True,
-                                                "note": "2 CPU cores; see the module docstring"})
+        write_record(rec, time.perf_counter() - t_start, partial=True)
 
     recs = run(quick, None if quick else checkpoint)
     if quick:
         print(json.dumps(recs[0]["budget"]))
     else:
-        path = write_results(RESULT_NAME, recs, meta={"wall_s": time.perf_counter() - t_start,
-                                                      "note": "2 CPU cores; see the module docstring"})
-        print(f"wrote {path}")
+        print(f"wrote {write_record(recs[0], time.perf_counter() - t_start)}")
