@@ -272,10 +272,21 @@ def mixture_log_likelihood_per_star(
     ``weights`` (K,) on the simplex (or ``log_weights``); other arguments as in
     :func:`component_log_densities`. Masked stars get ``mask_i * ln L_i`` (0 for padding).
     """
+    return _per_star(*_prepared(x, means, scales, covariances, errors, weights, log_weights, mask))
+
+
+def _prepared(x, means, scales, covariances, errors, weights, log_weights, mask) -> tuple:
+    """The arguments of :func:`mixture_log_likelihood_per_star` as arrays, with the log-weights (K,) and the
+    diagonal case's prepared input (:func:`_diagonal_arguments`; None otherwise) appended."""
     x, means = jnp.asarray(x), jnp.asarray(means)
     errors = None if errors is None else jnp.asarray(errors)
     lw = _log_weights(weights, log_weights)
-    diag = _diagonal_arguments(x, means, scales, covariances, errors, lw, mask)
+    return x, means, scales, covariances, errors, lw, mask, _diagonal_arguments(x, means, scales, covariances,
+                                                                                 errors, lw, mask)
+
+
+def _per_star(x, means, scales, covariances, errors, lw, mask, diag) -> Array:
+    """Per-star log-likelihood (N,) from :func:`_prepared`'s output."""
     if diag is not None:
         ll = _diag_mixture_ll(*diag)
     else:
@@ -304,15 +315,13 @@ def mixture_log_likelihood(
     the speed of summing the per-star values at 1e4, 1e5 and 1e6 stars (2 CPU cores;
     ``benchmarks/results/profiles_cpu2.json``).
     """
-    x, means = jnp.asarray(x), jnp.asarray(means)
-    errors = None if errors is None else jnp.asarray(errors)
-    diag = _diagonal_arguments(x, means, scales, covariances, errors, _log_weights(weights, log_weights), mask)
+    args = _prepared(x, means, scales, covariances, errors, weights, log_weights, mask)
+    diag = args[-1]
     if diag is not None:
         xs = diag[0]
-        m = jnp.ones(x.shape[:1], xs.dtype) if mask is None else jnp.asarray(mask, xs.dtype)
+        m = jnp.ones(xs.shape[:1], xs.dtype) if mask is None else jnp.asarray(mask, xs.dtype)
         return _diag_mixture_total(*diag, m)
-    return jnp.sum(mixture_log_likelihood_per_star(x, means, scales=scales, covariances=covariances, errors=errors,
-                                                   weights=weights, log_weights=log_weights, mask=mask))
+    return jnp.sum(_per_star(*args))
 
 
 def _diag_star_terms(x: Array, errors: Array, mask: Array, means: Array, scales: Array, log_weights: Array,
