@@ -61,6 +61,7 @@ import numpyro.distributions as dist
 from jax import Array
 from jax.typing import ArrayLike
 
+from .fisher import FisherError, fisher_covariance
 from .priors import SuitePrior
 
 __all__ = ["LinearMean", "LinearisationError", "SurrogateFit", "fit_linear_mean", "gauss_newton_update",
@@ -209,13 +210,10 @@ def gauss_newton_update(surrogate: LinearMean, observed: ArrayLike, precision_ch
     Fp = 1.0 / np.asarray(prior_variance, dtype=float)[idx]
     A = W.T @ W / inflate + np.diag(Fp)
     g = W.T @ w / inflate - Fp * (c[idx] - np.asarray(prior_mean, dtype=float)[idx])
-    # scaled to unit diagonal: parameters in Msun and in degrees differ by ~1e20 in A
-    D = 1.0 / np.sqrt(np.diag(A))
-    try:
-        cf = scipy.linalg.cho_factor(A * np.outer(D, D), lower=True)
-    except np.linalg.LinAlgError as exc:
-        raise LinearisationError("the linearised posterior precision is not positive definite") from exc
-    cov_free = scipy.linalg.cho_solve(cf, np.eye(idx.size)) * np.outer(D, D)
+    try:  # inverted in parameters scaled to unit information (Msun and degrees differ by ~1e20 in A)
+        cov_free = np.asarray(fisher_covariance(A, [f"theta_{j}" for j in idx]))
+    except FisherError as exc:
+        raise LinearisationError(f"the linearised posterior precision: {exc}") from exc
     new = c.copy()
     new[idx] = c[idx] + cov_free @ g
     cov = np.zeros((c.size, c.size))
@@ -278,16 +276,13 @@ def fit_linear_mean(
     centres, widths, steps = [centre], [width], []
     n_sims = n_tangents = 0
     idx = np.flatnonzero(free)
-    keys_np = np.asarray(jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys)
-    wrap = (lambda k: jax.random.wrap_key_data(k)) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else (lambda k: k)
 
     def linearise(c: np.ndarray, w: np.ndarray) -> LinearMean:
         nonlocal n_sims, n_tangents
         pts = secant_design(c, w, free, lo, hi) if slopes == "secant" else c[None, :]
         n_pts = pts.shape[0]
         th = np.repeat(pts, K, axis=0)
-        ks = np.tile(keys_np, (n_pts,) + (1,) * (keys_np.ndim - 1))
-        s = np.asarray(run(th, wrap(jnp.asarray(ks)))).reshape(n_pts, K, -1)
+        s = np.asarray(run(th, keys[np.tile(np.arange(K), n_pts)])).reshape(n_pts, K, -1)
         n_sims += n_pts * K
         if progress is not None:
             progress(n_pts * K)
@@ -309,7 +304,7 @@ def fit_linear_mean(
             if K > 1:
                 dev = jnp.asarray((Dk - B) / math.sqrt(K * (K - 1)))
         else:
-            Jm = np.asarray(jacobian(jnp.asarray(c), wrap(jnp.asarray(keys_np))))
+            Jm = np.asarray(jacobian(jnp.asarray(c), keys))
             n_tangents += K * idx.size
             B[:, idx] = Jm[:, idx]
         return LinearMean(jnp.asarray(c), jnp.asarray(mu[0]), jnp.asarray(B), dev)
