@@ -18,11 +18,13 @@ posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
 posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
-    python -m benchmarks.bench_linear_sl [--quick]
+    python -m benchmarks.bench_linear_sl [--quick] [--refine]
 
 Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
 ``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
-test of the plumbing).
+test of the plumbing). ``--refine``: after the same placement, C again at its last mode and one more
+linearisation there with K' = 8 fresh keys (``synthetic_posterior(refine_keys=8)``), which NUTS samples; +400
+simulations per observation; record ``linear_sl_refined_cpu2.json`` (fits in ``linear_sl/fits_refined_cpu2.json``).
 """
 
 from __future__ import annotations
@@ -55,25 +57,35 @@ NPE_RECORD = Path(__file__).parent / "results" / "fisher_vs_npe_large_cpu2.json"
 
 SETTINGS = {
     "full": dict(survey="large", n_keys=4, n_cov=200, n_linearisations=3, num_warmup=500, num_samples=1000,
-                 num_chains=4, n_obs=20, seed=0),
+                 num_chains=4, n_obs=20, seed=0, refine_keys=0),
     "quick": dict(survey="quick", n_keys=2, n_cov=60, n_linearisations=2, num_warmup=100, num_samples=100,
-                  num_chains=2, n_obs=2, seed=0),
+                  num_chains=2, n_obs=2, seed=0, refine_keys=0),
 }
+# --refine: the same placement, then C at its mode and one more linearisation there with 8 fresh keys
+SETTINGS["refined"] = {**SETTINGS["full"], "refine_keys": 8}
+SETTINGS["quick_refined"] = {**SETTINGS["quick"], "refine_keys": 2}
 
 
-def closed_loop(quick: bool = False, checkpoint=None) -> dict:
-    """Fit every mock (module docstring) and return one record; ``checkpoint(record)`` is called with the record
-    of the mocks done so far after each one."""
-    s = SETTINGS["quick" if quick else "full"]
-    sv = NPE_SETTINGS[s["survey"]]
+def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey, int, object, np.ndarray]:
+    """(theta0 (12,), survey, tracer particles, ``simulate(theta, key) -> (S,)``, the first ``n_obs`` mock
+    observations (n_obs, S) at theta0): those of ``benchmarks/bench_fisher_vs_npe.py`` (same keys, same simulator)."""
+    sv = NPE_SETTINGS[survey_name]
     theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
     survey = Survey(n_stars=sv["n_stars"])
     config = SimConfig(dt=sv["dt"], t_back=sv["t_back"], r_min=sv["df_r_min"], on_invalid="nan")
     n_part = particles_for_survey(survey, theta0, config)
     simulate = survey_simulator(survey, dataclasses.replace(config, n_particles=n_part))
-    # the mocks of bench_fisher_vs_npe: same keys, same simulator
-    keys = jax.random.split(jax.random.key(sv["seed"] + 1000), s["n_obs"])
+    keys = jax.random.split(jax.random.key(sv["seed"] + 1000), n_obs)
     x_obs = np.asarray(jax.jit(jax.vmap(simulate, in_axes=(None, 0)))(jnp.asarray(theta0), keys))
+    return theta0, survey, n_part, simulate, x_obs
+
+
+def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False) -> dict:
+    """Fit every mock (module docstring) and return one record; ``checkpoint(record)`` is called with the record
+    of the mocks done so far after each one. ``refine``: the settings ``refined`` (``quick_refined``)."""
+    s = SETTINGS[("quick" if quick else "full") if not refine else ("quick_refined" if quick else "refined")]
+    sv = NPE_SETTINGS[s["survey"]]
+    theta0, survey, n_part, simulate, x_obs = mock_observations(s["survey"], s["n_obs"])
     prior = brooks2026_prior()
     theta_ref = prior_moments(prior)[0]
     true = dict(zip(PARAMETER_NAMES, theta0))
@@ -86,7 +98,8 @@ def closed_loop(quick: bool = False, checkpoint=None) -> dict:
         res = synthetic_posterior(prior, simulate, x_obs[m], jax.random.key(s["seed"] + 2000 + m), theta_ref,
                                   n_keys=s["n_keys"], n_cov=s["n_cov"], n_linearisations=s["n_linearisations"],
                                   num_warmup=s["num_warmup"],
-                                  num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear")
+                                  num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear",
+                                  refine_keys=s["refine_keys"])
         wall = time.perf_counter() - t0
         th = res.theta.reshape(-1, res.theta.shape[-1])
         tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
@@ -100,7 +113,9 @@ def closed_loop(quick: bool = False, checkpoint=None) -> dict:
                      "min_ess_bulk": res.min_ess_bulk, "divergences": res.divergences,
                      "linearisations": res.surrogate["linearisations"], "converged": res.surrogate["converged"],
                      "steps_in_widths": res.surrogate["steps_in_widths"],
-                     "final_centre": res.surrogate["centres"][-1],
+                     "final_centre": (res.surrogate["refinement"]["centres"][-1] if "refinement" in res.surrogate
+                                      else res.surrogate["centres"][-1]),
+                     "placement_mode": res.surrogate["mode"],
                      "total_simulation_equivalents": b["total_simulation_equivalents"],
                      "total_simulation_equivalents_measured_cpu": b["total_simulation_equivalents_measured_cpu"]})
         print(f"mock {m}: {wall:.0f} s, {res.surrogate['linearisations']} linearisations "
@@ -155,12 +170,12 @@ def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose
     }
 
 
-def run(quick: bool = False, checkpoint=None) -> list[dict]:
+def run(quick: bool = False, checkpoint=None, refine: bool = False) -> list[dict]:
     print(device_name(), flush=True)
-    return [closed_loop(quick, checkpoint)]
+    return [closed_loop(quick, checkpoint, refine)]
 
 
-def write_record(rec: dict, wall_s: float, partial: bool = False) -> Path:
+def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RESULT_NAME) -> Path:
     """Write the closed loop: one flat row per target (the table of ``benchmarks/results/README.md``) with the
     budget and diagnostics in ``meta``, and the whole record (settings, every mock's fit) beside it in
     ``benchmarks/results/linear_sl/fits_<device>.json``."""
@@ -168,7 +183,7 @@ def write_record(rec: dict, wall_s: float, partial: bool = False) -> Path:
 
     folder = results_dir(None) / "linear_sl"
     folder.mkdir(parents=True, exist_ok=True)
-    fits = folder / f"fits_{device_slug()}.json"
+    fits = folder / f"fits{name[len(RESULT_NAME):]}_{device_slug()}.json"
     fits.write_text(json.dumps(rec, indent=1, default=float))
     rows = []
     for n, t in rec["targets"].items():
@@ -185,20 +200,21 @@ def write_record(rec: dict, wall_s: float, partial: bool = False) -> Path:
             "settings": {k: v for k, v in rec["settings"].items() if k not in ("theta_ref", "survey")},
             "every_fit": f"linear_sl/{fits.name} (beside this record)",
             "note": "2 CPU cores; see the module docstring"}
-    return write_results(RESULT_NAME, rows, meta=meta)
+    return write_results(name, rows, meta=meta)
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__)
-    quick = "--quick" in flags
+    flags = script_flags(__doc__, ("--quick", "--refine"))
+    quick, refine = "--quick" in flags, "--refine" in flags
+    name = RESULT_NAME + ("_refined" if refine else "")
     t_start = time.perf_counter()
 
     def checkpoint(rec: dict) -> None:
         """Write the mocks done so far (a long run that stops early keeps them)."""
-        write_record(rec, time.perf_counter() - t_start, partial=True)
+        write_record(rec, time.perf_counter() - t_start, partial=True, name=name)
 
-    recs = run(quick, None if quick else checkpoint)
+    recs = run(quick, None if quick else checkpoint, refine)
     if quick:
         print(json.dumps(recs[0]["budget"]))
     else:
-        print(f"wrote {write_record(recs[0], time.perf_counter() - t_start)}")
+        print(f"wrote {write_record(recs[0], time.perf_counter() - t_start, name=name)}")

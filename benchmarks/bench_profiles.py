@@ -17,13 +17,16 @@
 2. Mixture log-likelihood value+gradient throughput (K = 2, D = 4, per-star diagonal
    errors) for 1e4 .. 1e7 stars in float64 and float32.
 
-``python -m benchmarks.bench_profiles [--quick] [--draws-per-bucket equal|scaled] [--emcee-from-record]``;
+``python -m benchmarks.bench_profiles [--quick] [--draws-per-bucket equal|scaled|1,1,8] [--keep-every-iteration]
+[--emcee-from-record] [--small-bins]``;
 quick mode uses a 6,400-star mock (1/10 of Li et al.'s), 200 + 300 NUTS iterations, 20 timed
 NumPy-emcee steps and throughput up to 1e6 stars.
 
 ``--draws-per-bucket`` is passed to :func:`nuts_per_bin` (default ``scaled``: the cheap bucket
 of small bins runs several NUTS iterations per kept draw; ``equal`` is the pre-2026-12-02
-setting). ``--emcee-from-record`` does not rerun emcee (~6.5 min on 2 cores): the two emcee
+setting; or one factor per bucket), and ``--keep-every-iteration`` returns those buckets' whole runs
+instead of every m-th state (ESS per bin from each bin's own draws). ``--small-bins`` measures only the
+ESS of the three smallest bins, thinned and whole (:func:`small_bins`). ``--emcee-from-record`` does not rerun emcee (~6.5 min on 2 cores): the two emcee
 records are copied from the committed ``benchmarks/results/profiles_<device>.json`` (same mock,
 same emcee settings; emcee does not depend on the NUTS fit except through its start, the NUTS
 posterior medians), marked ``"from_record": "<that file's date>, <its device>"``, and the speedups
@@ -188,7 +191,8 @@ def _emcee_records_from_file(path) -> tuple[list[dict], str]:
     return recs, doc.get("date", "?")
 
 
-def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: bool = False) -> list[dict]:
+def _profile(quick: bool, draws_per_bucket: str | list[int] = "scaled", emcee_from_record: bool = False,
+             keep_every_iteration: bool = False) -> list[dict]:
     n_total = 6400 if quick else 64000
     warm, samp = (200, 300) if quick else (200, 500)
     n_numpy_steps = 20 if quick else 100
@@ -206,7 +210,8 @@ def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: b
     def fit():
         return nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, dict(n_components=2),
                             key=jax.random.PRNGKey(1), num_warmup=warm, num_samples=samp, fill={"errors": 1.0},
-                            progress=True, warn=False, draws_per_bucket=draws_per_bucket)
+                            progress=True, warn=False, draws_per_bucket=draws_per_bucket,
+                            keep_every_iteration=keep_every_iteration)
 
     t0 = time.perf_counter()
     res = fit()
@@ -217,15 +222,18 @@ def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: b
     t_warm = time.perf_counter() - t0
     same = all(np.array_equal(res.samples[k], res_warm.samples[k], equal_nan=True) for k in res.samples)
     valid = res.valid
-    theta = _theta(res.samples)[:, :, valid]  # (1, S, Bvalid, 17)
-    ess_nuts = np.stack([_ess(theta[:, :, j]) for j in range(theta.shape[2])])  # (Bvalid, 17)
+    theta = _theta(res.samples)  # (1, S, B, 17); bins with fewer draws (keep_every_iteration) NaN-padded
+    ess_nuts = np.stack([_ess(theta[:, :res.n_draws[j], j]) for j in np.flatnonzero(valid)])  # (Bvalid, 17)
     counts = res.counts[valid]
     big = counts >= 100  # Li et al.'s smallest bin has 164 stars; quick-mode mocks have tinier ones
     rec_nuts = {"kind": "profile_14bin_double",
                 "sampler": "jaxhalo NUTS per bin (nuts_per_bin: Laplace init + dense mass, bins bucketed by size, lax.map on CPU)",
                 "n_stars": n_total, "n_bins": 14, "n_bins_valid": int(valid.sum()), "num_warmup": warm,
                 "num_samples": samp, "num_chains": 1, "draws_per_bucket": draws_per_bucket,
-                "iterations_per_draw_per_bucket": [int(res.thin[b[0]]) for b in res.buckets], "wall_s": t_nuts, "bucket_wall_s": res.wall_s,
+                "keep_every_iteration": keep_every_iteration,
+                "iterations_per_draw_per_bucket": [int(res.thin[b[0]]) for b in res.buckets],
+                "returned_draws_per_bucket": [int(res.n_draws[b[0]]) for b in res.buckets],
+                "wall_s": t_nuts, "bucket_wall_s": res.wall_s,
                 "wall_s_warm_cache": t_warm, "bucket_wall_s_warm_cache": res_warm.wall_s,
                 "warm_run_identical_draws": bool(same),
                 "buckets": res.buckets, "bin_counts": counts.tolist(),
@@ -233,12 +241,12 @@ def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: b
                 "median_bulk_ess": float(np.median(ess_nuts)), "min_ess_per_s": float(ess_nuts.min() / t_nuts),
                 "min_bulk_ess_bins_ge100": float(ess_nuts[big].min()),
                 "min_ess_per_s_bins_ge100": float(ess_nuts[big].min() / t_nuts),
-                "mean_num_steps_per_bin": res.num_steps[:, :, valid].mean(axis=(0, 1)).tolist(),
+                "mean_num_steps_per_bin": [float(res.num_steps[:, :res.n_draws[j], j].mean()) for j in np.flatnonzero(valid)],
                 "divergences": int(res.diverging.sum())}
     print(rec_nuts, flush=True)
 
     # emcee, bin by bin (as Li et al.), initialised at the NUTS posterior medians (favourable to emcee)
-    med = np.median(_theta(res.samples)[0], axis=0)  # (B, 17)
+    med = np.nanmedian(_theta(res.samples)[0], axis=0)  # (B, 17)
     recs = [rec_nuts]
     if emcee_from_record:
         old, date = _emcee_records_from_file(RESULTS / f"profiles_{device_slug()}.json")
@@ -294,24 +302,76 @@ def _profile(quick: bool, draws_per_bucket: str = "scaled", emcee_from_record: b
     return recs
 
 
-def run(quick: bool = False, draws_per_bucket: str = "scaled", emcee_from_record: bool = False) -> list[dict]:
+def small_bins(iterations: tuple[int, ...] = (500, 2000, 4000), thin_at: int = 2000, num_warmup: int = 200) -> list[dict]:
+    """Do the smallest bins' long runs hold more ESS than their thinned draws keep? (``--small-bins``)
+
+    The three smallest bins of the 64,000-star benchmark (772, 1,581 and 162 stars; the bucket that
+    ``draws_per_bucket="scaled"`` thins 4x), fitted alone in one bucket with the benchmark's settings (one chain,
+    200 warm-up): ``thin_at`` iterations returned every 4th (what the benchmark keeps), and 500, 2,000 and 4,000
+    iterations returned whole. Min bulk ESS over the 17 parameters per bin, and the wall time (compilation
+    included; these bins are 2 % of the benchmark's per-iteration cost)."""
+    m = li2025_profile_mock(jax.random.PRNGKey(0), 64000)
+    masks = np.asarray(binned.li2025_table1_masks(m["r_gc"])).copy()
+    counts = masks.sum(axis=1)
+    small = [int(i) for i in np.argsort(counts)[:3]]
+    masks[[i for i in range(masks.shape[0]) if i not in small]] = False
+    x, e = np.asarray(m["x"]), np.asarray(m["errors"])
+    out = []
+    for n_iter, thin in [(thin_at, 4)] + [(n, 1) for n in iterations]:
+        t0 = time.perf_counter()
+        res = nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, dict(n_components=2),
+                           key=jax.random.PRNGKey(1), num_warmup=num_warmup, num_samples=n_iter // thin,
+                           fill={"errors": 1.0}, progress=False, warn=False, draws_per_bucket=[thin],
+                           overhead_stars=1e9)  # one bucket, as in the benchmark
+        wall = time.perf_counter() - t0
+        theta = _theta(res.samples)[:, :, small]
+        ess = [float(_ess(theta[:, :, j]).min()) for j in range(len(small))]
+        out.append({"kind": "profile_small_bins_ess", "bins": small, "bin_counts": counts[small].tolist(),
+                    "iterations": n_iter, "iterations_per_returned_draw": thin, "returned_draws": n_iter // thin,
+                    "min_bulk_ess_per_bin": ess, "wall_s_incl_compile": wall,
+                    "divergences": int(res.diverging[:, :, small].sum())})
+        print(f"{n_iter} iterations, every {thin}: min ESS per bin {np.round(ess).tolist()} ({wall:.1f} s)", flush=True)
+    return out
+
+
+def run(quick: bool = False, draws_per_bucket: str | list[int] = "scaled", emcee_from_record: bool = False,
+        keep_every_iteration: bool = False) -> list[dict]:
     """Run both benchmarks; returns the records (see module docstring)."""
-    return _profile(quick, draws_per_bucket, emcee_from_record) + mixture_throughput(quick)
+    return _profile(quick, draws_per_bucket, emcee_from_record, keep_every_iteration) + mixture_throughput(quick)
+
+
+def _draws_per_bucket(text: str) -> str | list[int]:
+    """``equal``, ``scaled`` or comma-separated ints (one per bucket), for ``--draws-per-bucket``."""
+    if text in ("equal", "scaled"):
+        return text
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need equal, scaled or ints like 1,1,8; got {text!r}") from None
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="6,400-star mock, shorter chains")
-    ap.add_argument("--draws-per-bucket", choices=("equal", "scaled"), default="scaled",
-                    help="nuts_per_bin's draws_per_bucket (default: scaled)")
+    ap.add_argument("--draws-per-bucket", type=_draws_per_bucket, default="scaled",
+                    help="nuts_per_bin's draws_per_bucket: equal, scaled (default) or one int per bucket (1,1,8)")
+    ap.add_argument("--keep-every-iteration", action="store_true",
+                    help="nuts_per_bin(keep_every_iteration=True): the cheap buckets' whole runs, not every m-th state")
     ap.add_argument("--emcee-from-record", action="store_true",
                     help="copy the emcee records from the committed result file instead of rerunning emcee")
     ap.add_argument("--no-write", action="store_true", help="print the records, do not write the result file")
+    ap.add_argument("--small-bins", action="store_true",
+                    help="only the ESS of the three smallest bins, thinned and whole (profiles_small_bins_<device>.json)")
     a = ap.parse_args()
+    if a.small_bins:
+        recs = small_bins()
+        if not a.no_write:
+            print(write_results("profiles_small_bins", recs, {"note": "2-core CPU; see small_bins()"}))
+        raise SystemExit(0)
     if a.emcee_from_record and a.quick:
         ap.error("--emcee-from-record needs the full run")
-    recs = run(a.quick, a.draws_per_bucket, a.emcee_from_record)
+    recs = run(a.quick, a.draws_per_bucket, a.emcee_from_record, a.keep_every_iteration)
     meta = {"quick": a.quick, "note": "2-core CPU, no other benchmark running", "draws_per_bucket": a.draws_per_bucket,
-            "emcee_from_record": a.emcee_from_record}
+            "keep_every_iteration": a.keep_every_iteration, "emcee_from_record": a.emcee_from_record}
     if not a.no_write:
         print(write_results("profiles", recs, meta))

@@ -61,8 +61,13 @@ class PerBinNUTS(NamedTuple):
     wall_s : seconds from the start until each bucket's draws were in hand (cumulative: the
         buckets run asynchronously, concurrently when there are several devices).
     thin : (B,) NUTS iterations after warmup per returned draw in each bin (1 everywhere with
-        ``draws_per_bucket="equal"``; 0 in bins that were not sampled). The bin ran
-        ``thin x draws`` iterations and every ``thin``-th state was kept.
+        ``draws_per_bucket="equal"`` or ``keep_every_iteration``; 0 in bins that were not
+        sampled). The bin ran ``thin x draws`` iterations and every ``thin``-th state was kept.
+    n_draws : (B,) draws per chain each bin holds (``num_samples`` x its bucket's factor with
+        ``keep_every_iteration``, else ``num_samples``; 0 in bins that were not sampled). Where
+        they differ, the draw axis is the longest and a bin's draws past its own ``n_draws``
+        are NaN (diverging False, num_steps 0, accept_prob NaN): take one bin's whole run with
+        :meth:`bin_samples`.
     """
 
     samples: dict
@@ -75,10 +80,22 @@ class PerBinNUTS(NamedTuple):
     buckets: list
     wall_s: list
     thin: np.ndarray
+    n_draws: np.ndarray
+
+    @property
+    def equal_draws(self) -> bool:
+        """Whether every sampled bin holds the same number of draws (no NaN padding)."""
+        n = np.asarray(self.n_draws)[np.asarray(self.valid)]
+        return bool(n.size == 0 or np.all(n == n[0]))
+
+    def bin_samples(self, b: int) -> dict:
+        """Bin ``b``'s draws: site -> (chains, n_draws[b], ...), without the padding of shorter bins."""
+        return {k: v[:, : int(self.n_draws[b]), b] for k, v in self.samples.items()}
 
     def flat_samples(self) -> dict:
         """Samples with chains merged: site -> (chains * draws, B, ...), the layout of
-        :func:`jaxhalo.likelihoods.binned.summarize_profile`."""
+        :func:`jaxhalo.likelihoods.binned.summarize_profile` (which ignores the NaN padding of
+        bins with fewer draws, :attr:`n_draws`)."""
         return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
 
 
@@ -168,6 +185,7 @@ def nuts_per_bin(
     vectorize: bool | None = None,
     devices: Sequence | None = None,
     draws_per_bucket: str | Sequence[int] = "equal",
+    keep_every_iteration: bool = False,
 ) -> PerBinNUTS:
     """Sample a binned model's posterior bin by bin, every bin's NUTS chain vmapped.
 
@@ -225,6 +243,13 @@ def nuts_per_bin(
         per-draw diagnostics sum (num_steps), any (diverging) or average (accept_prob) over
         the m iterations. Buckets with factor 1 run the same program, with the same keys, as
         under ``"equal"``, so their draws are identical.
+    keep_every_iteration : return all ``m x num_samples`` iterations of a bucket with factor m
+        instead of every m-th (``res.n_draws`` per bin; shorter bins NaN-padded on the draw
+        axis, :class:`PerBinNUTS`). Thinning discards ESS that NUTS paid for: on the 64,000-star
+        benchmark's three smallest bins, 2,000 iterations gave a min bulk ESS of 265-333 kept
+        every 4th and 397-3,709 kept whole (``benchmarks/results/profiles_small_bins_cpu2.json``).
+        The chains are the same as with thinning (same keys, same iterations); memory grows m-fold
+        for those bins.
 
     Runs one compiled program per bucket of similar-sized bins (a handful); no Python loop
     runs over bins or draws.
@@ -282,7 +307,7 @@ def nuts_per_bin(
             futures.append(_run_bucket(model, data, static, jax.device_put(jax.random.fold_in(key, bi), dev),
                                        num_warmup, num_samples, num_chains, dense_mass, target_accept_prob,
                                        max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix,
-                                       jax.device_put(z_init, dev), factors[bi]))
+                                       jax.device_put(z_init, dev), factors[bi], keep_every_iteration))
     pieces, walls = [], []
     for bi, (bins, fut) in enumerate(zip(buckets, futures)):
         pieces.append((bins, jax.tree_util.tree_map(np.asarray, fut)))
@@ -290,10 +315,10 @@ def nuts_per_bin(
         if progress:
             print(f"[jaxhalo] NUTS bucket {bi + 1}/{len(buckets)} ({len(bins)} bins, up to {int(counts[bins].max())} "
                   f"stars, {factors[bi]} iteration(s) per draw) done at {walls[-1]:.1f} s", flush=True)
-    res = _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls)
+    res = _assemble(pieces, B, num_chains, counts, valid, buckets, walls)
     thin = np.zeros(B, int)
     for bins, f in zip(buckets, factors):
-        thin[bins] = f
+        thin[bins] = 1 if keep_every_iteration else f
     return res._replace(thin=thin)
 
 
@@ -312,9 +337,11 @@ def _prior_median_init(model: Callable, data: Mapping[str, Array], static: Mappi
 
 
 def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, dense_mass, target_accept_prob,
-                max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix, z_init, thin=1):
+                max_tree_depth, init_jitter, vectorize, init, map_steps, adapt_mass_matrix, z_init, thin=1,
+                keep_every_iteration=False):
     """(samples dict (Bb, chains, draws, 1, ...), diverging, num_steps, accept_prob (Bb, chains, draws),
-    step_size (Bb, chains)) for one bucket; ``thin`` NUTS iterations per returned draw."""
+    step_size (Bb, chains)) for one bucket: ``thin x num_samples`` NUTS iterations after warmup, every
+    ``thin``-th kept (draws = num_samples), or all of them with ``keep_every_iteration``."""
     Bb = data["mask"].shape[0]
     z_center, unravel = ravel_pytree(z_init)
 
@@ -357,7 +384,7 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
             s = sample_kernel(s, model_kwargs=kw)
             return s, (s.z, s.diverging, s.num_steps, s.accept_prob)
 
-        if thin > 1:
+        if thin > 1 and not keep_every_iteration:
             def body(s, _):  # noqa: F811 -- thin iterations per kept state, diagnostics pooled over them
                 def inner(_, c):
                     s, div, nst, acc = c
@@ -369,7 +396,8 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
                     0, thin, inner, (s, jnp.zeros((), bool), jnp.zeros((), s.num_steps.dtype), zero))
                 return s, (s.z, div, nst, acc / thin)
 
-        state, (zs, div, nst, acc) = jax.lax.scan(body, state, None, length=num_samples)
+        length = num_samples * thin if keep_every_iteration else num_samples
+        state, (zs, div, nst, acc) = jax.lax.scan(body, state, None, length=length)
         full = kw | static
         draws = jax.vmap(lambda z: constrain_fn(model, (), full, unravel(z), return_deterministic=True))(zs)
         return draws, div, nst, acc, state.adapt_state.step_size
@@ -385,25 +413,30 @@ def _run_bucket(model, data, static, key, num_warmup, num_samples, num_chains, d
     return jax.jit(lambda ks, ix: jax.lax.map(lambda a: one_bin(*a), (ks, ix)))(keys, idx)
 
 
-def _assemble(pieces, B, num_chains, num_samples, counts, valid, buckets, walls) -> PerBinNUTS:
+def _assemble(pieces, B, num_chains, counts, valid, buckets, walls) -> PerBinNUTS:
+    """One PerBinNUTS from the buckets' pieces; the draw axis is the longest bucket's, shorter ones NaN-padded."""
+    if not pieces:
+        raise BinError("no bin has enough stars to fit")
+    D = max(int(p[1][1].shape[2]) for p in pieces)
     samples, diag = {}, {}
+    n_draws = np.zeros(B, int)
     for bins, (draws, div, nst, acc, step) in pieces:
+        n = int(div.shape[2])
+        n_draws[bins] = n
         for name, v in draws.items():  # v: (Bb, chains, draws, 1, ...)
             v = np.moveaxis(v[:, :, :, 0], 0, 2)  # (chains, draws, Bb, ...)
             if name not in samples:
-                samples[name] = np.full((num_chains, num_samples, B) + v.shape[3:], np.nan)
-            samples[name][:, :, bins] = v
+                samples[name] = np.full((num_chains, D, B) + v.shape[3:], np.nan)
+            samples[name][:, :n, bins] = v
         for name, v in (("diverging", div), ("num_steps", nst), ("accept_prob", acc)):
             if name not in diag:
-                diag[name] = np.zeros((num_chains, num_samples, B), v.dtype)
-            diag[name][:, :, bins] = np.moveaxis(v, 0, 2)
+                diag[name] = np.full((num_chains, D, B), np.nan if name == "accept_prob" else 0, v.dtype)
+            diag[name][:, :n, bins] = np.moveaxis(v, 0, 2)
         if "step_size" not in diag:
             diag["step_size"] = np.full((num_chains, B), np.nan)
         diag["step_size"][:, bins] = np.moveaxis(step, 0, 1)
-    if not pieces:
-        raise BinError("no bin has enough stars to fit")
     return PerBinNUTS(samples, diag["diverging"], diag["num_steps"], diag["accept_prob"], diag["step_size"],
-                      np.asarray(counts), np.asarray(valid), buckets, walls, np.ones(B, int))
+                      np.asarray(counts), np.asarray(valid), buckets, walls, np.ones(B, int), n_draws)
 
 
 #: Dimensions after ``bin`` of the profile models' sites (:mod:`jaxhalo.inference.profiles`).
@@ -441,6 +474,10 @@ def per_bin_inference_data(
     attributes (:func:`jaxhalo.inference.variables.describe_profile_variable`).
     """
     B = int(res.counts.size)
+    if not res.equal_draws:
+        raise BinError(f"the bins hold different numbers of draws ({sorted(set(np.asarray(res.n_draws)[res.valid].tolist()))}, "
+                       "keep_every_iteration=True): one InferenceData needs one draw axis; take each bin's run with "
+                       "res.bin_samples(b), or fit with keep_every_iteration=False")
     keep = np.arange(B) if keep_empty else np.flatnonzero(res.valid)
     if keep.size == 0:
         raise BinError("no bin was fitted: nothing to put in an InferenceData")

@@ -241,7 +241,8 @@ def anisotropy(sigma_r: ArrayLike, sigma_theta: ArrayLike, sigma_phi: ArrayLike)
 def summarize_profile(samples: dict, valid: ArrayLike, quantiles: Sequence[float] = (0.16, 0.5, 0.84)) -> dict:
     """Quantiles over posterior samples of every per-bin quantity, NaN for invalid bins.
 
-    samples : dict name -> array (S, B, ...) (draws first, bins second).
+    samples : dict name -> array (S, B, ...) (draws first, bins second); NaN draws are left out
+        (the padding of bins that hold fewer draws, :attr:`jaxhalo.inference.per_bin.PerBinNUTS.n_draws`).
     valid : (B,) bool. Returns dict name -> array (len(quantiles), B, ...).
     """
     valid = np.asarray(valid, bool)
@@ -250,8 +251,9 @@ def summarize_profile(samples: dict, valid: ArrayLike, quantiles: Sequence[float
         v = np.asarray(v)
         if v.ndim < 2 or v.shape[1] != valid.size:
             continue
-        q = np.quantile(v, quantiles, axis=0)
-        q[:, ~valid] = np.nan
+        q = np.full((len(quantiles),) + v.shape[1:], np.nan)
+        if valid.any():
+            q[:, valid] = np.nanquantile(v[:, valid], quantiles, axis=0)
         out[k] = q
     return out
 

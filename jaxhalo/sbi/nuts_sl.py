@@ -232,6 +232,7 @@ def synthetic_posterior(
     slopes: Literal["secant", "tangent"] = "secant",
     n_linearisations: int = 4,
     recentre_covariance: bool = True,
+    refine_keys: int = 0,
     cov_batch: int = 50,
     n_progress_chunks: int = 20,
     progress: bool = False,
@@ -258,6 +259,11 @@ def synthetic_posterior(
         at most how many linearisations (:func:`~jaxhalo.sbi.surrogate.fit_linear_mean`).
     recentre_covariance : with ``mean="linear"``, estimate C again (``n_cov`` simulations) at the surrogate's
         centre when it is not theta_ref; the posterior is then sampled with that C.
+    refine_keys : with ``mean="linear"``, 0 (default) or K' > 0: after the Gauss-Newton placement, estimate C
+        at its last mode (``n_cov`` simulations, instead of at the last centre) and linearise once more there,
+        with K' fresh common-random-number keys and the placement's posterior sigma as design half-widths; NUTS
+        samples that linearisation (its slopes' and mean's noise with K'). Costs n_cov + (1 + 2 P) K'
+        simulations; the final surrogate is then centred on the mode whatever the placement's convergence.
     cov_batch, n_progress_chunks : simulations per compiled call, and calls the NUTS iterations are
         split into (each a progress step; the programs are compiled once).
     progress : tqdm bars for the covariance simulations and the NUTS iterations.
@@ -280,7 +286,7 @@ def synthetic_posterior(
 
     for name, v, lo in (("n_keys", n_keys, 1), ("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1),
                         ("num_chains", num_chains, 1), ("max_tree_depth", max_tree_depth, 1), ("cov_batch", cov_batch, 1),
-                        ("n_progress_chunks", n_progress_chunks, 1)):
+                        ("n_progress_chunks", n_progress_chunks, 1), ("refine_keys", refine_keys, 0)):
         if not (isinstance(v, (int, np.integer)) and v >= lo):
             raise SyntheticLikelihoodError(f"{name} must be an integer >= {lo}, got {v!r}")
     if init not in ("prior", "reference"):
@@ -328,14 +334,26 @@ def synthetic_posterior(
                                   slopes=slopes, jacobian=jac, progress=bar.update)
         timings["surrogate"] = time.perf_counter() - t0
         record = {**fit.record(), "recentred_covariance_simulations": 0}
-        centre = jnp.asarray(fit.surrogate.centre, dtype=theta_ref.dtype)
-        if recentre_covariance and not np.array_equal(np.asarray(centre), np.asarray(theta_ref)):
+        centre = jnp.asarray(fit.mode if refine_keys else fit.surrogate.centre, dtype=theta_ref.dtype)
+        if (recentre_covariance or refine_keys) and not np.array_equal(np.asarray(centre), np.asarray(theta_ref)):
             t0 = time.perf_counter()
             L, h, n_re = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch, progress,
                                      "covariance at the surrogate's centre")
             timings["covariance_recentred"] = time.perf_counter() - t0
             n_cov_run += n_re
             record["recentred_covariance_simulations"] = n_re
+        if refine_keys:  # one more linearisation at the placement's mode, with K' fresh keys and the new C
+            sim_keys = jax.random.split(jax.random.fold_in(k_sim, 1), refine_keys)
+            t0 = time.perf_counter()
+            with tqdm(unit="sim", desc="refinement simulations", disable=not progress, mininterval=0.5) as bar:
+                sigma = np.sqrt(np.clip(np.diag(fit.posterior_cov), 0.0, None))
+                final = fit_linear_mean(run_batch, x, L, prior, centre, sim_keys, n_linearisations=1, slopes=slopes,
+                                        jacobian=jac, widths=sigma, progress=bar.update)
+            timings["refinement"] = time.perf_counter() - t0
+            record["refinement"] = final.record()
+            record["simulations"] += final.simulations
+            record["tangents"] += final.tangents
+            fit = final
         simulate = fit.surrogate
 
     # 2. NUTS: every chain vmapped, iterations in chunks of one compiled scan
@@ -417,7 +435,7 @@ def synthetic_posterior(
     ess_t = {n: float(v) for n, v in az.ess(ds, method="tail").items()}
     return SyntheticPosterior(theta=theta, names=tuple(prior.names), free=free, theta_ref=np.asarray(theta_ref),
                               r_hat=r_hat, ess_bulk=ess_b, ess_tail=ess_t, diverging=div,
-                              num_steps=np.concatenate(steps, axis=1), n_cov_run=n_cov_run, n_keys=n_keys, hartlap=h,
+                              num_steps=np.concatenate(steps, axis=1), n_cov_run=n_cov_run, n_keys=int(sim_keys.shape[0]), hartlap=h,
                               num_warmup=num_warmup, num_samples=num_samples, timings_s=timings, surrogate=record)
 
 

@@ -143,12 +143,16 @@ class SurrogateFit:
     slopes: str
     posterior_cov: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
     """(P, P) the covariance of the last Gaussian approximation (a Laplace-type check on the NUTS posterior)."""
+    mode: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    """(P,) the mode of the last Gaussian approximation (the last Gauss-Newton update, inside the support): where
+    a further linearisation would be centred."""
 
     def record(self) -> dict[str, Any]:
         """JSON-ready summary (centres, widths, steps, counts)."""
         return {"slopes": self.slopes, "linearisations": int(self.steps.size), "converged": bool(self.converged),
                 "steps_in_widths": self.steps.tolist(), "centres": self.centres.tolist(),
-                "widths": self.widths.tolist(), "simulations": int(self.simulations), "tangents": int(self.tangents)}
+                "widths": self.widths.tolist(), "mode": self.mode.tolist(), "simulations": int(self.simulations),
+                "tangents": int(self.tangents)}
 
 
 def prior_moments(prior: SuitePrior) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,6 +238,7 @@ def fit_linear_mean(
     jacobian: Callable[[Array, Array], Array] | None = None,
     min_scale: float = 0.25,
     tol: float = 0.25,
+    widths: ArrayLike | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SurrogateFit:
     """Place a :class:`LinearMean` by Gauss-Newton from ``theta_ref`` (module docstring).
@@ -254,6 +259,8 @@ def fit_linear_mean(
         Jacobian over the keys.
     min_scale : the smallest secant half-width, as a fraction of each prior's sigma (also the first one).
     tol : stop when no parameter moved by more than ``tol`` of its design width.
+    widths : (P,) the first linearisation's design half-widths (default, and at least: ``min_scale`` x each
+        prior's sigma), e.g. the posterior sigma of an earlier fit when re-linearising at its mode.
     progress : called with the number of simulations after each batch (a progress bar's ``update``).
 
     Returns
@@ -272,7 +279,7 @@ def fit_linear_mean(
     x = np.asarray(observed, dtype=float)
     centre = _inside(np.asarray(theta_ref, dtype=float), lo, hi)
     floor = np.where(free, min_scale * np.sqrt(v_p), 0.0)
-    width = floor
+    width = floor if widths is None else np.where(free, np.maximum(np.asarray(widths, dtype=float), floor), 0.0)
     centres, widths, steps = [centre], [width], []
     n_sims = n_tangents = 0
     idx = np.flatnonzero(free)
@@ -325,4 +332,5 @@ def fit_linear_mean(
             break
         centre = new
     return SurrogateFit(surrogate=lin, centres=np.stack(centres), widths=np.stack(widths), steps=np.array(steps),
-                        simulations=n_sims, tangents=n_tangents, converged=converged, slopes=slopes, posterior_cov=cov)
+                        simulations=n_sims, tangents=n_tangents, converged=converged, slopes=slopes, posterior_cov=cov,
+                        mode=new)

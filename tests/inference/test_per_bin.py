@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxhalo.inference.profiles import MixturePrior, mixture_profile_model
-from jaxhalo.likelihoods.binned import EmptyBinWarning
+from jaxhalo.likelihoods.binned import BinError, EmptyBinWarning, summarize_profile
 from jaxhalo.mocks.populations import population_mock
 from jaxhalo.inference.per_bin import (MAX_DRAWS_FACTOR, bucket_bins, bucket_draw_factors, nuts_per_bin,
                                        per_bin_inference_data)
@@ -174,7 +174,9 @@ def test_nuts_per_bin_draws_per_bucket_thins_longer_runs():
     """Two bins with the same stars but one (so: two buckets, overhead 0); the second bucket runs 4
     iterations per returned draw. It returns as many draws, costs ~4x the leapfrog steps, and its ESS per
     returned draw is clearly higher than the first bin's. One leapfrog step per iteration
-    (max_tree_depth=1) makes the chains autocorrelated, so thinning must show."""
+    (max_tree_depth=1) makes the chains autocorrelated, so thinning must show. With keep_every_iteration the
+    same chains come back whole: bin 1's every 4th draw is the thinned run's, its ESS is not lower, bin 0 is
+    NaN-padded, the quantiles skip the padding, and one InferenceData is refused."""
     import arviz as az
 
     rng = np.random.default_rng(0)
@@ -202,3 +204,21 @@ def test_nuts_per_bin_draws_per_bucket_thins_longer_runs():
         return float(np.asarray(az.ess(az.convert_to_dataset({"v": v}), method="bulk")["v"]).min())
 
     assert min_ess(1) > 1.8 * min_ess(0), (min_ess(1), min_ess(0))
+
+    # keep_every_iteration: the same chains, every iteration returned; bin 0 padded to bin 1's length
+    full = nuts_per_bin(mixture_profile_model, masks, {"x": x, "errors": e}, static, draws_per_bucket=[1, 4],
+                        keep_every_iteration=True, **kw)
+    assert full.samples["mean"].shape == (1, 800, 2, 1, 3) and full.n_draws.tolist() == [200, 800]
+    assert full.thin.tolist() == [1, 1] and not full.equal_draws
+    np.testing.assert_array_equal(full.samples["mean"][:, :200, 0], th.samples["mean"][:, :, 0])
+    assert np.all(np.isnan(full.samples["mean"][:, 200:, 0])) and not full.diverging[:, 200:, 0].any()
+    np.testing.assert_allclose(full.samples["mean"][:, 3::4, 1], th.samples["mean"][:, :, 1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(full.bin_samples(0)["mean"], th.samples["mean"][:, :, 0])
+    assert full.bin_samples(1)["mean"].shape == (1, 800, 1, 3)
+    v = np.concatenate([full.bin_samples(1)["mean"][..., 0, :], full.bin_samples(1)["sigma"][..., 0, :]], axis=-1)
+    # thinning a reversible chain never gains efficiency (Geyer 1992): the whole run holds at least the ESS
+    assert float(np.asarray(az.ess(az.convert_to_dataset({"v": v}), method="bulk")["v"]).min()) > min_ess(1)
+    q = summarize_profile(full.flat_samples(), full.valid)
+    np.testing.assert_allclose(q["mean"][:, 0], np.quantile(th.samples["mean"][0, :, 0], (0.16, 0.5, 0.84), axis=0))
+    with pytest.raises(BinError, match="different numbers of draws"):
+        per_bin_inference_data(full)

@@ -34,3 +34,16 @@ def test_quick_closed_loop_counts_its_budget_and_is_bounded_by_the_prior():
         if name in prior_sd:
             assert t["sigma_mean"] <= 1.1 * prior_sd[name], (name, t)
         assert t["truth_in_68"] in (0.0, 0.5, 1.0) and t["truth_in_68"] <= t["truth_in_95"]
+
+
+def test_quick_refined_closed_loop_adds_the_refinement_to_its_budget():
+    """``--refine`` (quick): C again at the placement's mode and one more linearisation there with K' = 2 fresh
+    keys: the budget adds K' x (1 + 2 x 12) simulations to the covariances and the placement, and the
+    surrogate's centre is that mode."""
+    from benchmarks.bench_linear_sl import closed_loop
+
+    rec = closed_loop(quick=True, refine=True)
+    assert rec["settings"]["refine_keys"] == 2
+    for f in rec["fits"]:
+        assert f["total_simulation_equivalents"] == 2 * 60 + f["linearisations"] * 2 * (1 + 2 * 12) + 2 * (1 + 2 * 12)
+        np.testing.assert_array_equal(f["final_centre"], f["placement_mode"])

@@ -194,14 +194,33 @@ def test_non_finite_summaries_at_a_design_point_name_the_parameter(prior):
         synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="quadratic")
 
 
+def _analytic_posterior(sim, x, key, centre, K, keys, n_cov=4000):
+    """(mean, sd) over FREE of the posterior NUTS samples on the toy: the exact linear mean at ``centre`` with
+    the ``keys``' noise, and the covariance synthetic_posterior estimated there (same keys, Hartlap factor)."""
+    k_cov = jax.random.split(key, 3)[0]
+    sims = jax.vmap(lambda k: sim.fn(centre, k))(jax.random.split(jax.random.fold_in(k_cov, 1), n_cov))
+    h = (n_cov - 20 - 2) / (n_cov - 1)
+    M = h * np.linalg.inv(np.cov(np.asarray(sims), rowvar=False)) / (1 + 1 / K)
+    mu_c = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(centre, k))(keys), axis=0))
+    J = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(jnp.asarray(FIDUCIAL_THETA)))[:, IDX]
+    cov = np.linalg.inv(J.T @ M @ J)
+    return np.asarray(centre)[IDX] + cov @ J.T @ M @ (np.asarray(x) - mu_c), np.sqrt(np.diag(cov))
+
+
+def _assert_matches(res, mean, sd):
+    """NUTS draws against the analytic posterior: 4 Monte Carlo standard errors on the mean, 10 % on the sd."""
+    draws = res.free_draws.reshape(-1, 3)
+    assert np.all(np.abs(draws.mean(0) - mean) < 4 * sd / np.sqrt(res.min_ess_bulk)), (draws.mean(0), mean, sd)
+    np.testing.assert_allclose(draws.std(0), sd, rtol=0.1)
+
+
 def test_nuts_on_the_surrogate_matches_the_analytic_posterior_of_the_toy_and_costs_no_simulations(prior):
     """Mean "linear" on the toy, from a reference theta 0.7 dex and 2e11 Msun away: the surrogate is exact, so NUTS
     (4 chains x (400 + 800)) must give the analytic posterior of that likelihood (the toy's exact linear mean, the covariance it
     estimated; 4 Monte Carlo standard errors on the mean, 10 % on the sd), with R-hat < 1.01,
     no divergences, and a budget of the covariance (twice) and the linearisations only."""
     sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
-    truth = jnp.asarray(FIDUCIAL_THETA)
-    x = sim.fn(truth, jax.random.key(3))
+    x = sim.fn(jnp.asarray(FIDUCIAL_THETA), jax.random.key(3))
     key, K = jax.random.key(4), 8
     res = synthetic_posterior(prior, sim.fn, x, key, _reference(), n_keys=K, n_cov=4000, num_warmup=400,
                               num_samples=800, num_chains=4, mean="linear")
@@ -210,19 +229,43 @@ def test_nuts_on_the_surrogate_matches_the_analytic_posterior_of_the_toy_and_cos
     b = res.budget()
     assert b["nuts_simulation_equivalents"] == 0 and b["surrogate_simulation_equivalents"] == 2 * K * 7
     assert b["total_simulation_equivalents"] == 8000 + 2 * K * 7 == res.n_cov_run + 2 * K * 7
-    # the analytic posterior of the likelihood NUTS sampled: the exact linear mean at the surrogate's centre and
-    # the covariance synthetic_posterior estimated there (same keys), Hartlap factor included
-    k_cov, k_sim, _ = jax.random.split(key, 3)
-    keys = jax.random.split(k_sim, K)
-    centre = jnp.asarray(res.surrogate["centres"][-1])
-    sims = jax.vmap(lambda k: sim.fn(centre, k))(jax.random.split(jax.random.fold_in(k_cov, 1), 4000))
-    h = (4000 - 20 - 2) / 3999
-    M = h * np.linalg.inv(np.cov(np.asarray(sims), rowvar=False)) / (1 + 1 / K)
-    mu_c = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(centre, k))(keys), axis=0))
-    J = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(truth))[:, IDX]
-    cov = np.linalg.inv(J.T @ M @ J)
-    mean = np.asarray(centre)[IDX] + cov @ J.T @ M @ (np.asarray(x) - mu_c)
-    draws = res.free_draws.reshape(-1, 3)
-    sd = np.sqrt(np.diag(cov))
-    assert np.all(np.abs(draws.mean(0) - mean) < 4 * sd / np.sqrt(res.min_ess_bulk)), (draws.mean(0), mean, sd)
-    np.testing.assert_allclose(draws.std(0), sd, rtol=0.1)
+    keys = jax.random.split(jax.random.split(key, 3)[1], K)
+    _assert_matches(res, *_analytic_posterior(sim, x, key, jnp.asarray(res.surrogate["centres"][-1]), K, keys))
+
+
+def test_refinement_relinearises_at_the_placement_mode_with_fresh_keys(prior):
+    """``refine_keys=K'``: after one (unconverged) Gauss-Newton linearisation from the far reference, C is
+    estimated at its mode and the mean linearised once more there with K' fresh keys (``fold_in(k_sim, 1)``) and
+    the placement's posterior sigma as design half-widths; NUTS samples that, so it must match the analytic
+    posterior with K' keys at the mode; the budget adds the refinement's (1 + 2 P) K' simulations."""
+    sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
+    x = sim.fn(jnp.asarray(FIDUCIAL_THETA), jax.random.key(3))
+    key, K, K2 = jax.random.key(4), 4, 6
+    res = synthetic_posterior(prior, sim.fn, x, key, _reference(), n_keys=K, n_cov=4000, num_warmup=300,
+                              num_samples=600, num_chains=2, mean="linear", n_linearisations=1, refine_keys=K2)
+    rec, ref = res.surrogate, res.surrogate["refinement"]
+    assert not rec["converged"] and rec["linearisations"] == 1 and res.n_keys == K2
+    np.testing.assert_array_equal(ref["centres"][0], rec["mode"])
+    _, var, free = prior_moments(prior)
+    assert np.all(np.asarray(ref["widths"][0])[IDX] >= 0.25 * np.sqrt(var[IDX]) * (1 - 1e-12))
+    assert rec["simulations"] == K * 7 + K2 * 7 and res.budget()["total_simulation_equivalents"] == 8000 + K * 7 + K2 * 7
+    assert res.divergences == 0 and res.max_r_hat < 1.01
+    keys = jax.random.split(jax.random.fold_in(jax.random.split(key, 3)[1], 1), K2)
+    _assert_matches(res, *_analytic_posterior(sim, x, key, jnp.asarray(rec["mode"]), K2, keys))
+
+
+def test_fit_linear_mean_starts_from_the_given_widths_but_not_below_the_floor(prior):
+    """``widths``: the first design's half-widths are max(widths, min_scale x prior sigma) for free parameters;
+    ``mode`` is the last Gauss-Newton update (inside the support)."""
+    sim = linear_gaussian_simulator(brooks2026_prior(), n_summaries=20)
+    keys = jax.random.split(jax.random.key(2), 2)
+    x = np.asarray(sim.fn(jnp.asarray(FIDUCIAL_THETA), jax.random.key(3)))
+    L = np.linalg.cholesky(0.3**2 * np.eye(20))
+    _, var, free = prior_moments(prior)
+    asked = np.where(free, 0.5 * np.sqrt(var), 0.0)
+    asked[IDX[0]] = 1e-6  # below the floor
+    fit = fit_linear_mean(_runner(sim.fn), x, L, prior, _reference(), keys, n_linearisations=1, widths=asked)
+    want = np.where(free, np.maximum(asked, 0.25 * np.sqrt(var)), 0.0)
+    np.testing.assert_allclose(fit.widths[0], want, rtol=1e-12)
+    new, _ = gauss_newton_update(fit.surrogate, x, L, 2, *prior_moments(prior))
+    np.testing.assert_allclose(fit.mode, new, rtol=1e-12)

@@ -1,0 +1,113 @@
+"""Is the linearised synthetic likelihood itself calibrated? The linear-Gaussian model centred at the truth.
+
+The closed loop of ``benchmarks/bench_linear_sl.py`` gives log10 M200 posteriors that are too narrow (z scatter
+1.6 over 20 mocks). This separates the model from its placement: the same survey, simulator and 20 mock
+observations at theta0, but the linearisation is put *at theta0* (no Gauss-Newton placement):
+
+* C from ``n_cov`` = 200 simulations at theta0 (Hartlap factor), as in the closed loop;
+* the mean and secant slopes from one linearisation at theta0 (:func:`~jaxhalo.sbi.surrogate.fit_linear_mean`,
+  ``n_linearisations=1``, K = 16 common-random-number keys, half-widths 1/4 of each prior's sigma);
+* for every observation, the mode and covariance of that linear-Gaussian likelihood times Gaussians with the
+  Table 1 priors' moments (:func:`~jaxhalo.sbi.surrogate.gauss_newton_update`: exact for a linear mean), and
+  z = (mode - theta0) / sigma per parameter.
+
+Observations: 200 further independent simulations at theta0 (held out from C) and the 20 mocks. For calibrated
+widths the scatter of z is 1 (the common offset from the K = 16 mean's noise is in the mean of z, not its
+scatter). Also recorded: per mock, the truth-centred log10 M200 mode beside the closed loop's posterior median
+(``benchmarks/results/linear_sl/fits_cpu2.json``), and their RMS difference in units of the truth-centred sigma:
+the part of the closed loop's error that comes from where the linearisation was placed.
+
+    python -m benchmarks.bench_linear_sl_at_truth        (~5 min on 2 CPU cores; record linear_sl_at_truth_cpu2.json)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.bench_linear_sl import mock_observations  # noqa: E402
+from benchmarks.common import device_name, script_flags, write_results  # noqa: E402
+from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
+from jaxhalo.sbi.surrogate import fit_linear_mean, gauss_newton_update, prior_moments  # noqa: E402
+from jaxhalo.sbi.synthetic import covariance_cholesky  # noqa: E402
+from jaxhalo.simulation.parameters import PARAMETER_NAMES  # noqa: E402
+
+RESULT_NAME = "linear_sl_at_truth"
+CLOSED_LOOP_FITS = Path(__file__).parent / "results" / "linear_sl" / "fits_cpu2.json"
+SETTINGS = {"n_obs": 20, "n_cov": 200, "n_held_out": 200, "n_keys": 16, "batch": 16}
+
+
+def at_truth() -> tuple[list[dict], dict]:
+    """(one row per parameter, meta) of the truth-centred calibration (module docstring)."""
+    s = SETTINGS
+    theta0, _, n_part, simulate, x_obs = mock_observations("large", s["n_obs"])
+    batch = jax.jit(jax.vmap(simulate))
+
+    def run(thetas: np.ndarray, keys: jax.Array) -> np.ndarray:
+        """Simulations of (theta, key) pairs in calls of ``batch`` pairs (one compiled shape; the last padded)."""
+        n, b = len(thetas), s["batch"]
+        pad = -n % b
+        th = jnp.asarray(np.concatenate([thetas, np.repeat(thetas[-1:], pad, axis=0)]))
+        ks = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
+        return np.concatenate([np.asarray(batch(th[i:i + b], ks[i:i + b])) for i in range(0, n + pad, b)])[:n]
+
+    t0 = time.perf_counter()
+    sims = run(np.repeat(theta0[None], s["n_cov"] + s["n_held_out"], axis=0),
+               jax.random.split(jax.random.key(77), s["n_cov"] + s["n_held_out"]))
+    L, h = covariance_cholesky(sims[:s["n_cov"]])
+    prior = brooks2026_prior()
+    m_p, v_p, free = prior_moments(prior)
+    keys = jax.random.split(jax.random.key(99), s["n_keys"])
+    fit = fit_linear_mean(run, x_obs[0], L, prior, theta0, keys, n_linearisations=1)
+    wall = time.perf_counter() - t0
+
+    def z_scores(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = [gauss_newton_update(fit.surrogate, x, L, s["n_keys"], m_p, v_p, free) for x in obs]
+        modes = np.stack([o[0] for o in out])
+        sd = np.sqrt(np.diag(out[0][1]))  # the same for every observation (linear mean, fixed C)
+        return modes, np.where(free, (modes - theta0) / np.where(free, sd, 1.0), np.nan)
+
+    modes_mock, z_mock = z_scores(x_obs)
+    _, z_held = z_scores(sims[s["n_cov"]:])
+    sd = np.sqrt(np.diag(gauss_newton_update(fit.surrogate, x_obs[0], L, s["n_keys"], m_p, v_p, free)[1]))
+    rows = []
+    for j, n in enumerate(PARAMETER_NAMES):
+        if not free[j]:
+            continue
+        rows.append({"parameter": n, "truth": float(theta0[j]), "sigma": float(sd[j]),
+                     "held_out_z_mean": float(z_held[:, j].mean()), "held_out_z_scatter": float(z_held[:, j].std(ddof=1)),
+                     "mocks_z_mean": float(z_mock[:, j].mean()), "mocks_z_scatter": float(z_mock[:, j].std(ddof=1))})
+    meta = {"settings": {**s, "n_particles": n_part, "survey": "bench_fisher_vs_npe 'large' (1,000 stars, 500 Myr)"},
+            "hartlap": float(h), "simulations": int(sims.shape[0] + fit.simulations), "wall_s": wall,
+            "note": "2 CPU cores; see the module docstring"}
+    if CLOSED_LOOP_FITS.exists():
+        loop = json.loads(CLOSED_LOOP_FITS.read_text())["fits"]
+        i = PARAMETER_NAMES.index("log10_m200")
+        med = np.array([f["targets"]["log10_m200"]["median"] for f in loop[:s["n_obs"]]])
+        diff = (med - modes_mock[:len(med), i]) / sd[i]
+        meta["closed_loop_vs_truth_centred_log10_m200"] = {
+            "truth_centred_mode": modes_mock[:len(med), i].tolist(), "closed_loop_median": med.tolist(),
+            "rms_difference_in_sigma": float(np.sqrt(np.mean(diff**2))),
+            "closed_loop_fits": str(CLOSED_LOOP_FITS.relative_to(Path(__file__).parent.parent))}
+    return rows, meta
+
+
+if __name__ == "__main__":
+    script_flags(__doc__, ())
+    print(device_name(), flush=True)
+    rows, meta = at_truth()
+    for r in rows:
+        print(f"{r['parameter']:>16s}: sigma {r['sigma']:.3g}  z held-out {r['held_out_z_mean']:+.2f} +- "
+              f"{r['held_out_z_scatter']:.2f}   mocks {r['mocks_z_mean']:+.2f} +- {r['mocks_z_scatter']:.2f}")
+    if "closed_loop_vs_truth_centred_log10_m200" in meta:
+        print("closed loop vs truth-centred M200, RMS difference in sigma:",
+              round(meta["closed_loop_vs_truth_centred_log10_m200"]["rms_difference_in_sigma"], 2))
+    print(f"wrote {write_results(RESULT_NAME, rows, meta=meta)}")
