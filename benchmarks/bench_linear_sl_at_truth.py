@@ -12,12 +12,15 @@ observations at theta0, but the linearisation is put *at theta0* (no Gauss-Newto
   z = (mode - theta0) / sigma per parameter.
 
 Observations: 200 further independent simulations at theta0 (held out from C) and the 20 mocks. For calibrated
-widths the scatter of z is 1 (the common offset from the K = 16 mean's noise is in the mean of z, not its
-scatter). Also recorded: per mock, the truth-centred log10 M200 mode beside the closed loop's posterior median
+widths the scatter of z is 1. With one set of keys for every observation, the keys' noise is a common offset
+(in the mean of z, not its scatter), so this checks C and the observation noise only. The keys' own noise is
+checked by a third run: each mock linearised at theta0 with its own K = 4 keys (``n_keys_per_mock``; the closed
+loop's K; ``own_4_keys_*``), and again with 8 (``own_8_keys_*``). Also recorded: per mock, the truth-centred log10 M200 mode beside the closed loop's posterior median
 (``benchmarks/results/linear_sl/fits_cpu2.json``), and their RMS difference in units of the truth-centred sigma:
 the part of the closed loop's error that comes from where the linearisation was placed.
 
-    python -m benchmarks.bench_linear_sl_at_truth        (~5 min on 2 CPU cores; record linear_sl_at_truth_cpu2.json)
+    python -m benchmarks.bench_linear_sl_at_truth        (~25 min on 2 CPU cores; record linear_sl_at_truth_cpu2.json)
+    python -m benchmarks.bench_linear_sl_at_truth --own-mean   (~5 min; linear_sl_at_truth_own_mean_cpu2.json)
 """
 
 from __future__ import annotations
@@ -36,17 +39,17 @@ import numpy as np  # noqa: E402
 from benchmarks.bench_linear_sl import mock_observations  # noqa: E402
 from benchmarks.common import device_name, script_flags, write_results  # noqa: E402
 from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
-from jaxhalo.sbi.surrogate import fit_linear_mean, gauss_newton_update, prior_moments  # noqa: E402
+from jaxhalo.sbi.surrogate import LinearMean, fit_linear_mean, gauss_newton_update, prior_moments  # noqa: E402
 from jaxhalo.sbi.synthetic import covariance_cholesky  # noqa: E402
 from jaxhalo.simulation.parameters import PARAMETER_NAMES  # noqa: E402
 
 RESULT_NAME = "linear_sl_at_truth"
 CLOSED_LOOP_FITS = Path(__file__).parent / "results" / "linear_sl" / "fits_cpu2.json"
-SETTINGS = {"n_obs": 20, "n_cov": 200, "n_held_out": 200, "n_keys": 16, "batch": 16}
+SETTINGS = {"n_obs": 20, "n_cov": 200, "n_held_out": 200, "n_keys": 16, "batch": 16, "n_keys_per_mock": (4, 8)}
 
 
-def at_truth() -> tuple[list[dict], dict]:
-    """(one row per parameter, meta) of the truth-centred calibration (module docstring)."""
+def _setup():
+    """(theta0, n_part, x_obs, run, sims, L, h, prior moments, the K = 16 linearisation at theta0)."""
     s = SETTINGS
     theta0, _, n_part, simulate, x_obs = mock_observations("large", s["n_obs"])
     batch = jax.jit(jax.vmap(simulate))
@@ -59,7 +62,6 @@ def at_truth() -> tuple[list[dict], dict]:
         ks = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
         return np.concatenate([np.asarray(batch(th[i:i + b], ks[i:i + b])) for i in range(0, n + pad, b)])[:n]
 
-    t0 = time.perf_counter()
     sims = run(np.repeat(theta0[None], s["n_cov"] + s["n_held_out"], axis=0),
                jax.random.split(jax.random.key(77), s["n_cov"] + s["n_held_out"]))
     L, h = covariance_cholesky(sims[:s["n_cov"]])
@@ -67,7 +69,14 @@ def at_truth() -> tuple[list[dict], dict]:
     m_p, v_p, free = prior_moments(prior)
     keys = jax.random.split(jax.random.key(99), s["n_keys"])
     fit = fit_linear_mean(run, x_obs[0], L, prior, theta0, keys, n_linearisations=1)
-    wall = time.perf_counter() - t0
+    return theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), fit
+
+
+def at_truth() -> tuple[list[dict], dict]:
+    """(one row per parameter, meta) of the truth-centred calibration (module docstring)."""
+    s = SETTINGS
+    t0 = time.perf_counter()
+    theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), fit = _setup()
 
     def z_scores(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = [gauss_newton_update(fit.surrogate, x, L, s["n_keys"], m_p, v_p, free) for x in obs]
@@ -78,15 +87,33 @@ def at_truth() -> tuple[list[dict], dict]:
     modes_mock, z_mock = z_scores(x_obs)
     _, z_held = z_scores(sims[s["n_cov"]:])
     sd = np.sqrt(np.diag(gauss_newton_update(fit.surrogate, x_obs[0], L, s["n_keys"], m_p, v_p, free)[1]))
+
+    # the same at the truth, but each mock with its own K keys (as in the closed loop): the keys' noise in
+    # the mean and the slopes then varies between observations instead of being one common offset
+    own_keys = {}
+    for Kp in s["n_keys_per_mock"]:
+        z_own, sd_own = [], []
+        for m in range(s["n_obs"]):
+            own = fit_linear_mean(run, x_obs[m], L, prior, theta0, jax.random.split(jax.random.key(5000 + m), Kp),
+                                  n_linearisations=1)
+            mode, cov = gauss_newton_update(own.surrogate, x_obs[m], L, Kp, m_p, v_p, free)
+            sd_own.append(np.sqrt(np.diag(cov)))
+            z_own.append(np.where(free, (mode - theta0) / np.where(free, sd_own[-1], 1.0), np.nan))
+        own_keys[Kp] = (np.array(z_own), np.array(sd_own))
+    wall = time.perf_counter() - t0
     rows = []
     for j, n in enumerate(PARAMETER_NAMES):
         if not free[j]:
             continue
         rows.append({"parameter": n, "truth": float(theta0[j]), "sigma": float(sd[j]),
                      "held_out_z_mean": float(z_held[:, j].mean()), "held_out_z_scatter": float(z_held[:, j].std(ddof=1)),
-                     "mocks_z_mean": float(z_mock[:, j].mean()), "mocks_z_scatter": float(z_mock[:, j].std(ddof=1))})
+                     "mocks_z_mean": float(z_mock[:, j].mean()), "mocks_z_scatter": float(z_mock[:, j].std(ddof=1)),
+                     **{f"own_{Kp}_keys_{k}": v for Kp, (z_own, sd_own) in own_keys.items()
+                        for k, v in (("sigma_mean", float(sd_own[:, j].mean())), ("z_mean", float(z_own[:, j].mean())),
+                                     ("z_scatter", float(z_own[:, j].std(ddof=1))))}})
     meta = {"settings": {**s, "n_particles": n_part, "survey": "bench_fisher_vs_npe 'large' (1,000 stars, 500 Myr)"},
-            "hartlap": float(h), "simulations": int(sims.shape[0] + fit.simulations), "wall_s": wall,
+            "hartlap": float(h), "simulations": int(sims.shape[0] + fit.simulations * (1 + s["n_obs"] * sum(s["n_keys_per_mock"]) / s["n_keys"])),
+            "wall_s": wall,
             "note": "2 CPU cores; see the module docstring"}
     if CLOSED_LOOP_FITS.exists():
         loop = json.loads(CLOSED_LOOP_FITS.read_text())["fits"]
@@ -100,13 +127,53 @@ def at_truth() -> tuple[list[dict], dict]:
     return rows, meta
 
 
+def own_mean_common_slopes(n_keys: tuple[int, ...] = (4, 8), n_held_out: int = 100) -> tuple[list[dict], dict]:
+    """Which half of the K keys' noise is mis-modelled, the mean's or the slopes'? (``--own-mean``)
+
+    At theta0, each observation gets its own K-key mean (the keys of the ``own_K_keys`` run) but every one shares
+    the slopes of the K = 16 linearisation (key 99); z of log10 M200 and M_LMC over the 20 mocks (K = 4 and 8) and
+    over ``n_held_out`` of the held-out simulations (K = 4, keys 9000 + i). If the scatter is ~1 here but not in
+    ``own_K_keys``, the (1 + 1/K) C model of the mean's noise is right and the slopes' noise is what it misses."""
+    s = SETTINGS
+    theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), fit = _setup()
+    cols = [PARAMETER_NAMES.index("log10_m200"), PARAMETER_NAMES.index("m_lmc")]
+
+    def z_of(x: np.ndarray, key: jax.Array, K: int) -> np.ndarray:
+        mu = run(np.repeat(theta0[None], K, axis=0), jax.random.split(key, K)).mean(axis=0)
+        lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu), fit.surrogate.slopes)
+        mode, cov = gauss_newton_update(lin, x, L, K, m_p, v_p, free)
+        return (mode[cols] - theta0[cols]) / np.sqrt(np.diag(cov)[cols])
+
+    rows = []
+    for K in n_keys:
+        z = np.array([z_of(x_obs[m], jax.random.key(5000 + m), K) for m in range(s["n_obs"])])
+        rows.append({"observations": f"{s['n_obs']} mocks", "K": K, "z_mean_log10_m200": float(z[:, 0].mean()),
+                     "z_scatter_log10_m200": float(z[:, 0].std(ddof=1)), "z_mean_m_lmc": float(z[:, 1].mean()),
+                     "z_scatter_m_lmc": float(z[:, 1].std(ddof=1))})
+    z = np.array([z_of(sims[s["n_cov"] + i], jax.random.key(9000 + i), 4) for i in range(n_held_out)])
+    rows.append({"observations": f"{n_held_out} held-out simulations", "K": 4, "z_mean_log10_m200": float(z[:, 0].mean()),
+                 "z_scatter_log10_m200": float(z[:, 0].std(ddof=1)), "z_mean_m_lmc": float(z[:, 1].mean()),
+                 "z_scatter_m_lmc": float(z[:, 1].std(ddof=1))})
+    meta = {"settings": {**s, "n_particles": n_part, "n_held_out_used": n_held_out}, "hartlap": float(h),
+            "note": "2 CPU cores; see own_mean_common_slopes() in the module"}
+    return rows, meta
+
+
 if __name__ == "__main__":
-    script_flags(__doc__, ())
+    flags = script_flags(__doc__, ("--own-mean",))
     print(device_name(), flush=True)
+    if "--own-mean" in flags:
+        rows, meta = own_mean_common_slopes()
+        for r in rows:
+            print(r, flush=True)
+        print(f"wrote {write_results(RESULT_NAME + '_own_mean', rows, meta=meta)}")
+        raise SystemExit(0)
     rows, meta = at_truth()
     for r in rows:
         print(f"{r['parameter']:>16s}: sigma {r['sigma']:.3g}  z held-out {r['held_out_z_mean']:+.2f} +- "
-              f"{r['held_out_z_scatter']:.2f}   mocks {r['mocks_z_mean']:+.2f} +- {r['mocks_z_scatter']:.2f}")
+              f"{r['held_out_z_scatter']:.2f}   mocks {r['mocks_z_mean']:+.2f} +- {r['mocks_z_scatter']:.2f}" + "".join(
+                  f"   own {K} keys: sigma {r[f'own_{K}_keys_sigma_mean']:.3g}, z {r[f'own_{K}_keys_z_mean']:+.2f} +- "
+                  f"{r[f'own_{K}_keys_z_scatter']:.2f}" for K in SETTINGS["n_keys_per_mock"]))
     if "closed_loop_vs_truth_centred_log10_m200" in meta:
         print("closed loop vs truth-centred M200, RMS difference in sigma:",
               round(meta["closed_loop_vs_truth_centred_log10_m200"]["rms_difference_in_sigma"], 2))

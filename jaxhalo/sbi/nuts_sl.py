@@ -295,6 +295,8 @@ def synthetic_posterior(
         raise SyntheticLikelihoodError(f"mean must be 'simulator' or 'linear', got {mean!r}")
     if slopes not in ("secant", "tangent"):
         raise SyntheticLikelihoodError(f"slopes must be 'secant' or 'tangent', got {slopes!r}")
+    if refine_keys and mean != "linear":
+        raise SyntheticLikelihoodError(f"refine_keys={refine_keys} re-linearises a linear mean; it needs mean='linear'")
     if not (isinstance(n_linearisations, (int, np.integer)) and n_linearisations >= 1):
         raise SyntheticLikelihoodError(f"n_linearisations must be an integer >= 1, got {n_linearisations!r}")
     theta_ref = jnp.asarray(theta_ref, dtype=jnp.result_type(float))

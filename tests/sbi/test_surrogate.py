@@ -192,6 +192,10 @@ def test_non_finite_summaries_at_a_design_point_name_the_parameter(prior):
                         n_linearisations=0)
     with pytest.raises(SyntheticLikelihoodError, match="mean must be 'simulator' or 'linear'"):
         synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="quadratic")
+    with pytest.raises(SyntheticLikelihoodError, match="refine_keys=2 re-linearises a linear mean"):
+        synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, refine_keys=2)
+    with pytest.raises(SyntheticLikelihoodError, match="refine_keys must be an integer >= 0"):
+        synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="linear", refine_keys=-1)
 
 
 def _analytic_posterior(sim, x, key, centre, K, keys, n_cov=4000):
