@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.bench_linear_sl import mock_observations  # noqa: E402
 from benchmarks.common import device_name, script_flags, write_results  # noqa: E402
+from jaxhalo.sbi.nuts_sl import batch_runner  # noqa: E402
 from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
 from jaxhalo.sbi.surrogate import LinearMean, fit_linear_mean, gauss_newton_update, prior_moments  # noqa: E402
 from jaxhalo.sbi.synthetic import covariance_cholesky  # noqa: E402
@@ -48,20 +49,21 @@ CLOSED_LOOP_FITS = Path(__file__).parent / "results" / "linear_sl" / "fits_cpu2.
 SETTINGS = {"n_obs": 20, "n_cov": 200, "n_held_out": 200, "n_keys": 16, "batch": 16, "n_keys_per_mock": (4, 8)}
 
 
+def _gaussian_z(lin: LinearMean, x: np.ndarray, L, K: int, moments, theta0: np.ndarray):
+    """(mode (P,), sigma (P,), z = (mode - theta0) / sigma (P,), NaN for fixed parameters) of the Gaussian posterior
+    of one observation ``x`` under the linear mean ``lin`` with K keys (:func:`gauss_newton_update`: exact for a
+    linear mean)."""
+    mode, cov = gauss_newton_update(lin, x, L, K, *moments)
+    free = moments[2]
+    sd = np.sqrt(np.diag(cov))
+    return mode, sd, np.where(free, (mode - theta0) / np.where(free, sd, 1.0), np.nan)
+
+
 def _setup():
     """(theta0, n_part, x_obs, run, sims, L, h, prior moments, the K = 16 linearisation at theta0)."""
     s = SETTINGS
     theta0, _, n_part, simulate, x_obs = mock_observations("large", s["n_obs"])
-    batch = jax.jit(jax.vmap(simulate))
-
-    def run(thetas: np.ndarray, keys: jax.Array) -> np.ndarray:
-        """Simulations of (theta, key) pairs in calls of ``batch`` pairs (one compiled shape; the last padded)."""
-        n, b = len(thetas), s["batch"]
-        pad = -n % b
-        th = jnp.asarray(np.concatenate([thetas, np.repeat(thetas[-1:], pad, axis=0)]))
-        ks = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
-        return np.concatenate([np.asarray(batch(th[i:i + b], ks[i:i + b])) for i in range(0, n + pad, b)])[:n]
-
+    run = batch_runner(simulate, jnp.asarray(theta0), jax.random.key(0), s["batch"])
     sims = run(np.repeat(theta0[None], s["n_cov"] + s["n_held_out"], axis=0),
                jax.random.split(jax.random.key(77), s["n_cov"] + s["n_held_out"]))
     L, h = covariance_cholesky(sims[:s["n_cov"]])
@@ -78,15 +80,11 @@ def at_truth() -> tuple[list[dict], dict]:
     t0 = time.perf_counter()
     theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), fit = _setup()
 
-    def z_scores(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = [gauss_newton_update(fit.surrogate, x, L, s["n_keys"], m_p, v_p, free) for x in obs]
-        modes = np.stack([o[0] for o in out])
-        sd = np.sqrt(np.diag(out[0][1]))  # the same for every observation (linear mean, fixed C)
-        return modes, np.where(free, (modes - theta0) / np.where(free, sd, 1.0), np.nan)
-
-    modes_mock, z_mock = z_scores(x_obs)
-    _, z_held = z_scores(sims[s["n_cov"]:])
-    sd = np.sqrt(np.diag(gauss_newton_update(fit.surrogate, x_obs[0], L, s["n_keys"], m_p, v_p, free)[1]))
+    moments = (m_p, v_p, free)
+    mocks = [_gaussian_z(fit.surrogate, x, L, s["n_keys"], moments, theta0) for x in x_obs]
+    modes_mock, sd, z_mock = np.stack([o[0] for o in mocks]), mocks[0][1], np.stack([o[2] for o in mocks])
+    z_held = np.stack([_gaussian_z(fit.surrogate, x, L, s["n_keys"], moments, theta0)[2] for x in sims[s["n_cov"]:]])
+    n_sims = int(sims.shape[0] + fit.simulations)
 
     # the same at the truth, but each mock with its own K keys (as in the closed loop): the keys' noise in
     # the mean and the slopes then varies between observations instead of being one common offset
@@ -96,9 +94,10 @@ def at_truth() -> tuple[list[dict], dict]:
         for m in range(s["n_obs"]):
             own = fit_linear_mean(run, x_obs[m], L, prior, theta0, jax.random.split(jax.random.key(5000 + m), Kp),
                                   n_linearisations=1)
-            mode, cov = gauss_newton_update(own.surrogate, x_obs[m], L, Kp, m_p, v_p, free)
-            sd_own.append(np.sqrt(np.diag(cov)))
-            z_own.append(np.where(free, (mode - theta0) / np.where(free, sd_own[-1], 1.0), np.nan))
+            n_sims += own.simulations
+            _, sd_m, z_m = _gaussian_z(own.surrogate, x_obs[m], L, Kp, moments, theta0)
+            sd_own.append(sd_m)
+            z_own.append(z_m)
         own_keys[Kp] = (np.array(z_own), np.array(sd_own))
     wall = time.perf_counter() - t0
     rows = []
@@ -112,7 +111,7 @@ def at_truth() -> tuple[list[dict], dict]:
                         for k, v in (("sigma_mean", float(sd_own[:, j].mean())), ("z_mean", float(z_own[:, j].mean())),
                                      ("z_scatter", float(z_own[:, j].std(ddof=1))))}})
     meta = {"settings": {**s, "n_particles": n_part, "survey": "bench_fisher_vs_npe 'large' (1,000 stars, 500 Myr)"},
-            "hartlap": float(h), "simulations": int(sims.shape[0] + fit.simulations * (1 + s["n_obs"] * sum(s["n_keys_per_mock"]) / s["n_keys"])),
+            "hartlap": float(h), "simulations": n_sims,
             "wall_s": wall,
             "note": "2 CPU cores; see the module docstring"}
     if CLOSED_LOOP_FITS.exists():
@@ -141,8 +140,7 @@ def own_mean_common_slopes(n_keys: tuple[int, ...] = (4, 8), n_held_out: int = 1
     def z_of(x: np.ndarray, key: jax.Array, K: int) -> np.ndarray:
         mu = run(np.repeat(theta0[None], K, axis=0), jax.random.split(key, K)).mean(axis=0)
         lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu), fit.surrogate.slopes)
-        mode, cov = gauss_newton_update(lin, x, L, K, m_p, v_p, free)
-        return (mode[cols] - theta0[cols]) / np.sqrt(np.diag(cov)[cols])
+        return _gaussian_z(lin, x, L, K, (m_p, v_p, free), theta0)[2][cols]
 
     rows = []
     for K in n_keys:

@@ -53,8 +53,8 @@ from .synthetic import covariance_cholesky, synthetic_likelihood_model
 #: 2 CPU cores; benchmarks/results/simulator_gradients_cpu2.json).
 FORWARD_TANGENT_COST_CPU: float = (39.84 - 1.0) / 12.0
 
-__all__ = ["SyntheticLikelihoodError", "SyntheticPosterior", "check_observed", "fix_parameters", "smooth_simulator",
-           "synthetic_posterior"]
+__all__ = ["SyntheticLikelihoodError", "SyntheticPosterior", "batch_runner", "check_observed", "fix_parameters",
+           "smooth_simulator", "synthetic_posterior"]
 
 Simulator = Callable[[Array, Array], Array]
 
@@ -315,7 +315,7 @@ def synthetic_posterior(
 
     # 1. the covariance at theta_ref, in chunks of simulations (one compiled program)
     t0 = time.perf_counter()
-    run_batch = _batch_runner(simulate, theta_ref, k_cov, cov_batch)
+    run_batch = batch_runner(simulate, theta_ref, k_cov, cov_batch)
     timings["covariance_compile"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     L, h, n_cov_run = _covariance(run_batch, theta_ref, k_cov, n_cov, cov_batch, progress, "covariance simulations")
@@ -441,9 +441,11 @@ def synthetic_posterior(
                               num_warmup=num_warmup, num_samples=num_samples, timings_s=timings, surrogate=record)
 
 
-def _batch_runner(simulate: Simulator, theta: Array, key: Array, batch: int) -> Callable[[Any, Array], np.ndarray]:
+def batch_runner(simulate: Simulator, theta: Array, key: Array, batch: int) -> Callable[[Any, Array], np.ndarray]:
     """``run(thetas (n, P), keys (n,)) -> (n, S)`` numpy: ``simulate`` over (theta, key) pairs in compiled calls of
-    ``batch`` pairs (one program; the last call padded with its final pair)."""
+    ``batch`` pairs (one program; the last call padded with its final pair). ``theta`` (P,) and ``key`` only
+    give the shapes and dtypes the program is compiled for. The ``run`` of
+    :func:`~jaxhalo.sbi.surrogate.fit_linear_mean` and of the covariance simulations."""
     keys0 = jax.random.split(key, batch)
     program = jax.jit(jax.vmap(simulate)).lower(jnp.broadcast_to(theta, (batch,) + theta.shape), keys0).compile()
 
