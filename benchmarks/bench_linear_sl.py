@@ -18,13 +18,20 @@ posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
 posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
-    python -m benchmarks.bench_linear_sl [--quick] [--refine]
+    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected]
 
 Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
 ``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
 test of the plumbing). ``--refine``: after the same placement, C again at its last mode and one more
 linearisation there with K' = 8 fresh keys (``synthetic_posterior(refine_keys=8)``), which NUTS samples; +400
 simulations per observation; record ``linear_sl_refined_cpu2.json`` (fits in ``linear_sl/fits_refined_cpu2.json``).
+
+The records ``full`` and ``refined`` were made before three corrections of the likelihood
+(``benchmarks/bench_linear_sl_at_truth.py --independent-mean``) and pin the settings of then: the centre's mean
+from the slopes' own keys, the secants' noise added to the covariance, C with the Hartlap factor only.
+``--corrected``: the same closed loop with the defaults of now -- the centre's mean from independent keys, no
+secant-noise term, C times Percival's m1 (1.17) for its own noise; the same simulation budget; record
+``linear_sl_corrected_cpu2.json``.
 """
 
 from __future__ import annotations
@@ -55,15 +62,19 @@ from jaxhalo.simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES  # noq
 RESULT_NAME = "linear_sl"
 NPE_RECORD = Path(__file__).parent / "results" / "fisher_vs_npe_large_cpu2.json"
 
+#: the likelihood of the first records (module docstring); ``corrected`` uses synthetic_posterior's defaults
+AS_BEFORE = dict(independent_mean=False, slope_noise=True, covariance_noise="none")
+CORRECTED = dict(independent_mean=True, slope_noise=False, covariance_noise="percival")
 SETTINGS = {
     "full": dict(survey="large", n_keys=4, n_cov=200, n_linearisations=3, num_warmup=500, num_samples=1000,
-                 num_chains=4, n_obs=20, seed=0, refine_keys=0),
+                 num_chains=4, n_obs=20, seed=0, refine_keys=0, **AS_BEFORE),
     "quick": dict(survey="quick", n_keys=2, n_cov=60, n_linearisations=2, num_warmup=100, num_samples=100,
-                  num_chains=2, n_obs=2, seed=0, refine_keys=0),
+                  num_chains=2, n_obs=2, seed=0, refine_keys=0, **CORRECTED),
 }
 # --refine: the same placement, then C at its mode and one more linearisation there with 8 fresh keys
 SETTINGS["refined"] = {**SETTINGS["full"], "refine_keys": 8}
 SETTINGS["quick_refined"] = {**SETTINGS["quick"], "refine_keys": 2}
+SETTINGS["corrected"] = {**SETTINGS["full"], **CORRECTED}
 
 
 def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey, int, object, np.ndarray]:
@@ -80,10 +91,12 @@ def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey,
     return theta0, survey, n_part, simulate, x_obs
 
 
-def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False) -> dict:
+def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False, corrected: bool = False) -> dict:
     """Fit every mock (module docstring) and return one record; ``checkpoint(record)`` is called with the record
-    of the mocks done so far after each one. ``refine``: the settings ``refined`` (``quick_refined``)."""
-    s = SETTINGS[("quick" if quick else "full") if not refine else ("quick_refined" if quick else "refined")]
+    of the mocks done so far after each one. ``refine``: the settings ``refined`` (``quick_refined``);
+    ``corrected``: ``corrected``."""
+    s = SETTINGS["corrected" if corrected else ("quick" if quick else "full") if not refine
+                 else ("quick_refined" if quick else "refined")]
     sv = NPE_SETTINGS[s["survey"]]
     theta0, survey, n_part, simulate, x_obs = mock_observations(s["survey"], s["n_obs"])
     prior = brooks2026_prior()
@@ -99,7 +112,8 @@ def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False) -> d
                                   n_keys=s["n_keys"], n_cov=s["n_cov"], n_linearisations=s["n_linearisations"],
                                   num_warmup=s["num_warmup"],
                                   num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear",
-                                  refine_keys=s["refine_keys"])
+                                  refine_keys=s["refine_keys"], independent_mean=s["independent_mean"],
+                                  slope_noise=s["slope_noise"], covariance_noise=s["covariance_noise"])
         wall = time.perf_counter() - t0
         th = res.theta.reshape(-1, res.theta.shape[-1])
         tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
@@ -170,9 +184,9 @@ def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose
     }
 
 
-def run(quick: bool = False, checkpoint=None, refine: bool = False) -> list[dict]:
+def run(quick: bool = False, checkpoint=None, refine: bool = False, corrected: bool = False) -> list[dict]:
     print(device_name(), flush=True)
-    return [closed_loop(quick, checkpoint, refine)]
+    return [closed_loop(quick, checkpoint, refine, corrected)]
 
 
 def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RESULT_NAME) -> Path:
@@ -204,16 +218,18 @@ def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RE
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--quick", "--refine"))
-    quick, refine = "--quick" in flags, "--refine" in flags
-    name = RESULT_NAME + ("_refined" if refine else "")
+    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected"))
+    quick, refine, corrected = "--quick" in flags, "--refine" in flags, "--corrected" in flags
+    if corrected and (quick or refine):
+        raise SystemExit("--corrected runs the full closed loop alone")
+    name = RESULT_NAME + ("_refined" if refine else "") + ("_corrected" if corrected else "")
     t_start = time.perf_counter()
 
     def checkpoint(rec: dict) -> None:
         """Write the mocks done so far (a long run that stops early keeps them)."""
         write_record(rec, time.perf_counter() - t_start, partial=True, name=name)
 
-    recs = run(quick, None if quick else checkpoint, refine)
+    recs = run(quick, None if quick else checkpoint, refine, corrected)
     if quick:
         print(json.dumps(recs[0]["budget"]))
     else:

@@ -21,6 +21,11 @@ the part of the closed loop's error that comes from where the linearisation was 
 
     python -m benchmarks.bench_linear_sl_at_truth        (~25 min on 2 CPU cores; record linear_sl_at_truth_cpu2.json)
     python -m benchmarks.bench_linear_sl_at_truth --own-mean   (~5 min; linear_sl_at_truth_own_mean_cpu2.json)
+    python -m benchmarks.bench_linear_sl_at_truth --independent-mean   (~35 min; ..._independent_mean_cpu2.json
+                                                                         and ..._noise_budget_cpu2.json)
+
+``--independent-mean`` separates the K = 4 keys' noise from its correlation with the mean and from the noise of C
+(:func:`independent_mean`, then :func:`noise_budget` on its arrays; 40 observations).
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ from benchmarks.common import device_name, script_flags, write_results  # noqa: 
 from jaxhalo.sbi.nuts_sl import batch_runner  # noqa: E402
 from jaxhalo.sbi.priors import brooks2026_prior  # noqa: E402
 from jaxhalo.sbi.surrogate import LinearMean, fit_linear_mean, gauss_newton_update, prior_moments  # noqa: E402
-from jaxhalo.sbi.synthetic import covariance_cholesky  # noqa: E402
-from jaxhalo.simulation.parameters import PARAMETER_NAMES  # noqa: E402
+from jaxhalo.sbi.synthetic import covariance_cholesky, percival_factor  # noqa: E402
+from jaxhalo.simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES  # noqa: E402
 
 RESULT_NAME = "linear_sl_at_truth"
 CLOSED_LOOP_FITS = Path(__file__).parent / "results" / "linear_sl" / "fits_cpu2.json"
@@ -157,14 +162,165 @@ def own_mean_common_slopes(n_keys: tuple[int, ...] = (4, 8), n_held_out: int = 1
     return rows, meta
 
 
+def independent_mean(K: int = 4, n_held_out: int = 20, n_extra_cov: int = 1000) -> tuple[list[dict], dict, dict]:
+    """Is it the slopes' noise, or its correlation with the mean's noise? (``--independent-mean``)
+
+    Each observation (the 20 mocks, then ``n_held_out`` held-out simulations) is linearised at theta0 with its own
+    K keys (mocks: keys 5000 + m, those of ``own_K_keys``; held-out i: keys 9000 + i), and its z computed twice
+    with the *same* K-key secant slopes: with the mean of the centre simulations of those keys (as
+    :func:`fit_linear_mean` does; the mocks reproduce ``own_K_keys``), and with the mean of K simulations at theta0
+    with independent keys (7000 + observation). Conditional on the slopes, a mean independent of them leaves the
+    residual x - mu_c independent of the slopes, so the Gaussian posterior at the truth cannot be over-confident
+    (its mode scatters by Cov B^T M B Cov <= Cov); if the same-key z scatter is > 1 and the independent one is not,
+    the over-confidence is the correlation of the mean's noise with the slopes' through the common keys.
+
+    Returns (rows, meta, arrays): ``arrays`` holds every observation's x, same-key and independent means, slopes and
+    slope deviations, the covariance factor L used (200 simulations), the 400 simulations of :func:`_setup` (C and
+    held-out) and ``n_extra_cov`` further simulations at theta0 (key 88) for :func:`noise_budget`."""
+    s = SETTINGS
+    theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), _ = _setup()
+    moments = (m_p, v_p, free)
+    cols = [PARAMETER_NAMES.index(n) for n in ("log10_m200", "m_lmc", "r_dens", "gamma")]
+    obs = [(f"mock {m}", x_obs[m], 5000 + m) for m in range(s["n_obs"])] + [
+        (f"held-out {i}", sims[s["n_cov"] + i], 9000 + i) for i in range(n_held_out)]
+    per_obs, n_sims, arrays = [], 0, []
+    for o, (label, x, seed) in enumerate(obs):
+        own = fit_linear_mean(run, x, L, prior, theta0, jax.random.split(jax.random.key(seed), K), n_linearisations=1)
+        mu_ind = run(np.repeat(theta0[None], K, axis=0), jax.random.split(jax.random.key(7000 + o), K)).mean(axis=0)
+        n_sims += own.simulations + K
+        lin_ind = LinearMean(jnp.asarray(theta0), jnp.asarray(mu_ind), own.surrogate.slopes)
+        _, sd_same, z_same = _gaussian_z(own.surrogate, x, L, K, moments, theta0)
+        _, sd_ind, z_ind = _gaussian_z(lin_ind, x, L, K, moments, theta0)
+        arrays.append((x, np.asarray(own.surrogate.mean), mu_ind, np.asarray(own.surrogate.slopes),
+                       np.asarray(own.surrogate.slope_deviations)))
+        per_obs.append({"observation": label, "sigma": sd_same[cols].tolist(), "z_same_keys": z_same[cols].tolist(),
+                        "sigma_independent": sd_ind[cols].tolist(), "z_independent_mean": z_ind[cols].tolist()})
+        print(label, "z M200 same keys %+.2f independent mean %+.2f" % (z_same[cols[0]], z_ind[cols[0]]), flush=True)
+    rows = []
+    for group, sel in (("20 mocks", slice(0, s["n_obs"])), (f"{n_held_out} held-out simulations", slice(s["n_obs"], None)),
+                       ("all", slice(None))):
+        zs = np.array([p["z_same_keys"] for p in per_obs[sel]])
+        zi = np.array([p["z_independent_mean"] for p in per_obs[sel]])
+        for c, n in enumerate(("log10_m200", "m_lmc", "r_dens", "gamma")):
+            rows.append({"observations": group, "K": K, "parameter": n,
+                         "z_mean_same_keys": float(zs[:, c].mean()), "z_scatter_same_keys": float(zs[:, c].std(ddof=1)),
+                         "z_rms_same_keys": float(np.sqrt(np.mean(zs[:, c] ** 2))),
+                         "z_mean_independent_mean": float(zi[:, c].mean()),
+                         "z_scatter_independent_mean": float(zi[:, c].std(ddof=1)),
+                         "z_rms_independent_mean": float(np.sqrt(np.mean(zi[:, c] ** 2)))})
+    meta = {"settings": {**s, "n_particles": n_part, "K": K, "n_held_out_used": n_held_out}, "hartlap": float(h),
+            "simulations_per_observation": n_sims // len(obs), "per_observation": per_obs,
+            "note": "2 CPU cores; see independent_mean() in the module"}
+    extra = run(np.repeat(theta0[None], n_extra_cov, axis=0), jax.random.split(jax.random.key(88), n_extra_cov))
+    out = dict(zip(("x", "mu_same", "mu_independent", "slopes", "slope_deviations"), (np.stack(a) for a in zip(*arrays))))
+    out.update(L=np.asarray(L), sims=np.asarray(sims), extra=np.asarray(extra), n_obs=s["n_obs"])
+    return rows, meta, out
+
+
+def _laplace_z(lin: LinearMean, x: np.ndarray, L: np.ndarray, K: int, moments, theta0: np.ndarray, col: int) -> float:
+    """z of parameter ``col`` at the mode of ln L(theta) + the Gaussian prior of the moments, for a likelihood that
+    is not Gaussian in theta (:meth:`LinearMean.synthetic_log_likelihood` with ``slope_deviations``): Newton's
+    method from theta0 in prior-sigma units, sigma from the Hessian there (autodiff). NaN if Newton fails."""
+    m_p, v_p, free = moments
+    idx = np.flatnonzero(free)
+    sd = np.sqrt(v_p)
+
+    def log_post(u):
+        th = jnp.asarray(theta0).at[idx].add(u * sd[idx])
+        return (lin.synthetic_log_likelihood(th, jnp.asarray(x), K, jnp.asarray(L))
+                - 0.5 * jnp.sum(((th[idx] - m_p[idx]) / sd[idx]) ** 2))
+
+    grad, hess = jax.jit(jax.grad(log_post)), jax.jit(jax.hessian(log_post))
+    u = np.zeros(idx.size)
+    for _ in range(30):
+        step = np.linalg.solve(np.asarray(hess(u)), -np.asarray(grad(u)))
+        u = u + step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    cov = np.linalg.inv(-np.asarray(hess(u)))
+    j = list(idx).index(col)
+    return float(u[j] / np.sqrt(cov[j, j])) if cov[j, j] > 0 else float("nan")
+
+
+#: (name, covariance simulations, centre mean, secant-noise term, Percival factor) of :func:`noise_budget`
+NOISE_BUDGET_VARIANTS = (
+    ("as the first closed loop (linear_sl_cpu2.json)", 200, "same keys", True, False),
+    ("without the secant-noise term", 200, "same keys", False, False),
+    ("mean from independent keys", 200, "independent", False, False),
+    ("C from 1,380 simulations", 1380, "same keys", False, False),
+    ("independent mean, C from 1,380", 1380, "independent", False, False),
+    ("independent mean, C x Percival m1 (synthetic_posterior's defaults)", 200, "independent", False, True),
+    ("same keys, C x Percival m1", 200, "same keys", False, True),
+)
+
+
+def noise_budget(arrays: dict, K: int = 4) -> tuple[list[dict], dict]:
+    """Which part of the K-key linearisation's over-confidence at theta0 comes from what (``--independent-mean``).
+
+    For the 40 observations of :func:`independent_mean`, z of log10 M200, M_LMC, r_dens and gamma under each of
+    :data:`NOISE_BUDGET_VARIANTS`: the covariance from the closed loop's 200 simulations, or from 1,380 (those 200,
+    the 180 held-out simulations not used as observations, and the 1,000 extra ones), with the Hartlap factor; the
+    centre's mean from the slopes' own keys or independent ones; the secant-noise term of
+    :meth:`LinearMean.synthetic_log_likelihood` or not (then the posterior is Gaussian and its mode exact:
+    :func:`gauss_newton_update`; with it, :func:`_laplace_z`); C times Percival's m1 (200 simulations, 52 summaries,
+    12 parameters) or not."""
+    theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
+    moments = prior_moments(brooks2026_prior())
+    n_obs, n_cov = int(arrays["n_obs"]), SETTINGS["n_cov"]
+    sims, n_used = arrays["sims"], arrays["x"].shape[0] - int(arrays["n_obs"])
+    L_of = {200: np.asarray(arrays["L"]),
+            1380: np.asarray(covariance_cholesky(np.concatenate([sims[:n_cov], sims[n_cov + n_used:], arrays["extra"]]))[0])}
+    assert L_of[1380].shape == L_of[200].shape
+    names = ("log10_m200", "m_lmc", "r_dens", "gamma")
+    cols = [PARAMETER_NAMES.index(n) for n in names]
+    m1 = percival_factor(n_cov, L_of[200].shape[0], int(np.sum(moments[2])))
+    rows = []
+    for label, n_c, mean, slope_noise, percival in NOISE_BUDGET_VARIANTS:
+        L = L_of[n_c] * (np.sqrt(m1) if percival else 1.0)
+        mu = arrays["mu_same"] if mean == "same keys" else arrays["mu_independent"]
+        z = np.full((arrays["x"].shape[0], len(cols)), np.nan)
+        for o in range(z.shape[0]):
+            lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu[o]), jnp.asarray(arrays["slopes"][o]),
+                             jnp.asarray(arrays["slope_deviations"][o]) if slope_noise else None)
+            if slope_noise:
+                z[o] = [_laplace_z(lin, arrays["x"][o], L, K, moments, theta0, c) for c in cols]
+            else:
+                z[o] = _gaussian_z(lin, arrays["x"][o], L, K, moments, theta0)[2][cols]
+        row = {"variant": label, "covariance_simulations": n_c, "centre_mean": mean, "secant_noise_term": slope_noise,
+               "percival_factor": m1 if percival else 1.0}
+        for c, n in enumerate(names):
+            for group, sel in (("mocks", slice(0, n_obs)), ("held_out", slice(n_obs, None)), ("all", slice(None))):
+                zz = z[sel, c][np.isfinite(z[sel, c])]
+                row[f"{n}_z_scatter_{group}"] = float(np.std(zz, ddof=1))
+            row[f"{n}_z_rms_all"] = float(np.sqrt(np.nanmean(z[:, c] ** 2)))
+            row[f"{n}_z_undefined"] = int(np.sum(~np.isfinite(z[:, c])))
+        rows.append(row)
+        print(f"{label:>68s}: log10 M200 z scatter {row['log10_m200_z_scatter_all']:.2f} (mocks "
+              f"{row['log10_m200_z_scatter_mocks']:.2f}, held-out {row['log10_m200_z_scatter_held_out']:.2f}), M_LMC "
+              f"{row['m_lmc_z_scatter_all']:.2f}, gamma {row['gamma_z_scatter_all']:.2f}", flush=True)
+    meta = {"settings": {**SETTINGS, "K": K, "observations": f"{n_obs} mocks + {n_used} held-out simulations"},
+            "percival_m1": m1, "hartlap_200": (n_cov - L_of[200].shape[0] - 2) / (n_cov - 1),
+            "sampling_sd_of_a_z_scatter_near_1": 1 / np.sqrt(2 * (arrays["x"].shape[0] - 1)),
+            "note": "2 CPU cores; see noise_budget() in the module"}
+    return rows, meta
+
+
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--own-mean",))
+    flags = script_flags(__doc__, ("--own-mean", "--independent-mean"))
     print(device_name(), flush=True)
     if "--own-mean" in flags:
         rows, meta = own_mean_common_slopes()
         for r in rows:
             print(r, flush=True)
         print(f"wrote {write_results(RESULT_NAME + '_own_mean', rows, meta=meta)}")
+        raise SystemExit(0)
+    if "--independent-mean" in flags:
+        rows, meta, arrays = independent_mean()
+        for r in rows:
+            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
+        print(f"wrote {write_results(RESULT_NAME + '_independent_mean', rows, meta=meta)}")
+        rows, meta = noise_budget(arrays)
+        print(f"wrote {write_results(RESULT_NAME + '_noise_budget', rows, meta=meta)}")
         raise SystemExit(0)
     rows, meta = at_truth()
     for r in rows:

@@ -85,7 +85,8 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
     g.add_argument("--n-keys", type=int_range(1), default=8,
                    help="K: common-random-number keys (simulations) averaged in the mean at every theta")
     g.add_argument("--n-cov", type=int_range(3), default=200,
-                   help="simulations at the reference theta for the covariance (more than the 52 summaries + 2)")
+                   help="simulations at the reference theta for the covariance (more than the 52 summaries + 4; "
+                        "C is widened for its own noise by Percival et al. 2014's factor m1)")
     g.add_argument("--mean", default="simulator", choices=["simulator", "linear"],
                    help="'simulator': the mean of K simulations at every theta NUTS visits (K (1 + free parameters) "
                         "simulation equivalents per gradient); 'linear': a local-linear surrogate of it placed by "
@@ -228,6 +229,7 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
             "fixed_parameters": {nm: float(res.theta_ref[i]) for i, nm in enumerate(res.names) if nm not in res.free},
             "theta_ref": dict(zip(res.names, res.theta_ref.tolist())),
             "covariance": {"n_simulations": res.n_cov_run, "hartlap_factor": res.hartlap,
+                           "percival_factor": res.covariance_factor,
                            "approximation": "C estimated once at theta_ref and held fixed over the posterior"
                            if res.surrogate is None or not res.surrogate["recentred_covariance_simulations"] else
                            "C estimated at theta_ref, again at the linear surrogate's centre, and held fixed"},

@@ -5,7 +5,8 @@ Three stages, each timed:
 
 1. **Covariance** (the stated approximation): ``n_cov`` independent simulations at a reference theta_ref,
    their sample covariance C with the Hartlap factor (:func:`~jaxhalo.sbi.synthetic.covariance_cholesky`),
-   held fixed over the whole posterior.
+   held fixed over the whole posterior, times the Percival et al. (2014) factor m1 for the noise of C itself
+   (:func:`~jaxhalo.sbi.synthetic.percival_factor`, ``covariance_noise``).
 2. **NUTS** over the free parameters with the prior's densities (Brooks et al. 2026 Table 1 by default),
    the mean of the summaries averaged over ``n_keys`` common-random-number keys at every theta, the gradient
    by forward-mode autodiff (numpyro's ``forward_mode_differentiation``; with the MW-LMC simulator also
@@ -46,7 +47,7 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from .priors import SuitePrior
-from .synthetic import covariance_cholesky, synthetic_likelihood_model
+from .synthetic import covariance_cholesky, percival_factor, synthetic_likelihood_model
 
 #: Cost of one forward-mode tangent through the MW-LMC simulator, in simulations: (39.84 - 1) / 12 from
 #: one synthetic-likelihood value + gradient in 12 directions = 39.84 simulations per key (4,500 tracers, 2.2 Gyr, float64,
@@ -132,6 +133,8 @@ class SyntheticPosterior:
         warm-up first; a few iterations past ``num_warmup + num_samples`` may have run (chunking) and count.
     n_cov_run : simulations run for the covariance (>= the ``n_cov`` asked for, chunking).
     n_keys, hartlap, num_warmup, num_samples : the settings used (``hartlap`` the factor on C^-1).
+    covariance_factor : the factor C was multiplied by for its own noise (Percival m1; 1 with
+        ``covariance_noise="none"``).
     timings_s : wall seconds per stage (``covariance_compile``, ``covariance``, ``nuts_compile``, ``nuts``; with a
         surrogate also ``surrogate`` and ``covariance_recentred``).
     surrogate : None for NUTS through the simulator; for ``mean="linear"`` the record of the linearisation
@@ -154,6 +157,7 @@ class SyntheticPosterior:
     num_samples: int
     timings_s: dict[str, float]
     surrogate: dict[str, Any] | None = None
+    covariance_factor: float = 1.0
 
     @property
     def free_draws(self) -> np.ndarray:
@@ -233,6 +237,9 @@ def synthetic_posterior(
     n_linearisations: int = 4,
     recentre_covariance: bool = True,
     refine_keys: int = 0,
+    covariance_noise: Literal["percival", "none"] = "percival",
+    slope_noise: bool = False,
+    independent_mean: bool = True,
     cov_batch: int = 50,
     n_progress_chunks: int = 20,
     progress: bool = False,
@@ -264,6 +271,15 @@ def synthetic_posterior(
         with K' fresh common-random-number keys and the placement's posterior sigma as design half-widths; NUTS
         samples that linearisation (its slopes' and mean's noise with K'). Costs n_cov + (1 + 2 P) K'
         simulations; the final surrogate is then centred on the mode whatever the placement's convergence.
+    covariance_noise : "percival" (default): C times m1 of Percival et al. (2014) for n_cov simulations, S
+        summaries and the free parameters (:func:`~jaxhalo.sbi.synthetic.percival_factor`; 1.17 for 200, 52, 12),
+        so that the posterior is as wide as the scatter that the noise of C adds; "none": C with the Hartlap
+        factor only.
+    slope_noise : with ``mean="linear"``, add the secants' Monte Carlo covariance along theta - centre to the
+        likelihood's (:class:`~jaxhalo.sbi.surrogate.LinearMean` ``slope_deviations``); off by default, since its
+        determinant over-states the information (:mod:`jaxhalo.sbi.surrogate`, "The surrogate's own error").
+    independent_mean : with ``mean="linear"``, each linearisation's centre mean from keys independent of its
+        slopes' (default; :func:`~jaxhalo.sbi.surrogate.fit_linear_mean`).
     cov_batch, n_progress_chunks : simulations per compiled call, and calls the NUTS iterations are
         split into (each a progress step; the programs are compiled once).
     progress : tqdm bars for the covariance simulations and the NUTS iterations.
@@ -297,6 +313,8 @@ def synthetic_posterior(
         raise SyntheticLikelihoodError(f"slopes must be 'secant' or 'tangent', got {slopes!r}")
     if refine_keys and mean != "linear":
         raise SyntheticLikelihoodError(f"refine_keys={refine_keys} re-linearises a linear mean; it needs mean='linear'")
+    if covariance_noise not in ("percival", "none"):
+        raise SyntheticLikelihoodError(f"covariance_noise must be 'percival' or 'none', got {covariance_noise!r}")
     if not (isinstance(n_linearisations, (int, np.integer)) and n_linearisations >= 1):
         raise SyntheticLikelihoodError(f"n_linearisations must be an integer >= 1, got {n_linearisations!r}")
     theta_ref = jnp.asarray(theta_ref, dtype=jnp.result_type(float))
@@ -313,12 +331,18 @@ def synthetic_posterior(
     x = jnp.asarray(check_observed(observed, S), dtype=theta_ref.dtype)
     timings: dict[str, float] = {}
 
+    def noise_factor(n: int) -> float:
+        """Percival's m1 for a covariance from n simulations (1 with covariance_noise='none')."""
+        return percival_factor(n, S, len(free)) if covariance_noise == "percival" else 1.0
+
     # 1. the covariance at theta_ref, in chunks of simulations (one compiled program)
     t0 = time.perf_counter()
     run_batch = batch_runner(simulate, theta_ref, k_cov, cov_batch)
     timings["covariance_compile"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     L, h, n_cov_run = _covariance(run_batch, theta_ref, k_cov, n_cov, cov_batch, progress, "covariance simulations")
+    c_factor = noise_factor(n_cov_run)
+    L = L * math.sqrt(c_factor)
     timings["covariance"] = time.perf_counter() - t0
 
     # 1b. the linear surrogate of the mean (mean="linear"), and C again at its centre
@@ -333,7 +357,7 @@ def synthetic_posterior(
         t0 = time.perf_counter()
         with tqdm(unit="sim", desc="surrogate simulations", disable=not progress, mininterval=0.5) as bar:
             fit = fit_linear_mean(run_batch, x, L, prior, theta_ref, sim_keys, n_linearisations=n_linearisations,
-                                  slopes=slopes, jacobian=jac, progress=bar.update)
+                                  slopes=slopes, jacobian=jac, independent_mean=independent_mean, progress=bar.update)
         timings["surrogate"] = time.perf_counter() - t0
         record = {**fit.record(), "recentred_covariance_simulations": 0}
         centre = jnp.asarray(fit.mode if refine_keys else fit.surrogate.centre, dtype=theta_ref.dtype)
@@ -341,6 +365,8 @@ def synthetic_posterior(
             t0 = time.perf_counter()
             L, h, n_re = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch, progress,
                                      "covariance at the surrogate's centre")
+            c_factor = noise_factor(n_re)
+            L = L * math.sqrt(c_factor)
             timings["covariance_recentred"] = time.perf_counter() - t0
             n_cov_run += n_re
             record["recentred_covariance_simulations"] = n_re
@@ -350,13 +376,15 @@ def synthetic_posterior(
             with tqdm(unit="sim", desc="refinement simulations", disable=not progress, mininterval=0.5) as bar:
                 sigma = np.sqrt(np.clip(np.diag(fit.posterior_cov), 0.0, None))
                 final = fit_linear_mean(run_batch, x, L, prior, centre, sim_keys, n_linearisations=1, slopes=slopes,
-                                        jacobian=jac, widths=sigma, progress=bar.update)
+                                        jacobian=jac, widths=sigma, independent_mean=independent_mean,
+                                        progress=bar.update)
             timings["refinement"] = time.perf_counter() - t0
             record["refinement"] = final.record()
             record["simulations"] += final.simulations
             record["tangents"] += final.tangents
             fit = final
-        simulate = fit.surrogate
+        simulate = fit.surrogate if slope_noise else dataclasses.replace(fit.surrogate, slope_deviations=None)
+        record["slope_noise"], record["independent_mean"] = bool(slope_noise), bool(independent_mean)
 
     # 2. NUTS: every chain vmapped, iterations in chunks of one compiled scan
     k_chain = _raw_key(k_run)
@@ -438,7 +466,8 @@ def synthetic_posterior(
     return SyntheticPosterior(theta=theta, names=tuple(prior.names), free=free, theta_ref=np.asarray(theta_ref),
                               r_hat=r_hat, ess_bulk=ess_b, ess_tail=ess_t, diverging=div,
                               num_steps=np.concatenate(steps, axis=1), n_cov_run=n_cov_run, n_keys=int(sim_keys.shape[0]), hartlap=h,
-                              num_warmup=num_warmup, num_samples=num_samples, timings_s=timings, surrogate=record)
+                              num_warmup=num_warmup, num_samples=num_samples, timings_s=timings, surrogate=record,
+                              covariance_factor=c_factor)
 
 
 def batch_runner(simulate: Simulator, theta: Array, key: Array, batch: int) -> Callable[[Any, Array], np.ndarray]:

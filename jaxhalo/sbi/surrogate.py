@@ -22,11 +22,27 @@ simulations go into *placing* the linearisation: a Gauss-Newton iteration from a
 3. re-linearise at the new centre, until an update moves by less than ``tol`` (1/4) of the design width
    (the last linearisation is then kept) or ``n_linearisations`` ran.
 
+**The mean's keys.** The centre's mean mu_c comes from K keys *independent* of the slopes' keys
+(:func:`mean_keys`: each slope key folded with 1; ``independent_mean``), at no extra cost (the secants do not
+use the centre's simulations). With the same keys, the noise of mu_c and of the slopes is correlated -- with
+common random numbers a summary's Monte Carlo error moves with theta -- so the residual x - mu_c is not
+independent of B and the posterior can be over-confident even at the truth: for log10 M200 of the MW-LMC
+closed loop's survey, at theta0 with K = 4, the z scatter over 40 observations falls from 1.35 to 1.27 with
+independent keys (``benchmarks/bench_linear_sl_at_truth.py --independent-mean``, record
+``linear_sl_at_truth_noise_budget_cpu2.json``). Independent of B, the residual leaves the Gaussian posterior at
+the truth calibrated however noisy B is, for a known C (its mode scatters by Cov B^T M B Cov <= Cov); most of
+what remains is the noise of C from 200 simulations (1.15 with C from 1,380), which the Percival factor of
+:func:`~jaxhalo.sbi.synthetic.percival_factor` offsets (1.18).
+
 **The surrogate's own error.** The K per-key secants scatter about their mean; that scatter gives the Monte
 Carlo covariance of the mean slope, and along an offset d from the centre a covariance of the mean summaries
-that grows like d^2. NUTS samples ln N(x; mu_c + B d, (1 + 1/K) C + U(d)^T U(d)) with U(d) the per-key
-deviations times d / sqrt(K (K - 1)) (:meth:`LinearMean.synthetic_log_likelihood`): the slopes' noise widens
-the posterior instead of narrowing it. (Zero on the linear toy, whose secants are the same for every key.)
+that grows like d^2: ln N(x; mu_c + B d, (1 + 1/K) C + U(d)^T U(d)) with U(d) the per-key deviations times
+d / sqrt(K (K - 1)) (:meth:`LinearMean.synthetic_log_likelihood`; ``slope_deviations``). That is the
+likelihood with a flat prior on the slopes, but it is *not* the better-calibrated one: its determinant grows
+like d^2 and acts as a second helping of the slopes' noise as information (at theta0 the log10 M200 z scatter
+rises from 1.35 to 1.53 with it; same benchmark). :func:`~jaxhalo.sbi.nuts_sl.synthetic_posterior` therefore
+samples without it unless asked (``slope_noise=True``). (Zero on the linear toy, whose secants are the same
+for every key.)
 
 **Slopes.** ``"secant"`` (default): B_j = (mu(theta_c + d_j e_j) - mu(theta_c - d_j e_j)) / (2 d_j) with the
 same K keys at every design point and d_j the design half-width -- 1 + 2 P simulations per key, and a slope
@@ -65,7 +81,7 @@ from .fisher import FisherError, fisher_covariance
 from .priors import SuitePrior
 
 __all__ = ["LinearMean", "LinearisationError", "SurrogateFit", "fit_linear_mean", "gauss_newton_update",
-           "prior_moments", "secant_design"]
+           "mean_keys", "prior_moments", "secant_design"]
 
 #: How far inside a bounded support (as a fraction of its width) the centre and the design points are kept.
 SUPPORT_MARGIN: float = 1e-3
@@ -172,6 +188,12 @@ def prior_moments(prior: SuitePrior) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return mean_a, var_a, np.array(free)
 
 
+def mean_keys(keys: Array) -> Array:
+    """The keys (K, ...) of the centre's mean when it is independent of the slopes' ``keys``: each folded with 1
+    (``jax.random.fold_in``)."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+
+
 def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``theta`` clipped to [lo + m, hi - m] with m = SUPPORT_MARGIN x the width, where the bounds are finite."""
     width = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
@@ -239,6 +261,7 @@ def fit_linear_mean(
     min_scale: float = 0.25,
     tol: float = 0.25,
     widths: ArrayLike | None = None,
+    independent_mean: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> SurrogateFit:
     """Place a :class:`LinearMean` by Gauss-Newton from ``theta_ref`` (module docstring).
@@ -261,6 +284,8 @@ def fit_linear_mean(
     tol : stop when no parameter moved by more than ``tol`` of its design width.
     widths : (P,) the first linearisation's design half-widths (default, and at least: ``min_scale`` x each
         prior's sigma), e.g. the posterior sigma of an earlier fit when re-linearising at its mode.
+    independent_mean : the centre's mean from :func:`mean_keys` (default), not from ``keys`` themselves (module
+        docstring, "The mean's keys"); the same number of simulations either way.
     progress : called with the number of simulations after each batch (a progress bar's ``update``).
 
     Returns
@@ -283,13 +308,17 @@ def fit_linear_mean(
     centres, widths, steps = [centre], [width], []
     n_sims = n_tangents = 0
     idx = np.flatnonzero(free)
+    centre_keys = mean_keys(keys) if independent_mean else keys
 
     def linearise(c: np.ndarray, w: np.ndarray) -> LinearMean:
         nonlocal n_sims, n_tangents
         pts = secant_design(c, w, free, lo, hi) if slopes == "secant" else c[None, :]
         n_pts = pts.shape[0]
         th = np.repeat(pts, K, axis=0)
-        s = np.asarray(run(th, keys[np.tile(np.arange(K), n_pts)])).reshape(n_pts, K, -1)
+        row_keys = keys[np.tile(np.arange(K), n_pts)]
+        if independent_mean:  # the centre's K rows come first
+            row_keys = jnp.concatenate([centre_keys, row_keys[K:]])
+        s = np.asarray(run(th, row_keys)).reshape(n_pts, K, -1)
         n_sims += n_pts * K
         if progress is not None:
             progress(n_pts * K)

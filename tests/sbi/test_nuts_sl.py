@@ -18,7 +18,7 @@ from jaxhalo.sbi.nuts_sl import (
 )
 from jaxhalo.sbi.priors import brooks2026_prior
 from jaxhalo.sbi.simulators import linear_gaussian_simulator
-from jaxhalo.sbi.synthetic import covariance_cholesky, reference_covariance
+from jaxhalo.sbi.synthetic import covariance_cholesky, percival_factor, reference_covariance
 from jaxhalo.simulation.parameters import FIDUCIAL_THETA, PARAMETER_NAMES
 
 FREE = ("log10_m200", "m_lmc", "log10_lambda_df")
@@ -110,7 +110,8 @@ def test_nuts_matches_the_analytic_posterior_on_the_toy(prior):
     idx = [PARAMETER_NAMES.index(n) for n in FREE]
     base_mu = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(truth, k))(keys), axis=0))
     J = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(truth))[:, idx]
-    var = 0.3**2 * (1 + 1 / K)
+    var = 0.3**2 * (1 + 1 / K) * percival_factor(4000, 20, 3)   # C's noise (Percival m1 = 1.003 here)
+    assert res.covariance_factor == percival_factor(4000, 20, 3)
     cov = np.linalg.inv(J.T @ J / var)
     mean = np.asarray(truth)[idx] + cov @ J.T @ (np.asarray(x) - base_mu) / var
     draws = res.free_draws.reshape(-1, 3)

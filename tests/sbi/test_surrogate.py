@@ -17,6 +17,7 @@ from jaxhalo.sbi.surrogate import (
     LinearMean,
     fit_linear_mean,
     gauss_newton_update,
+    mean_keys,
     prior_moments,
     secant_design,
 )
@@ -141,8 +142,12 @@ def test_on_the_linear_toy_the_secants_are_exact_and_two_linearisations_converge
     assert np.all(np.asarray(fit.surrogate.slopes)[:, [i for i in range(12) if i not in IDX]] == 0)
     assert fit.converged and fit.steps.size == 2 and fit.steps[1] < 1e-9
     assert fit.simulations == 2 * 4 * (1 + 2 * len(FREE)) and fit.tangents == 0
-    mu = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(fit.surrogate.centre, k))(keys), axis=0))
-    np.testing.assert_allclose(np.asarray(fit.surrogate.mean), mu, rtol=1e-12)
+    mu = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(fit.surrogate.centre, k))(mean_keys(keys)), axis=0))
+    np.testing.assert_allclose(np.asarray(fit.surrogate.mean), mu, rtol=1e-12)  # from keys independent of the slopes'
+    same = fit_linear_mean(_runner(sim.fn), x, L, prior, _reference(), keys, independent_mean=False)
+    mu_same = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(same.surrogate.centre, k))(keys), axis=0))
+    np.testing.assert_allclose(np.asarray(same.surrogate.mean), mu_same, rtol=1e-12)
+    assert np.max(np.abs(mu - mu_same)) > 0.01 and same.simulations == fit.simulations
     tangent = fit_linear_mean(_runner(sim.fn), x, L, prior, _reference(), keys, slopes="tangent",
                               jacobian=lambda th, ks: jnp.mean(jax.vmap(lambda k: jax.jacfwd(sim.fn)(th, k))(ks), axis=0))
     np.testing.assert_allclose(tangent.surrogate.centre, fit.surrogate.centre, rtol=1e-9)
@@ -164,7 +169,7 @@ def test_with_tangents_the_fixed_point_is_the_stationary_point_of_the_nonlinear_
     L = np.linalg.cholesky(0.3**2 * np.eye(20))
     jac = jax.jit(lambda th, ks: jnp.mean(jax.vmap(lambda k: jax.jacfwd(simulate)(th, k))(ks), axis=0))
     fit = fit_linear_mean(_runner(simulate), x, L, prior, _reference(), keys, slopes="tangent", jacobian=jac,
-                          n_linearisations=20, tol=1e-6)
+                          n_linearisations=20, tol=1e-6, independent_mean=False)  # mean and tangents from one set of keys
     assert fit.converged and fit.steps.size > 2
     pm, pv, _ = prior_moments(prior)
     base = np.asarray(FIDUCIAL_THETA, dtype=float)
@@ -194,18 +199,23 @@ def test_non_finite_summaries_at_a_design_point_name_the_parameter(prior):
         synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="quadratic")
     with pytest.raises(SyntheticLikelihoodError, match="refine_keys=2 re-linearises a linear mean"):
         synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, refine_keys=2)
+    with pytest.raises(SyntheticLikelihoodError, match="covariance_noise must be 'percival' or 'none'"):
+        synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, covariance_noise="wishart")
     with pytest.raises(SyntheticLikelihoodError, match="refine_keys must be an integer >= 0"):
         synthetic_posterior(prior, simulate, np.zeros(5), jax.random.key(0), FIDUCIAL_THETA, mean="linear", refine_keys=-1)
 
 
 def _analytic_posterior(sim, x, key, centre, K, keys, n_cov=4000):
     """(mean, sd) over FREE of the posterior NUTS samples on the toy: the exact linear mean at ``centre`` with
-    the ``keys``' noise, and the covariance synthetic_posterior estimated there (same keys, Hartlap factor)."""
+    the noise of the mean's keys (:func:`mean_keys` of ``keys``), and the covariance synthetic_posterior estimated
+    there (same keys, Hartlap factor, Percival factor for 20 summaries and 3 parameters)."""
+    from jaxhalo.sbi.synthetic import percival_factor
+
     k_cov = jax.random.split(key, 3)[0]
     sims = jax.vmap(lambda k: sim.fn(centre, k))(jax.random.split(jax.random.fold_in(k_cov, 1), n_cov))
     h = (n_cov - 20 - 2) / (n_cov - 1)
-    M = h * np.linalg.inv(np.cov(np.asarray(sims), rowvar=False)) / (1 + 1 / K)
-    mu_c = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(centre, k))(keys), axis=0))
+    M = h * np.linalg.inv(np.cov(np.asarray(sims), rowvar=False)) / (1 + 1 / K) / percival_factor(n_cov, 20, 3)
+    mu_c = np.asarray(jnp.mean(jax.vmap(lambda k: sim.fn(centre, k))(mean_keys(keys)), axis=0))
     J = np.asarray(jax.jacfwd(lambda t: sim.fn(t, keys[0]))(jnp.asarray(FIDUCIAL_THETA)))[:, IDX]
     cov = np.linalg.inv(J.T @ M @ J)
     return np.asarray(centre)[IDX] + cov @ J.T @ M @ (np.asarray(x) - mu_c), np.sqrt(np.diag(cov))
@@ -233,6 +243,9 @@ def test_nuts_on_the_surrogate_matches_the_analytic_posterior_of_the_toy_and_cos
     b = res.budget()
     assert b["nuts_simulation_equivalents"] == 0 and b["surrogate_simulation_equivalents"] == 2 * K * 7
     assert b["total_simulation_equivalents"] == 8000 + 2 * K * 7 == res.n_cov_run + 2 * K * 7
+    from jaxhalo.sbi.synthetic import percival_factor
+
+    assert res.covariance_factor == percival_factor(4000, 20, 3) and not res.surrogate["slope_noise"]
     keys = jax.random.split(jax.random.split(key, 3)[1], K)
     _assert_matches(res, *_analytic_posterior(sim, x, key, jnp.asarray(res.surrogate["centres"][-1]), K, keys))
 
