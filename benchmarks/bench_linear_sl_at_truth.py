@@ -64,6 +64,11 @@ def _gaussian_z(lin: LinearMean, x: np.ndarray, L, K: int, moments, theta0: np.n
     return mode, sd, np.where(free, (mode - theta0) / np.where(free, sd, 1.0), np.nan)
 
 
+def _mean_at(run, theta: np.ndarray, key: jax.Array, K: int) -> np.ndarray:
+    """(S,) the mean of K simulations at ``theta`` with the keys split from ``key``."""
+    return run(np.repeat(theta[None], K, axis=0), jax.random.split(key, K)).mean(axis=0)
+
+
 def _setup():
     """(theta0, n_part, x_obs, run, sims, L, h, prior moments, the K = 16 linearisation at theta0)."""
     s = SETTINGS
@@ -143,8 +148,7 @@ def own_mean_common_slopes(n_keys: tuple[int, ...] = (4, 8), n_held_out: int = 1
     cols = [PARAMETER_NAMES.index("log10_m200"), PARAMETER_NAMES.index("m_lmc")]
 
     def z_of(x: np.ndarray, key: jax.Array, K: int) -> np.ndarray:
-        mu = run(np.repeat(theta0[None], K, axis=0), jax.random.split(key, K)).mean(axis=0)
-        lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu), fit.surrogate.slopes)
+        lin = LinearMean(jnp.asarray(theta0), jnp.asarray(_mean_at(run, theta0, key, K)), fit.surrogate.slopes)
         return _gaussian_z(lin, x, L, K, (m_p, v_p, free), theta0)[2][cols]
 
     rows = []
@@ -186,7 +190,7 @@ def independent_mean(K: int = 4, n_held_out: int = 20, n_extra_cov: int = 1000) 
     per_obs, n_sims, arrays = [], 0, []
     for o, (label, x, seed) in enumerate(obs):
         own = fit_linear_mean(run, x, L, prior, theta0, jax.random.split(jax.random.key(seed), K), n_linearisations=1)
-        mu_ind = run(np.repeat(theta0[None], K, axis=0), jax.random.split(jax.random.key(7000 + o), K)).mean(axis=0)
+        mu_ind = _mean_at(run, theta0, jax.random.key(7000 + o), K)
         n_sims += own.simulations + K
         lin_ind = LinearMean(jnp.asarray(theta0), jnp.asarray(mu_ind), own.surrogate.slopes)
         _, sd_same, z_same = _gaussian_z(own.surrogate, x, L, K, moments, theta0)
@@ -217,10 +221,12 @@ def independent_mean(K: int = 4, n_held_out: int = 20, n_extra_cov: int = 1000) 
     return rows, meta, out
 
 
-def _laplace_z(lin: LinearMean, x: np.ndarray, L: np.ndarray, K: int, moments, theta0: np.ndarray, col: int) -> float:
-    """z of parameter ``col`` at the mode of ln L(theta) + the Gaussian prior of the moments, for a likelihood that
+def _laplace_z(lin: LinearMean, x: np.ndarray, L: np.ndarray, K: int, moments, theta0: np.ndarray,
+               cols: list[int]) -> np.ndarray:
+    """z (len(cols),) of the parameters ``cols`` at the mode of ln L(theta) + the Gaussian prior of the moments, for a likelihood that
     is not Gaussian in theta (:meth:`LinearMean.synthetic_log_likelihood` with ``slope_deviations``): Newton's
-    method from theta0 in prior-sigma units, sigma from the Hessian there (autodiff). NaN if Newton fails."""
+    method from theta0 in prior-sigma units, sigma from the Hessian there (autodiff); NaN where that variance is
+    not positive."""
     m_p, v_p, free = moments
     idx = np.flatnonzero(free)
     sd = np.sqrt(v_p)
@@ -237,9 +243,9 @@ def _laplace_z(lin: LinearMean, x: np.ndarray, L: np.ndarray, K: int, moments, t
         u = u + step
         if np.max(np.abs(step)) < 1e-9:
             break
-    cov = np.linalg.inv(-np.asarray(hess(u)))
-    j = list(idx).index(col)
-    return float(u[j] / np.sqrt(cov[j, j])) if cov[j, j] > 0 else float("nan")
+    var = np.diag(np.linalg.inv(-np.asarray(hess(u))))
+    j = [list(idx).index(c) for c in cols]
+    return np.where(var[j] > 0, u[j] / np.sqrt(np.where(var[j] > 0, var[j], 1.0)), np.nan)
 
 
 #: (name, covariance simulations, centre mean, secant-noise term, Percival factor) of :func:`noise_budget`
@@ -270,7 +276,6 @@ def noise_budget(arrays: dict, K: int = 4) -> tuple[list[dict], dict]:
     sims, n_used = arrays["sims"], arrays["x"].shape[0] - int(arrays["n_obs"])
     L_of = {200: np.asarray(arrays["L"]),
             1380: np.asarray(covariance_cholesky(np.concatenate([sims[:n_cov], sims[n_cov + n_used:], arrays["extra"]]))[0])}
-    assert L_of[1380].shape == L_of[200].shape
     names = ("log10_m200", "m_lmc", "r_dens", "gamma")
     cols = [PARAMETER_NAMES.index(n) for n in names]
     m1 = percival_factor(n_cov, L_of[200].shape[0], int(np.sum(moments[2])))
@@ -283,7 +288,7 @@ def noise_budget(arrays: dict, K: int = 4) -> tuple[list[dict], dict]:
             lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu[o]), jnp.asarray(arrays["slopes"][o]),
                              jnp.asarray(arrays["slope_deviations"][o]) if slope_noise else None)
             if slope_noise:
-                z[o] = [_laplace_z(lin, arrays["x"][o], L, K, moments, theta0, c) for c in cols]
+                z[o] = _laplace_z(lin, arrays["x"][o], L, K, moments, theta0, cols)
             else:
                 z[o] = _gaussian_z(lin, arrays["x"][o], L, K, moments, theta0)[2][cols]
         row = {"variant": label, "covariance_simulations": n_c, "centre_mean": mean, "secant_noise_term": slope_noise,

@@ -340,9 +340,8 @@ def synthetic_posterior(
     run_batch = batch_runner(simulate, theta_ref, k_cov, cov_batch)
     timings["covariance_compile"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    L, h, n_cov_run = _covariance(run_batch, theta_ref, k_cov, n_cov, cov_batch, progress, "covariance simulations")
-    c_factor = noise_factor(n_cov_run)
-    L = L * math.sqrt(c_factor)
+    L, h, n_cov_run, c_factor = _covariance(run_batch, theta_ref, k_cov, n_cov, cov_batch, noise_factor, progress,
+                                            "covariance simulations")
     timings["covariance"] = time.perf_counter() - t0
 
     # 1b. the linear surrogate of the mean (mean="linear"), and C again at its centre
@@ -363,10 +362,8 @@ def synthetic_posterior(
         centre = jnp.asarray(fit.mode if refine_keys else fit.surrogate.centre, dtype=theta_ref.dtype)
         if (recentre_covariance or refine_keys) and not np.array_equal(np.asarray(centre), np.asarray(theta_ref)):
             t0 = time.perf_counter()
-            L, h, n_re = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch, progress,
-                                     "covariance at the surrogate's centre")
-            c_factor = noise_factor(n_re)
-            L = L * math.sqrt(c_factor)
+            L, h, n_re, c_factor = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch,
+                                               noise_factor, progress, "covariance at the surrogate's centre")
             timings["covariance_recentred"] = time.perf_counter() - t0
             n_cov_run += n_re
             record["recentred_covariance_simulations"] = n_re
@@ -495,9 +492,9 @@ def batch_runner(simulate: Simulator, theta: Array, key: Array, batch: int) -> C
 
 
 def _covariance(run: Callable[[Any, Array], np.ndarray], theta: Array, key: Array, n_cov: int, batch: int,
-                progress: bool, desc: str) -> tuple[Array, float, int]:
-    """(Cholesky factor of C / h, Hartlap factor h, simulations run) from ``n_cov`` (rounded up to whole calls of
-    about ``batch``) independent simulations at ``theta``, with a progress bar."""
+                noise_factor: Callable[[int], float], progress: bool, desc: str) -> tuple[Array, float, int, float]:
+    """(Cholesky factor of f C / h, Hartlap factor h, simulations run n, f = ``noise_factor(n)``) from ``n_cov``
+    (rounded up to whole calls of about ``batch``) independent simulations at ``theta``, with a progress bar."""
     from tqdm.auto import tqdm  # deferred: progress bars only
 
     n_calls, per_call = _chunks(n_cov, batch)
@@ -510,4 +507,5 @@ def _covariance(run: Callable[[Any, Array], np.ndarray], theta: Array, key: Arra
             sims.append(run(thetas, keys[i * per_call:(i + 1) * per_call]))
             bar.update(per_call)
     L, h = covariance_cholesky(np.concatenate(sims))
-    return L, h, n_run
+    f = noise_factor(n_run)
+    return L * math.sqrt(f), h, n_run, f
