@@ -18,7 +18,7 @@ posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
 posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
-    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected]
+    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected] [--compressed]
 
 Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
 ``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
@@ -32,6 +32,11 @@ from the slopes' own keys, the secants' noise added to the covariance, C with th
 ``--corrected``: the same closed loop with the defaults of now -- the centre's mean from independent keys, no
 secant-noise term, C times Percival's m1 (1.17) for its own noise; the same simulation budget; record
 ``linear_sl_corrected_cpu2.json``.
+
+``--compressed``: the corrected likelihood, then C at the placement's mode and one more linearisation there with 8
+fresh keys (as ``--refine``), and NUTS on the 12 score-compressed summaries (onto the placement's last slopes;
+:mod:`jaxhalo.sbi.compression`): the 8 keys' slope noise then adds up over 12 summaries instead of 52; 900
+simulations per observation; record ``linear_sl_compressed_cpu2.json``. The slow test runs its quick version.
 """
 
 from __future__ import annotations
@@ -75,6 +80,10 @@ SETTINGS = {
 SETTINGS["refined"] = {**SETTINGS["full"], "refine_keys": 8}
 SETTINGS["quick_refined"] = {**SETTINGS["quick"], "refine_keys": 2}
 SETTINGS["corrected"] = {**SETTINGS["full"], **CORRECTED}
+# --compressed: the corrected likelihood, the refinement with 8 fresh keys at the placement's mode, and NUTS on the
+# 12 score-compressed summaries (jaxhalo.sbi.compression)
+SETTINGS["compressed"] = {**SETTINGS["corrected"], "refine_keys": 8, "compression": "score"}
+SETTINGS["quick_compressed"] = {**SETTINGS["quick_refined"], "compression": "score"}
 
 
 def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey, int, object, np.ndarray]:
@@ -91,12 +100,11 @@ def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey,
     return theta0, survey, n_part, simulate, x_obs
 
 
-def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False, corrected: bool = False) -> dict:
-    """Fit every mock (module docstring) and return one record; ``checkpoint(record)`` is called with the record
-    of the mocks done so far after each one. ``refine``: the settings ``refined`` (``quick_refined``);
-    ``corrected``: ``corrected``."""
-    s = SETTINGS["corrected" if corrected else ("quick" if quick else "full") if not refine
-                 else ("quick_refined" if quick else "refined")]
+def closed_loop(setting: str = "full", checkpoint=None) -> dict:
+    """Fit every mock (module docstring) with ``SETTINGS[setting]`` and return one record; ``checkpoint(record)`` is
+    called with the record of the mocks done so far after each one."""
+    s = SETTINGS[setting]
+    quick = setting.startswith("quick")
     sv = NPE_SETTINGS[s["survey"]]
     theta0, survey, n_part, simulate, x_obs = mock_observations(s["survey"], s["n_obs"])
     prior = brooks2026_prior()
@@ -113,7 +121,8 @@ def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False, corr
                                   num_warmup=s["num_warmup"],
                                   num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear",
                                   refine_keys=s["refine_keys"], independent_mean=s["independent_mean"],
-                                  slope_noise=s["slope_noise"], covariance_noise=s["covariance_noise"])
+                                  slope_noise=s["slope_noise"], covariance_noise=s["covariance_noise"],
+                                  compression=s.get("compression", "none"))
         wall = time.perf_counter() - t0
         th = res.theta.reshape(-1, res.theta.shape[-1])
         tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
@@ -130,6 +139,7 @@ def closed_loop(quick: bool = False, checkpoint=None, refine: bool = False, corr
                      "final_centre": (res.surrogate["refinement"]["centres"][-1] if "refinement" in res.surrogate
                                       else res.surrogate["centres"][-1]),
                      "placement_mode": res.surrogate["mode"],
+                     "compression": res.surrogate.get("compression"),
                      "total_simulation_equivalents": b["total_simulation_equivalents"],
                      "total_simulation_equivalents_measured_cpu": b["total_simulation_equivalents_measured_cpu"]})
         print(f"mock {m}: {wall:.0f} s, {res.surrogate['linearisations']} linearisations "
@@ -184,9 +194,9 @@ def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose
     }
 
 
-def run(quick: bool = False, checkpoint=None, refine: bool = False, corrected: bool = False) -> list[dict]:
+def run(setting: str = "full", checkpoint=None) -> list[dict]:
     print(device_name(), flush=True)
-    return [closed_loop(quick, checkpoint, refine, corrected)]
+    return [closed_loop(setting, checkpoint)]
 
 
 def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RESULT_NAME) -> Path:
@@ -218,18 +228,21 @@ def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RE
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected"))
-    quick, refine, corrected = "--quick" in flags, "--refine" in flags, "--corrected" in flags
-    if corrected and (quick or refine):
-        raise SystemExit("--corrected runs the full closed loop alone")
-    name = RESULT_NAME + ("_refined" if refine else "") + ("_corrected" if corrected else "")
+    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected", "--compressed"))
+    quick, refine = "--quick" in flags, "--refine" in flags
+    alone = [f for f in ("--corrected", "--compressed") if f in flags]
+    if alone and (len(flags) > 1):
+        raise SystemExit(f"{alone[0]} runs the full closed loop alone")
+    setting = (alone[0][2:] if alone else ("quick" if quick else "full") if not refine
+               else ("quick_refined" if quick else "refined"))
+    name = RESULT_NAME + {"refined": "_refined", "corrected": "_corrected", "compressed": "_compressed"}.get(setting, "")
     t_start = time.perf_counter()
 
     def checkpoint(rec: dict) -> None:
         """Write the mocks done so far (a long run that stops early keeps them)."""
         write_record(rec, time.perf_counter() - t_start, partial=True, name=name)
 
-    recs = run(quick, None if quick else checkpoint, refine, corrected)
+    recs = run(setting, None if quick else checkpoint)
     if quick:
         print(json.dumps(recs[0]["budget"]))
     else:

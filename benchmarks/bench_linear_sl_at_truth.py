@@ -26,6 +26,11 @@ the part of the closed loop's error that comes from where the linearisation was 
 
 ``--independent-mean`` separates the K = 4 keys' noise from its correlation with the mean and from the noise of C
 (:func:`independent_mean`, then :func:`noise_budget` on its arrays; 40 observations).
+
+    python -m benchmarks.bench_linear_sl_at_truth --slope-bias   (~7 min; linear_sl_at_truth_slope_bias_cpu2.json)
+
+``--slope-bias``: the posterior width at theta0 from 4 keys' slopes against 32 keys', over all 52 summaries and
+score-compressed (:func:`slope_bias`).
 """
 
 from __future__ import annotations
@@ -310,9 +315,65 @@ def noise_budget(arrays: dict, K: int = 4) -> tuple[list[dict], dict]:
     return rows, meta
 
 
+def slope_bias(n_keys: int = 32, group: int = 4) -> tuple[list[dict], dict]:
+    """How much do the noisy slopes of K = 4 keys over-state the information, and does score compression undo it?
+    (``--slope-bias``)
+
+    At theta0, one secant linearisation with ``n_keys`` = 32 keys (key 99, as :func:`_setup`'s) is split into 8
+    groups of ``group`` = 4. With C from :func:`_setup`'s 200 simulations, the Gaussian posterior sigma (prior
+    moments, the (1 + 1/4) inflation of 4 keys) of log10 M200, M_LMC, r_dens and gamma is computed with each
+    group's slopes over all 52 summaries ("full"), and over the 12 summaries compressed onto the next group's slopes
+    (:mod:`jaxhalo.sbi.compression`; independent keys, as the closed loop's placement is of its refinement), beside
+    the same with all 32 keys' slopes (the least noisy reference, still with the 4-key inflation)."""
+    from jaxhalo.sbi.compression import compress_linear_mean, score_compression  # deferred: this run only
+
+    s = SETTINGS
+    theta0, n_part, x_obs, run, sims, L, h, prior, (m_p, v_p, free), _ = _setup()
+    moments = (m_p, v_p, free)
+    fit = fit_linear_mean(run, x_obs[0], L, prior, theta0, jax.random.split(jax.random.key(99), n_keys),
+                          n_linearisations=1)
+    B, dev = np.asarray(fit.surrogate.slopes), np.asarray(fit.surrogate.slope_deviations)
+    per_key = B[None] + dev * np.sqrt(n_keys * (n_keys - 1))                  # (K, S, P) each key's secants
+    groups = per_key.reshape(n_keys // group, group, *B.shape).mean(axis=1)    # (G, S, P)
+    names = ("log10_m200", "m_lmc", "r_dens", "gamma")
+    cols = [PARAMETER_NAMES.index(n) for n in names]
+    mu = np.asarray(fit.surrogate.mean)
+    L_np = np.asarray(L)
+
+    def sigma(slopes: np.ndarray, W: np.ndarray | None) -> np.ndarray:
+        lin = LinearMean(jnp.asarray(theta0), jnp.asarray(mu), jnp.asarray(slopes))
+        if W is None:
+            return np.sqrt(np.diag(gauss_newton_update(lin, mu, L_np, group, *moments)[1]))[cols]
+        Lc = np.linalg.cholesky(W @ L_np @ L_np.T @ W.T)
+        return np.sqrt(np.diag(gauss_newton_update(compress_linear_mean(lin, W), W @ mu, Lc, group, *moments)[1]))[cols]
+
+    rows = [{"slopes": f"all {n_keys} keys", "summaries": "all 52", **dict(zip(names, sigma(B, None).tolist()))}]
+    for g in range(groups.shape[0]):
+        W = score_compression(groups[(g + 1) % groups.shape[0]], L_np, free)
+        rows.append({"slopes": f"keys {g * group}-{g * group + group - 1}", "summaries": "all 52",
+                     **dict(zip(names, sigma(groups[g], None).tolist()))})
+        rows.append({"slopes": f"keys {g * group}-{g * group + group - 1}", "summaries": "12 compressed (next group)",
+                     **dict(zip(names, sigma(groups[g], W).tolist()))})
+    for kind in ("all 52", "12 compressed (next group)"):
+        sel = [r for r in rows[1:] if r["summaries"] == kind]
+        print(f"{kind:>28s}: sigma log10 M200 {np.mean([r['log10_m200'] for r in sel]):.4f} (32 keys, all 52: "
+              f"{rows[0]['log10_m200']:.4f}), M_LMC {np.mean([r['m_lmc'] for r in sel]):.3g} "
+              f"({rows[0]['m_lmc']:.3g})", flush=True)
+    meta = {"settings": {**s, "n_particles": n_part, "n_keys": n_keys, "group": group},
+            "simulations": int(sims.shape[0] + fit.simulations),
+            "sigma_mean_over_groups": {kind: {n: float(np.mean([r[n] for r in rows[1:] if r["summaries"] == kind]))
+                                              for n in names} for kind in ("all 52", "12 compressed (next group)")},
+            "note": "2 CPU cores; see slope_bias() in the module"}
+    return rows, meta
+
+
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--own-mean", "--independent-mean"))
+    flags = script_flags(__doc__, ("--own-mean", "--independent-mean", "--slope-bias"))
     print(device_name(), flush=True)
+    if "--slope-bias" in flags:
+        rows, meta = slope_bias()
+        print(f"wrote {write_results(RESULT_NAME + '_slope_bias', rows, meta=meta)}")
+        raise SystemExit(0)
     if "--own-mean" in flags:
         rows, meta = own_mean_common_slopes()
         for r in rows:

@@ -98,6 +98,13 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
                         "simulator's noisy tangents) or forward-mode tangents")
     g.add_argument("--n-linearisations", type=int_range(1), default=4,
                    help="with --mean linear: at most this many Gauss-Newton linearisations")
+    g.add_argument("--refine-keys", type=int_range(0), default=0,
+                   help="with --mean linear: K' > 0 linearises once more at the placement's mode with K' fresh keys "
+                        "(C estimated there; K' (1 + 2 x free) more simulations), and NUTS samples that")
+    g.add_argument("--compression", default="none", choices=["none", "score"],
+                   help="with --refine-keys: 'score' samples the likelihood of one compressed summary per free "
+                        "parameter (onto the placement's slopes; jaxhalo.sbi.compression), so the refinement's "
+                        "slope noise does not add up over every summary; no extra simulations")
     m = n.add_argument_group("NUTS")
     m.add_argument("--chains", type=int_range(1, 256), default=4, help="NUTS chains (run side by side, vmapped)")
     m.add_argument("--warmup", type=int_range(0), default=500, help="NUTS warm-up iterations per chain")
@@ -194,7 +201,7 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
                 num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains,
                 target_accept_prob=args.target_accept, max_tree_depth=args.max_tree_depth, init=args.init,
                 mean=args.mean, slopes=args.slopes, n_linearisations=args.n_linearisations,
-                progress=not args.no_progress)
+                refine_keys=args.refine_keys, compression=args.compression, progress=not args.no_progress)
     except (SyntheticLikelihoodError, FisherError) as exc:
         raise InputError(str(exc)) from exc
     for stage in ("covariance_compile", "covariance", "surrogate", "covariance_recentred", "nuts_compile", "nuts"):

@@ -237,6 +237,7 @@ def synthetic_posterior(
     n_linearisations: int = 4,
     recentre_covariance: bool = True,
     refine_keys: int = 0,
+    compression: Literal["none", "score"] = "none",
     covariance_noise: Literal["percival", "none"] = "percival",
     slope_noise: bool = False,
     independent_mean: bool = True,
@@ -271,6 +272,11 @@ def synthetic_posterior(
         with K' fresh common-random-number keys and the placement's posterior sigma as design half-widths; NUTS
         samples that linearisation (its slopes' and mean's noise with K'). Costs n_cov + (1 + 2 P) K'
         simulations; the final surrogate is then centred on the mode whatever the placement's convergence.
+    compression : with ``refine_keys``, "none" (default) or "score": NUTS samples the synthetic likelihood of the
+        F compressed summaries t = W x, one per free parameter, with W from the placement's last slopes and C
+        (independent of the refinement's simulations), the covariance W C W^T from the refinement's covariance
+        simulations with the Hartlap and Percival factors for F summaries (:mod:`jaxhalo.sbi.compression`): the
+        refinement's slope noise then adds up over F summaries instead of S; no extra simulations.
     covariance_noise : "percival" (default): C times m1 of Percival et al. (2014) for n_cov simulations, S
         summaries and the free parameters (:func:`~jaxhalo.sbi.synthetic.percival_factor`; 1.17 for 200, 52, 12),
         so that the posterior is as wide as the scatter that the noise of C adds; "none": C with the Hartlap
@@ -313,6 +319,11 @@ def synthetic_posterior(
         raise SyntheticLikelihoodError(f"slopes must be 'secant' or 'tangent', got {slopes!r}")
     if refine_keys and mean != "linear":
         raise SyntheticLikelihoodError(f"refine_keys={refine_keys} re-linearises a linear mean; it needs mean='linear'")
+    if compression not in ("none", "score"):
+        raise SyntheticLikelihoodError(f"compression must be 'none' or 'score', got {compression!r}")
+    if compression == "score" and not (mean == "linear" and refine_keys):
+        raise SyntheticLikelihoodError("compression='score' compresses onto the placement's slopes before the "
+                                       "refinement: it needs mean='linear' and refine_keys > 0")
     if covariance_noise not in ("percival", "none"):
         raise SyntheticLikelihoodError(f"covariance_noise must be 'percival' or 'none', got {covariance_noise!r}")
     if not (isinstance(n_linearisations, (int, np.integer)) and n_linearisations >= 1):
@@ -348,6 +359,11 @@ def synthetic_posterior(
     sim_keys = jax.random.split(k_sim, n_keys)
     record = None
     if mean == "linear":
+        from .compression import (  # deferred: only for the surrogate
+            compress_linear_mean,
+            compressed_covariance_cholesky,
+            score_compression,
+        )
         from .surrogate import fit_linear_mean  # deferred: only for the surrogate
 
         jac = None
@@ -360,6 +376,7 @@ def synthetic_posterior(
         timings["surrogate"] = time.perf_counter() - t0
         record = {**fit.record(), "recentred_covariance_simulations": 0}
         centre = jnp.asarray(fit.mode if refine_keys else fit.surrogate.centre, dtype=theta_ref.dtype)
+        L_placement = L
         if (recentre_covariance or refine_keys) and not np.array_equal(np.asarray(centre), np.asarray(theta_ref)):
             t0 = time.perf_counter()
             L, h, n_re, c_factor = _covariance(run_batch, centre, jax.random.fold_in(k_cov, 1), n_cov, cov_batch,
@@ -379,6 +396,17 @@ def synthetic_posterior(
             record["refinement"] = final.record()
             record["simulations"] += final.simulations
             record["tangents"] += final.tangents
+            if compression == "score":  # onto the placement's slopes (module jaxhalo.sbi.compression)
+                W = score_compression(fit.surrogate.slopes, L_placement, [n in free for n in prior.names])
+                C_mode = np.asarray(L) @ np.asarray(L).T * (h / c_factor)  # the sample covariance at the mode
+                n_mode = record["recentred_covariance_simulations"] or n_cov_run  # (0: the mode is theta_ref itself)
+                L, h, c_factor = compressed_covariance_cholesky(W, C_mode, n_mode, len(free),
+                                                                covariance_noise == "percival")
+                L = jnp.asarray(L, dtype=theta_ref.dtype)
+                x = jnp.asarray(W, dtype=theta_ref.dtype) @ x
+                final = dataclasses.replace(final, surrogate=compress_linear_mean(final.surrogate, W))
+                record["compression"] = {"summaries": int(W.shape[0]), "hartlap": h, "percival_factor": c_factor,
+                                         "slopes": "the placement's last linearisation"}
             fit = final
         simulate = fit.surrogate if slope_noise else dataclasses.replace(fit.surrogate, slope_deviations=None)
         record["slope_noise"], record["independent_mean"] = bool(slope_noise), bool(independent_mean)

@@ -44,6 +44,12 @@ rises from 1.35 to 1.53 with it; same benchmark). :func:`~jaxhalo.sbi.nuts_sl.sy
 samples without it unless asked (``slope_noise=True``). (Zero on the linear toy, whose secants are the same
 for every key.)
 
+**The slopes' noise in the information.** Even with the likelihood above, B^T C^-1 B from K keys over-states the
+information: the slopes' Monte Carlo noise adds to it once per summary (at theta0 the 4-key log10 M200 sigma is
+0.031 dex against 0.046 with 32 keys' slopes). Score compression onto slopes from independent keys (the
+placement's, before a refinement: :mod:`jaxhalo.sbi.compression`, ``synthetic_posterior(compression="score")``)
+lets that noise add up over one summary per parameter instead.
+
 **Slopes.** ``"secant"`` (default): B_j = (mu(theta_c + d_j e_j) - mu(theta_c - d_j e_j)) / (2 d_j) with the
 same K keys at every design point and d_j the design half-width -- 1 + 2 P simulations per key, and a slope
 *across the posterior*. The floor on d_j matters for the MW-LMC simulator: with common random numbers its

@@ -44,6 +44,7 @@ from .priors import SuitePrior
 
 __all__ = [
     "SyntheticNutsResult",
+    "hartlap_cholesky",
     "percival_factor",
     "reference_covariance",
     "run_synthetic_nuts",
@@ -75,7 +76,7 @@ def reference_covariance(simulate: Simulator, theta_ref: ArrayLike, key: Array, 
     C the sample covariance, h = (n - S - 2) / (n - 1) debiasing its inverse, so that the returned factor
     L satisfies (L L^T)^-1 = h C^-1."""
     _, C = summary_covariance(simulate, theta_ref, jax.random.split(key, n))
-    return _hartlap_cholesky(C, n)
+    return hartlap_cholesky(C, n)
 
 
 def covariance_cholesky(simulations: ArrayLike) -> tuple[Array, float]:
@@ -88,7 +89,7 @@ def covariance_cholesky(simulations: ArrayLike) -> tuple[Array, float]:
         raise FisherError(f"summaries {bad[:8].tolist()}{' ...' if bad.size > 8 else ''} are not finite in "
                           f"{int(np.sum(~np.all(np.isfinite(np.asarray(s)), axis=1)))} of the {s.shape[0]} covariance "
                           "simulations (empty bins: more particles, or a reference theta the simulator can realise)")
-    return _hartlap_cholesky(jnp.cov(s, rowvar=False, ddof=1), s.shape[0])
+    return hartlap_cholesky(jnp.cov(s, rowvar=False, ddof=1), s.shape[0])
 
 
 def percival_factor(n_sims: int, n_summaries: int, n_parameters: int) -> float:
@@ -110,7 +111,10 @@ def percival_factor(n_sims: int, n_summaries: int, n_parameters: int) -> float:
     return (1.0 + B * (S - P)) / (1.0 + A + B * (P + 1))
 
 
-def _hartlap_cholesky(C: Array, n: int) -> tuple[Array, float]:
+def hartlap_cholesky(C: Array, n: int) -> tuple[Array, float]:
+    """(Cholesky factor of C / h (S, S), Hartlap et al. (2007) factor h = (n - S - 2) / (n - 1)) of a sample
+    covariance ``C`` (S, S) from ``n`` independent simulations. Raises :class:`~jaxhalo.sbi.fisher.FisherError`
+    for n <= S + 2 or a C that is not positive definite."""
     S = C.shape[0]
     if n < S + 3:
         raise FisherError(f"need more than S + 2 = {S + 2} simulations for the covariance of {S} summaries, got {n}")

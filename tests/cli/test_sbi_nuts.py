@@ -114,6 +114,36 @@ def test_linear_mean_runs_on_the_surrogate_and_reports_it(tmp_path):
     assert abs(mean - 12.0) < 3 * sd
 
 
+def test_refinement_with_score_compression_is_reported_and_costs_only_the_refinement(tmp_path):
+    """--refine-keys 3 --compression score on the same toy: one more linearisation at the placement's mode
+    (3 x (1 + 2 x 2) simulations more) and NUTS on 2 compressed summaries, both in diagnostics.json; the posterior
+    median of log10 M200 within 3 posterior sd of the truth."""
+    theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
+    obs = tmp_path / "obs.json"
+    obs.write_text(json.dumps({"summaries": _toy_observation(theta0, 7).tolist()}))
+    out = tmp_path / "out"
+    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "log10_lambda_df", "--log10-m200", "11.5",
+               "--mean", "linear", "--refine-keys", "3", "--compression", "score", "--chains", "2", "--warmup", "200",
+               "--samples", "300", "--n-keys", "4", "--n-cov", "120", "--no-plots", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    diag = json.loads((out / "diagnostics.json").read_text())
+    sg = diag["surrogate"]
+    assert sg["compression"]["summaries"] == 2 and sg["refinement"]["linearisations"] == 1
+    assert sg["simulations"] == (sg["linearisations"] * 4 + 3) * (1 + 2 * 2)
+    rows = {r.split(",")[0]: r.split(",") for r in (out / "summary.csv").read_text().splitlines()[1:]}
+    mean, sd = float(rows["log10_m200"][2]), float(rows["log10_m200"][3])
+    assert abs(mean - 12.0) < 3 * sd
+
+
+def test_compression_without_refinement_is_refused(tmp_path, capsys):
+    obs = tmp_path / "obs.json"
+    obs.write_text(json.dumps({"summaries": _toy_observation(np.asarray(FIDUCIAL_THETA, dtype=float), 7).tolist()}))
+    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "--mean", "linear", "--compression", "score",
+               "--no-progress", "--out", str(tmp_path / "out")])
+    assert rc == 2 and "needs mean='linear' and refine_keys > 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_closed_loop_on_the_toy(tmp_path):
     """A mock of the toy at a prior draw, all 12 parameters free, 4 chains x (500 + 1000), K = 8, C from 200

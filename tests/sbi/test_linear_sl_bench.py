@@ -23,7 +23,7 @@ def test_quick_closed_loop_counts_its_budget_and_is_bounded_by_the_prior():
     from jaxhalo.sbi.priors import brooks2026_prior
     from jaxhalo.sbi.surrogate import prior_moments
 
-    rec = closed_loop(quick=True)
+    rec = closed_loop("quick")
     assert rec["n_mocks_done"] == 2 and len(rec["fits"]) == 2
     for f in rec["fits"]:
         assert f["total_simulation_equivalents"] == 2 * 60 + f["linearisations"] * 2 * (1 + 2 * 12)
@@ -42,8 +42,22 @@ def test_quick_refined_closed_loop_adds_the_refinement_to_its_budget():
     surrogate's centre is that mode."""
     from benchmarks.bench_linear_sl import closed_loop
 
-    rec = closed_loop(quick=True, refine=True)
+    rec = closed_loop("quick_refined")
     assert rec["settings"]["refine_keys"] == 2
     for f in rec["fits"]:
         assert f["total_simulation_equivalents"] == 2 * 60 + f["linearisations"] * 2 * (1 + 2 * 12) + 2 * (1 + 2 * 12)
         np.testing.assert_array_equal(f["final_centre"], f["placement_mode"])
+
+
+def test_quick_compressed_closed_loop_samples_the_compressed_likelihood_at_no_extra_cost():
+    """``--compressed`` (quick): as the refined loop, with NUTS on the 12 score-compressed summaries: the same
+    budget as ``quick_refined``, the refinement's centre the placement's mode, finite bounded posteriors."""
+    from benchmarks.bench_linear_sl import closed_loop
+
+    rec = closed_loop("quick_compressed")
+    assert rec["settings"]["compression"] == "score"
+    for f in rec["fits"]:
+        assert f["total_simulation_equivalents"] == 2 * 60 + f["linearisations"] * 2 * (1 + 2 * 12) + 2 * (1 + 2 * 12)
+        np.testing.assert_array_equal(f["final_centre"], f["placement_mode"])
+    for name, t in rec["targets"].items():
+        assert math.isfinite(t["sigma_mean"]) and t["sigma_mean"] > 0, (name, t)
