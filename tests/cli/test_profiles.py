@@ -102,7 +102,7 @@ def test_profiles_cli_dipole_model(tmp_path):
     path = tmp_path / "small.ecsv"
     write_catalog(cat, path)
     out = tmp_path / "dip"
-    rc = main(["profiles", str(path), "--bins", "40", "160", "--model", "dipole", "--warmup", "200", "--samples", "100",
+    rc = main(["profiles", str(path), "--bins", "40", "160", "--model", "dipole", "--warmup", "500", "--samples", "300",
                "--n-mc", "20", "--out", str(out)])
     assert rc == 0
     from astropy.table import Table
