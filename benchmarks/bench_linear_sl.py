@@ -235,7 +235,7 @@ if __name__ == "__main__":
         raise SystemExit(f"{alone[0]} runs the full closed loop alone")
     setting = (alone[0][2:] if alone else ("quick" if quick else "full") if not refine
                else ("quick_refined" if quick else "refined"))
-    name = RESULT_NAME + {"refined": "_refined", "corrected": "_corrected", "compressed": "_compressed"}.get(setting, "")
+    name = RESULT_NAME + ("" if setting == "full" else f"_{setting}")  # (quick runs write no record)
     t_start = time.perf_counter()
 
     def checkpoint(rec: dict) -> None:

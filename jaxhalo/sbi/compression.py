@@ -29,7 +29,6 @@ import numpy as np
 import scipy.linalg
 from jax.typing import ArrayLike
 
-from .fisher import FisherError
 from .surrogate import LinearisationError, LinearMean
 from .synthetic import hartlap_cholesky, percival_factor
 
@@ -64,13 +63,10 @@ def compressed_covariance_cholesky(compression: ArrayLike, covariance: ArrayLike
     """(Cholesky factor of f W C W^T / h (F, F), Hartlap factor h, Percival factor f) for the compressed summaries:
     ``covariance`` C (S, S) the sample covariance of ``n_sims`` independent simulations (no factor applied), W (F, S)
     fixed independently of them, h and f for F summaries and ``n_parameters`` free parameters (f = 1 unless
-    ``percival``; :func:`~jaxhalo.sbi.synthetic.percival_factor`). Raises
-    :class:`~jaxhalo.sbi.fisher.FisherError` when W C W^T is singular (two parameters with the same slopes)."""
+    ``percival``; :func:`~jaxhalo.sbi.synthetic.percival_factor`). :func:`~jaxhalo.sbi.synthetic.hartlap_cholesky`
+    raises :class:`~jaxhalo.sbi.fisher.FisherError` when W C W^T is singular (two parameters with the same slopes)."""
     W = np.asarray(compression, dtype=float)
     Cc = W @ np.asarray(covariance, dtype=float) @ W.T
     L, h = hartlap_cholesky(jnp.asarray(0.5 * (Cc + Cc.T)), int(n_sims))
     f = percival_factor(n_sims, W.shape[0], n_parameters) if percival else 1.0
-    L = np.asarray(L) * np.sqrt(f)
-    if not np.all(np.isfinite(L)):
-        raise FisherError("the compressed covariance W C W^T is not positive definite")
-    return L, float(h), float(f)
+    return np.asarray(L) * np.sqrt(f), float(h), float(f)

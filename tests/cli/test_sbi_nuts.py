@@ -90,26 +90,32 @@ def test_toy_run_writes_everything_and_strict_exits_3(tmp_path, capsys):
     assert lines[0].startswith("name,unit,mean,sd") and len(lines) == 1 + len(post.data_vars)
 
 
+def _linear_toy_run(tmp_path, *extra: str) -> tuple[dict, dict[str, list[str]]]:
+    """``jaxhalo sbi nuts --mean linear`` on a mock of the toy at theta0 (log10 M200 and log10 lambda_DF free, the
+    reference 0.5 dex away, K = 4, C from 120 simulations, 2 chains x (200 + 300)) with ``extra`` options; asserts
+    exit code 0 and returns (diagnostics.json, summary.csv rows by parameter name)."""
+    obs = tmp_path / "obs.json"
+    obs.write_text(json.dumps({"summaries": _toy_observation(np.asarray(FIDUCIAL_THETA, dtype=float), 7).tolist()}))
+    out = tmp_path / "out"
+    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "log10_lambda_df", "--log10-m200", "11.5",
+               "--mean", "linear", *extra, "--chains", "2", "--warmup", "200", "--samples", "300", "--n-keys", "4",
+               "--n-cov", "120", "--no-plots", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    rows = {r.split(",")[0]: r.split(",") for r in (out / "summary.csv").read_text().splitlines()[1:]}
+    return json.loads((out / "diagnostics.json").read_text()), rows
+
+
 def test_linear_mean_runs_on_the_surrogate_and_reports_it(tmp_path):
     """--mean linear on the toy (2 free parameters, a mock at theta0, the reference 0.5 dex away): the linearisation
     converges, NUTS costs no simulations (the budget is the two covariances and the linearisations), and the
     posterior median of log10 M200 lies within 3 posterior sd of the truth."""
-    theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
-    obs = tmp_path / "obs.json"
-    obs.write_text(json.dumps({"summaries": _toy_observation(theta0, 7).tolist()}))
-    out = tmp_path / "out"
-    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "log10_lambda_df", "--log10-m200", "11.5",
-               "--mean", "linear", "--chains", "2", "--warmup", "200", "--samples", "300", "--n-keys", "4",
-               "--n-cov", "120", "--no-plots", "--no-progress", "--out", str(out)])
-    assert rc == 0
-    diag = json.loads((out / "diagnostics.json").read_text())
+    diag, rows = _linear_toy_run(tmp_path)
     sg, b = diag["surrogate"], diag["simulation_budget"]
     assert diag["mean"] == "linear" and sg["converged"] and sg["slopes"] == "secant"
     assert sg["simulations"] == sg["linearisations"] * 4 * (1 + 2 * 2) and sg["recentred_covariance_simulations"] >= 120
     assert b["nuts_simulation_equivalents"] == 0
     assert b["total_simulation_equivalents"] == b["covariance_simulations"] + sg["simulations"]
     assert {"surrogate", "covariance recentred"} <= set(diag["timings_s"])
-    rows = {r.split(",")[0]: r.split(",") for r in (out / "summary.csv").read_text().splitlines()[1:]}
     mean, sd = float(rows["log10_m200"][2]), float(rows["log10_m200"][3])
     assert abs(mean - 12.0) < 3 * sd
 
@@ -118,19 +124,10 @@ def test_refinement_with_score_compression_is_reported_and_costs_only_the_refine
     """--refine-keys 3 --compression score on the same toy: one more linearisation at the placement's mode
     (3 x (1 + 2 x 2) simulations more) and NUTS on 2 compressed summaries, both in diagnostics.json; the posterior
     median of log10 M200 within 3 posterior sd of the truth."""
-    theta0 = np.asarray(FIDUCIAL_THETA, dtype=float)
-    obs = tmp_path / "obs.json"
-    obs.write_text(json.dumps({"summaries": _toy_observation(theta0, 7).tolist()}))
-    out = tmp_path / "out"
-    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "log10_lambda_df", "--log10-m200", "11.5",
-               "--mean", "linear", "--refine-keys", "3", "--compression", "score", "--chains", "2", "--warmup", "200",
-               "--samples", "300", "--n-keys", "4", "--n-cov", "120", "--no-plots", "--no-progress", "--out", str(out)])
-    assert rc == 0
-    diag = json.loads((out / "diagnostics.json").read_text())
+    diag, rows = _linear_toy_run(tmp_path, "--refine-keys", "3", "--compression", "score")
     sg = diag["surrogate"]
     assert sg["compression"]["summaries"] == 2 and sg["refinement"]["linearisations"] == 1
     assert sg["simulations"] == (sg["linearisations"] * 4 + 3) * (1 + 2 * 2)
-    rows = {r.split(",")[0]: r.split(",") for r in (out / "summary.csv").read_text().splitlines()[1:]}
     mean, sd = float(rows["log10_m200"][2]), float(rows["log10_m200"][3])
     assert abs(mean - 12.0) < 3 * sd
 
