@@ -8,7 +8,7 @@ from .nuts import prepare_nuts, run_nuts, unit_model_postprocess, unit_model_pot
 from .nuts_programs import NUTS_EXTRA_FIELDS, NUTSConfig, NUTSRun, compile_nuts, run_chains
 from .optim import lbfgs_backtracking, lbfgs_converge, lbfgs_scan, lbfgs_starts_converge
 from .outliers import fit_map_outliers, laplace_scales, run_nuts_outliers, star_galactocentric_velocities, truth_offsets
-from .per_bin import MAX_DRAWS_FACTOR, PerBinNUTS, bucket_bins, bucket_draw_factors, nuts_per_bin, per_bin_inference_data
+from .per_bin import MAX_DRAWS_FACTOR, MIN_OVERHEAD_STARS, PerBinNUTS, bucket_bins, bucket_draw_factors, nuts_per_bin, per_bin_inference_data
 from .priors import PriorSet, params_to_unit, prior_base_name, sample_prior_site, sample_prior_sites, unit_prior_table
 from .profiles import DipolePrior, LI2025_COLUMNS, MixturePrior, dipole_model, init_params, li2025_dipole_prior, li2025_mixture_prior, map_profile, mixture_profile_model, nuts_profile, per_bin_potential
 from .reflex_fit import FitResult, fit_reflex

@@ -269,10 +269,25 @@ def per_bin_potential(model: Callable, data: dict, static: dict | None = None) -
 
 
 def init_params(model: Callable, data: dict, static: dict | None, key: Array) -> dict:
-    """Unconstrained initial values (each with leading bin axis) from numpyro's init_to_median."""
-    info = initialize_model(key, model, model_kwargs={**data, **(static or {})},
-                            init_strategy=numpyro.infer.init_to_median(num_samples=15))
-    return info.param_info.z
+    """Unconstrained initial values (each with leading bin axis) from numpyro's init_to_median.
+
+    numpyro's ``initialize_model`` under one ``jax.jit``: eagerly it dispatches the model's every
+    operation on its own (16 s for the 14-bin Li et al. model on 2,800 stars on a CPU; 7 s jitted,
+    the same values to round-off). Under jit it cannot raise, so a non-finite potential or
+    gradient at the returned point is refused here.
+    """
+    static = static or {}
+
+    def find(k: Array, arrays: dict):
+        return initialize_model(k, model, model_kwargs={**arrays, **static},
+                                init_strategy=numpyro.infer.init_to_median(num_samples=15)).param_info
+
+    info = jax.jit(find)(key, data)
+    if not (np.isfinite(float(info.potential_energy))
+            and all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(info.z_grad))):
+        raise RuntimeError("init_params: no initial point with a finite log-density and gradient in 100 tries "
+                           "of numpyro's init_to_median; check the data (NaN, empty bins) and the prior")
+    return info.z
 
 
 def map_profile(

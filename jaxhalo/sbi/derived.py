@@ -41,7 +41,7 @@ def mw_enclosed_mass(log10_m200: ArrayLike, r: float = 50.0, r_sun: float = 8.12
         return mw.halo.enclosed_mass(r) + mw.bulge.enclosed_mass(r) + disc
 
     flat = lm.reshape(-1)
-    return jax.vmap(one)(flat).reshape(lm.shape)
+    return jax.jit(jax.vmap(one))(flat).reshape(lm.shape)  # one program: eager vmap dispatches op by op
 
 
 def lmc_enclosed_mass(m_lmc: ArrayLike, r: float = 50.0) -> jax.Array:

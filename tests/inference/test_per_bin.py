@@ -11,7 +11,7 @@ import pytest
 from jaxhalo.inference.profiles import MixturePrior, mixture_profile_model
 from jaxhalo.likelihoods.binned import BinError, EmptyBinWarning, summarize_profile
 from jaxhalo.mocks.populations import population_mock
-from jaxhalo.inference.per_bin import (MAX_DRAWS_FACTOR, bucket_bins, bucket_draw_factors, nuts_per_bin,
+from jaxhalo.inference.per_bin import (MAX_DRAWS_FACTOR, MIN_OVERHEAD_STARS, bucket_bins, bucket_draw_factors, nuts_per_bin,
                                        per_bin_inference_data)
 
 
@@ -46,6 +46,10 @@ def test_bucket_bins_li2025_layout_and_empty_bins():
     got = bucket_bins(counts)
     assert got[0] == [0] and 2 <= len(got) <= 3
     assert bucket_bins([10, 0, 5], 1e9) == [[0, 2]]  # empty bins are left out
+    # a small catalogue's bins share one compiled program (MIN_OVERHEAD_STARS), ...
+    assert bucket_bins([208, 87, 0]) == [[0, 1]]
+    # ... unless padding costs more star slots than that floor
+    assert bucket_bins([3 * MIN_OVERHEAD_STARS, 100]) == [[0], [1]]
 
 
 @pytest.fixture(scope="module")

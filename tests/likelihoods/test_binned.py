@@ -146,9 +146,9 @@ def test_ragged_layout_equals_padded_layout(table1_mock):
     assert rb.data[0].shape[0] == masks.sum()
     rdata = dict(x=rb.data[0], errors=rb.data[1], mask=jnp.ones(rb.data[0].shape[0]), bin_index=rb.bin_index)
     p = init_params(mixture_profile_model, data, static, jax.random.PRNGKey(1))
-    up, gp = jax.value_and_grad(lambda q: potential_energy(mixture_profile_model, (), {**data, **static}, q))(p)
-    ur, gr = jax.value_and_grad(
-        lambda q: potential_energy(mixture_profile_model, (), {**rdata, **static, "n_bins": 14}, q))(p)
+    up, gp = jax.jit(jax.value_and_grad(lambda q: potential_energy(mixture_profile_model, (), {**data, **static}, q)))(p)
+    ur, gr = jax.jit(jax.value_and_grad(
+        lambda q: potential_energy(mixture_profile_model, (), {**rdata, **static, "n_bins": 14}, q)))(p)
     np.testing.assert_allclose(float(ur), float(up), rtol=1e-11)
     for k in gp:
         np.testing.assert_allclose(np.asarray(gr[k]), np.asarray(gp[k]), rtol=1e-9, atol=1e-9)
