@@ -152,3 +152,15 @@ def test_ragged_layout_equals_padded_layout(table1_mock):
     np.testing.assert_allclose(float(ur), float(up), rtol=1e-11)
     for k in gp:
         np.testing.assert_allclose(np.asarray(gr[k]), np.asarray(gp[k]), rtol=1e-9, atol=1e-9)
+
+
+def test_init_params_refuses_a_start_with_a_non_finite_log_density():
+    """init_params (numpyro's initialize_model under jit, which cannot raise there) refuses a NaN star itself."""
+    x = np.random.default_rng(0).normal([0.0, 0.0, 0.0, -1.5], [100.0, 100.0, 100.0, 0.3], (1, 20, 4))  # V, [Fe/H]
+    x[0, 3, 1] = np.nan
+    data = dict(x=jnp.asarray(x), errors=jnp.ones_like(jnp.asarray(x)), mask=jnp.ones((1, 20)))
+    with pytest.raises(RuntimeError, match="finite log-density and gradient"):
+        init_params(mixture_profile_model, data, dict(n_components=1), jax.random.PRNGKey(0))
+    x[0, 3, 1] = 5.0
+    z = init_params(mixture_profile_model, dict(data, x=jnp.asarray(x)), dict(n_components=1), jax.random.PRNGKey(0))
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in z.values())
