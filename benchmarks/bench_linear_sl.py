@@ -18,7 +18,7 @@ posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
 posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
-    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected] [--compressed]
+    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected] [--compressed] [--adjusted]
 
 Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
 ``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
@@ -37,6 +37,11 @@ secant-noise term, C times Percival's m1 (1.17) for its own noise; the same simu
 fresh keys (as ``--refine``), and NUTS on the 12 score-compressed summaries (onto the placement's last slopes;
 :mod:`jaxhalo.sbi.compression`): the 8 keys' slope noise then adds up over 12 summaries instead of 52; 900
 simulations per observation; record ``linear_sl_compressed_cpu2.json``. The slow test runs its quick version.
+
+``--adjusted``: ``--compressed`` with the same keys (so the same simulations, mock by mock), NUTS on the
+Godambe-adjusted likelihood (``synthetic_posterior(slope_adjustment="godambe")``): the 8 refinement keys' slope
+noise, estimated from their scatter, is taken out of the information (:mod:`jaxhalo.sbi.surrogate`); record
+``linear_sl_adjusted_cpu2.json`` (a run stopped early leaves a record of the mocks done, ``partial``).
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ SETTINGS["corrected"] = {**SETTINGS["full"], **CORRECTED}
 # 12 score-compressed summaries (jaxhalo.sbi.compression)
 SETTINGS["compressed"] = {**SETTINGS["corrected"], "refine_keys": 8, "compression": "score"}
 SETTINGS["quick_compressed"] = {**SETTINGS["quick_refined"], "compression": "score"}
+# --adjusted: as --compressed (the same simulations: same keys), NUTS on the Godambe-adjusted likelihood
+SETTINGS["adjusted"] = {**SETTINGS["compressed"], "slope_adjustment": "godambe"}
+SETTINGS["quick_adjusted"] = {**SETTINGS["quick_compressed"], "slope_adjustment": "godambe"}
 
 
 def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey, int, object, np.ndarray]:
@@ -122,7 +130,8 @@ def closed_loop(setting: str = "full", checkpoint=None) -> dict:
                                   num_samples=s["num_samples"], num_chains=s["num_chains"], mean="linear",
                                   refine_keys=s["refine_keys"], independent_mean=s["independent_mean"],
                                   slope_noise=s["slope_noise"], covariance_noise=s["covariance_noise"],
-                                  compression=s.get("compression", "none"))
+                                  compression=s.get("compression", "none"),
+                                  slope_adjustment=s.get("slope_adjustment", "none"))
         wall = time.perf_counter() - t0
         th = res.theta.reshape(-1, res.theta.shape[-1])
         tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
@@ -228,9 +237,9 @@ def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RE
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected", "--compressed"))
+    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected", "--compressed", "--adjusted"))
     quick, refine = "--quick" in flags, "--refine" in flags
-    alone = [f for f in ("--corrected", "--compressed") if f in flags]
+    alone = [f for f in ("--corrected", "--compressed", "--adjusted") if f in flags]
     if alone and (len(flags) > 1):
         raise SystemExit(f"{alone[0]} runs the full closed loop alone")
     setting = (alone[0][2:] if alone else ("quick" if quick else "full") if not refine

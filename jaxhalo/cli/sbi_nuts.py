@@ -105,6 +105,10 @@ def add_sbi_nuts_parser(ss) -> argparse.ArgumentParser:
                    help="with --refine-keys: 'score' samples the likelihood of one compressed summary per free "
                         "parameter (onto the placement's slopes; jaxhalo.sbi.compression), so the refinement's "
                         "slope noise does not add up over every summary; no extra simulations")
+    g.add_argument("--slope-adjustment", default="none", choices=["none", "godambe"],
+                   help="with --mean linear (secants, K >= 2): 'godambe' samples the likelihood whose information "
+                        "is corrected for the slopes' Monte Carlo noise, estimated from their scatter over keys "
+                        "(jaxhalo.sbi.surrogate); no extra simulations")
     m = n.add_argument_group("NUTS")
     m.add_argument("--chains", type=int_range(1, 256), default=4, help="NUTS chains (run side by side, vmapped)")
     m.add_argument("--warmup", type=int_range(0), default=500, help="NUTS warm-up iterations per chain")
@@ -201,7 +205,8 @@ def cmd_sbi_nuts(args: argparse.Namespace) -> int:
                 num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains,
                 target_accept_prob=args.target_accept, max_tree_depth=args.max_tree_depth, init=args.init,
                 mean=args.mean, slopes=args.slopes, n_linearisations=args.n_linearisations,
-                refine_keys=args.refine_keys, compression=args.compression, progress=not args.no_progress)
+                refine_keys=args.refine_keys, compression=args.compression, slope_adjustment=args.slope_adjustment,
+                progress=not args.no_progress)
     except (SyntheticLikelihoodError, FisherError) as exc:
         raise InputError(str(exc)) from exc
     for stage in ("covariance_compile", "covariance", "surrogate", "covariance_recentred", "nuts_compile", "nuts"):

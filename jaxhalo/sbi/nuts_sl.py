@@ -240,6 +240,7 @@ def synthetic_posterior(
     compression: Literal["none", "score"] = "none",
     covariance_noise: Literal["percival", "none"] = "percival",
     slope_noise: bool = False,
+    slope_adjustment: Literal["none", "godambe"] = "none",
     independent_mean: bool = True,
     cov_batch: int = 50,
     n_progress_chunks: int = 20,
@@ -284,6 +285,11 @@ def synthetic_posterior(
     slope_noise : with ``mean="linear"``, add the secants' Monte Carlo covariance along theta - centre to the
         likelihood's (:class:`~jaxhalo.sbi.surrogate.LinearMean` ``slope_deviations``); off by default, since its
         determinant over-states the information (:mod:`jaxhalo.sbi.surrogate`, "The surrogate's own error").
+    slope_adjustment : with ``mean="linear"`` and secant slopes from K >= 2 keys, "none" (default) or "godambe":
+        sample the Godambe-adjusted likelihood, whose information H J^-1 H (H = J less the slopes' Monte Carlo
+        noise estimated from the per-key secants) replaces B^T C^-1 B, so that the slopes' noise does not pass for
+        information (:class:`~jaxhalo.sbi.surrogate.LinearMean` ``slope_adjustment``); applies to the compressed
+        summaries too. Not with ``slope_noise``.
     independent_mean : with ``mean="linear"``, each linearisation's centre mean from keys independent of its
         slopes' (default; :func:`~jaxhalo.sbi.surrogate.fit_linear_mean`).
     cov_batch, n_progress_chunks : simulations per compiled call, and calls the NUTS iterations are
@@ -324,6 +330,14 @@ def synthetic_posterior(
     if compression == "score" and not (mean == "linear" and refine_keys):
         raise SyntheticLikelihoodError("compression='score' compresses onto the placement's slopes before the "
                                        "refinement: it needs mean='linear' and refine_keys > 0")
+    if slope_adjustment not in ("none", "godambe"):
+        raise SyntheticLikelihoodError(f"slope_adjustment must be 'none' or 'godambe', got {slope_adjustment!r}")
+    if slope_adjustment == "godambe" and not (mean == "linear" and slopes == "secant" and not slope_noise):
+        raise SyntheticLikelihoodError("slope_adjustment='godambe' adjusts for the noise of the secant slopes of a "
+                                       "linear mean: it needs mean='linear', slopes='secant' and slope_noise=False")
+    if slope_adjustment == "godambe" and (refine_keys or n_keys) < 2:
+        raise SyntheticLikelihoodError("slope_adjustment='godambe' estimates the slopes' noise from their scatter "
+                                       "over keys: the sampled linearisation needs at least 2 keys")
     if covariance_noise not in ("percival", "none"):
         raise SyntheticLikelihoodError(f"covariance_noise must be 'percival' or 'none', got {covariance_noise!r}")
     if not (isinstance(n_linearisations, (int, np.integer)) and n_linearisations >= 1):
@@ -408,8 +422,12 @@ def synthetic_posterior(
                 record["compression"] = {"summaries": int(W.shape[0]), "hartlap": h, "percival_factor": c_factor,
                                          "slopes": "the placement's last linearisation"}
             fit = final
-        simulate = fit.surrogate if slope_noise else dataclasses.replace(fit.surrogate, slope_deviations=None)
+        if slope_adjustment == "godambe":
+            simulate = dataclasses.replace(fit.surrogate, slope_adjustment=True)
+        else:
+            simulate = fit.surrogate if slope_noise else dataclasses.replace(fit.surrogate, slope_deviations=None)
         record["slope_noise"], record["independent_mean"] = bool(slope_noise), bool(independent_mean)
+        record["slope_adjustment"] = slope_adjustment
 
     # 2. NUTS: every chain vmapped, iterations in chunks of one compiled scan
     k_chain = _raw_key(k_run)

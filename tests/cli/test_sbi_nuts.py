@@ -121,12 +121,15 @@ def test_linear_mean_runs_on_the_surrogate_and_reports_it(tmp_path):
 
 
 def test_refinement_with_score_compression_is_reported_and_costs_only_the_refinement(tmp_path):
-    """--refine-keys 3 --compression score on the same toy: one more linearisation at the placement's mode
-    (3 x (1 + 2 x 2) simulations more) and NUTS on 2 compressed summaries, both in diagnostics.json; the posterior
-    median of log10 M200 within 3 posterior sd of the truth."""
-    diag, rows = _linear_toy_run(tmp_path, "--refine-keys", "3", "--compression", "score")
+    """--refine-keys 3 --compression score --slope-adjustment godambe on the same toy: one more linearisation at
+    the placement's mode (3 x (1 + 2 x 2) simulations more) and NUTS on 2 compressed summaries with the
+    Godambe-adjusted likelihood (the toy's secants are the same for every key: no adjustment), all in
+    diagnostics.json; the posterior median of log10 M200 within 3 posterior sd of the truth."""
+    diag, rows = _linear_toy_run(tmp_path, "--refine-keys", "3", "--compression", "score", "--slope-adjustment",
+                                 "godambe")
     sg = diag["surrogate"]
     assert sg["compression"]["summaries"] == 2 and sg["refinement"]["linearisations"] == 1
+    assert sg["slope_adjustment"] == "godambe"
     assert sg["simulations"] == (sg["linearisations"] * 4 + 3) * (1 + 2 * 2)
     mean, sd = float(rows["log10_m200"][2]), float(rows["log10_m200"][3])
     assert abs(mean - 12.0) < 3 * sd
@@ -138,6 +141,10 @@ def test_compression_without_refinement_is_refused(tmp_path, capsys):
     rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "--mean", "linear", "--compression", "score",
                "--no-progress", "--out", str(tmp_path / "out")])
     assert rc == 2 and "needs mean='linear' and refine_keys > 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    rc = main(["sbi", "nuts", str(obs), *TOY, "--params", "log10_m200", "--slope-adjustment", "godambe",
+               "--no-progress", "--out", str(tmp_path / "out")])
+    assert rc == 2 and "needs mean='linear', slopes='secant'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
