@@ -173,8 +173,8 @@ class LinearMean:
         J = A.T @ A
         J = J + jnp.diag((jnp.diag(J) == 0.0).astype(J.dtype))  # fixed parameters: a unit row (N, g, d are 0 there)
         R = jnp.linalg.cholesky(J)
-        Ninv = jax.scipy.linalg.solve_triangular(R, jnp.einsum("ksp,ksq->pq", Ak, Ak), lower=True)   # R^-1 N
-        m, V = jnp.linalg.eigh(jax.scipy.linalg.solve_triangular(R, Ninv.T, lower=True))           # R^-1 N R^-T
+        RiN = jax.scipy.linalg.solve_triangular(R, jnp.einsum("ksp,ksq->pq", Ak, Ak), lower=True)    # R^-1 N
+        m, V = jnp.linalg.eigh(jax.scipy.linalg.solve_triangular(R, RiN.T, lower=True))            # R^-1 N R^-T
         f = jnp.clip(1.0 - m, 0.0, None)
         gamma = jax.scipy.linalg.solve_triangular(R, A.T @ r, lower=True)                          # R^-1 g
         e = R.T @ (jnp.asarray(theta) - self.centre)
