@@ -18,7 +18,7 @@ posterior sigma over the mocks against the NPE's, the fraction of mocks whose 68
 theta0 (for calibrated posteriors 0.68 / 0.95, binomial sd 0.10 / 0.05 for 20 mocks), the mean z of the
 posterior median and its scatter over the mocks (1 for calibrated widths); per mock the convergence of the linearisation, R-hat, divergences and the simulation budget.
 
-    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected] [--compressed] [--adjusted]
+    python -m benchmarks.bench_linear_sl [--quick] [--refine] [--corrected] [--compressed] [--adjusted] [--resume]
 
 Full: 20 mocks, K = 4, C from 200 simulations (twice), 4 chains x (500 + 1000); ~1 h on 2 CPU cores.
 ``--quick``: 2 mocks of a tiny survey (600 stars, 60 Myr), K = 2, C from 60 simulations (minutes; the slow
@@ -42,6 +42,10 @@ simulations per observation; record ``linear_sl_compressed_cpu2.json``. The slow
 Godambe-adjusted likelihood (``synthetic_posterior(slope_adjustment="godambe")``): the 8 refinement keys' slope
 noise, estimated from their scatter, is taken out of the information (:mod:`jaxhalo.sbi.surrogate`); record
 ``linear_sl_adjusted_cpu2.json`` (a run stopped early leaves a record of the mocks done, ``partial``).
+
+``--resume`` (with any full setting): continue a run stopped early from its record of the mocks done (each mock's
+fit is deterministic, so the record equals an uninterrupted run's but for the wall times). Records written before
+``--resume`` existed keep no per-mock percentiles and cannot be resumed.
 """
 
 from __future__ import annotations
@@ -108,10 +112,23 @@ def mock_observations(survey_name: str, n_obs: int) -> tuple[np.ndarray, Survey,
     return theta0, survey, n_part, simulate, x_obs
 
 
-def closed_loop(setting: str = "full", checkpoint=None) -> dict:
+#: the percentiles of each target's draws kept per mock (the coverage needs the 68 % and 95 % central intervals)
+PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
+
+
+def closed_loop(setting: str = "full", checkpoint=None, done: list[dict] | None = None) -> dict:
     """Fit every mock (module docstring) with ``SETTINGS[setting]`` and return one record; ``checkpoint(record)`` is
-    called with the record of the mocks done so far after each one."""
+    called with the record of the mocks done so far after each one. ``done``: the ``fits`` of a record of the same
+    setting stopped early (``--resume``); those mocks are not fitted again (every fit is deterministic: the same
+    keys give bit-identical draws)."""
     s = SETTINGS[setting]
+    names = [n for n in PARAMETER_NAMES if n in TARGETS] + ["m_mw_50", "m_lmc_50"]
+    fits = [dict(f) for f in (done or [])]
+    for i, f in enumerate(fits):
+        if f["mock"] != i or i >= s["n_obs"] or any("percentiles" not in f["targets"].get(n, {}) for n in names):
+            raise ValueError(f"cannot resume from mock {f['mock']}: the record must list mocks 0, 1, ... (fewer than "
+                             f"{s['n_obs']}) in order, each with the percentiles of {names} (records written before "
+                             "--resume lack them)")
     quick = setting.startswith("quick")
     sv = NPE_SETTINGS[s["survey"]]
     theta0, survey, n_part, simulate, x_obs = mock_observations(s["survey"], s["n_obs"])
@@ -121,8 +138,8 @@ def closed_loop(setting: str = "full", checkpoint=None) -> dict:
     der0 = derived_masses(theta0[None, :3], list(TARGETS))
     true["m_mw_50"], true["m_lmc_50"] = float(der0["m_mw_lt50"][0]), float(der0["m_lmc_lt50"][0])
 
-    fits, draws = [], {n: [] for n in true if n in TARGETS or n in ("m_mw_50", "m_lmc_50")}
-    for m in range(s["n_obs"]):
+    for m in range(len(fits), s["n_obs"]):
+        draws = {}
         t0 = time.perf_counter()
         res = synthetic_posterior(prior, simulate, x_obs[m], jax.random.key(s["seed"] + 2000 + m), theta_ref,
                                   n_keys=s["n_keys"], n_cov=s["n_cov"], n_linearisations=s["n_linearisations"],
@@ -137,9 +154,8 @@ def closed_loop(setting: str = "full", checkpoint=None) -> dict:
         tcols = [PARAMETER_NAMES.index(n) for n in TARGETS]
         der = derived_masses(th[:, tcols], list(TARGETS))
         for i, n in enumerate(TARGETS):
-            draws[n].append(th[:, tcols[i]])
-        draws["m_mw_50"].append(der["m_mw_lt50"])
-        draws["m_lmc_50"].append(der["m_lmc_lt50"])
+            draws[n] = th[:, tcols[i]]
+        draws["m_mw_50"], draws["m_lmc_50"] = der["m_mw_lt50"], der["m_lmc_lt50"]
         b = res.budget()
         fits.append({"mock": m, "wall_s": wall, "timings_s": res.timings_s, "max_r_hat": res.max_r_hat,
                      "min_ess_bulk": res.min_ess_bulk, "divergences": res.divergences,
@@ -154,29 +170,30 @@ def closed_loop(setting: str = "full", checkpoint=None) -> dict:
         print(f"mock {m}: {wall:.0f} s, {res.surrogate['linearisations']} linearisations "
               f"(steps {np.round(res.surrogate['steps_in_widths'], 2).tolist()}), R-hat {res.max_r_hat:.3f}, "
               f"div {res.divergences}, budget {b['total_simulation_equivalents']}, "
-              f"M200 {np.median(draws['log10_m200'][-1]):.3f}+-{np.std(draws['log10_m200'][-1]):.3f}, "
-              f"M_LMC {np.median(draws['m_lmc'][-1]):.3g}+-{np.std(draws['m_lmc'][-1]):.2g}", flush=True)
-        fits[-1]["targets"] = {n: {"median": float(np.nanmedian(d[-1])), "sd": float(np.nanstd(d[-1]))}
+              f"M200 {np.median(draws['log10_m200']):.3f}+-{np.std(draws['log10_m200']):.3f}, "
+              f"M_LMC {np.median(draws['m_lmc']):.3g}+-{np.std(draws['m_lmc']):.2g}", flush=True)
+        fits[-1]["targets"] = {n: {"median": float(np.nanmedian(d)), "sd": float(np.nanstd(d)),
+                                   "percentiles": np.nanpercentile(d, PERCENTILES).tolist(),
+                                   "undefined_fraction": float(np.mean(~np.isfinite(d)))}
                                for n, d in draws.items()}
         if checkpoint is not None:
-            checkpoint(_summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits))
-    return _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose=True)
+            checkpoint(_summary(quick, s, sv, survey, n_part, theta_ref, true, names, fits))
+    return _summary(quick, s, sv, survey, n_part, theta_ref, true, names, fits, verbose=True)
 
 
-def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose=False) -> dict:
-    """The record of the mocks done so far (module docstring)."""
+def _summary(quick, s, sv, survey, n_part, theta_ref, true, names, fits, verbose=False) -> dict:
+    """The record of the mocks done so far (module docstring), from each fit's sd and ``PERCENTILES``."""
     npe = json.loads(NPE_RECORD.read_text())["records"][0]["targets"] if not quick else {}
     per = {}
-    for n, ds in draws.items():
-        d = np.stack(ds)  # (n_obs, draws)
-        sd = np.nanstd(d, axis=1)
-        q = np.nanpercentile(d, [2.5, 16, 50, 84, 97.5], axis=1)
+    for n in names:
+        sd = np.array([f["targets"][n]["sd"] for f in fits])
+        q = np.array([f["targets"][n]["percentiles"] for f in fits]).T  # (5, mocks)
         row = {"truth": true[n], "sigma_mean": float(sd.mean()), "sigma_sd_over_mocks": float(sd.std()),
                "truth_in_68": float(np.mean((q[1] <= true[n]) & (true[n] <= q[3]))),
                "truth_in_95": float(np.mean((q[0] <= true[n]) & (true[n] <= q[4]))),
                "median_mean_z": float(np.mean((q[2] - true[n]) / sd)),
                "half_68_over_sd": float(np.median((q[3] - q[1]) / 2 / sd)),
-               "draws_undefined_fraction": float(np.mean(~np.isfinite(d)))}
+               "draws_undefined_fraction": float(np.mean([f["targets"][n]["undefined_fraction"] for f in fits]))}
         if n in npe:
             row["npe_sigma_mean"] = npe[n]["npe_sigma_mean"]
             row["npe_truth_in_68"] = npe[n]["truth_in_npe_68"]
@@ -203,20 +220,35 @@ def _summary(quick, s, sv, survey, n_part, theta_ref, true, draws, fits, verbose
     }
 
 
-def run(setting: str = "full", checkpoint=None) -> list[dict]:
+def run(setting: str = "full", checkpoint=None, done: list[dict] | None = None) -> list[dict]:
     print(device_name(), flush=True)
-    return [closed_loop(setting, checkpoint)]
+    return [closed_loop(setting, checkpoint, done)]
+
+
+def fits_path(name: str = RESULT_NAME) -> Path:
+    """Where :func:`write_record` writes the whole record of result ``name`` (every mock's fit)."""
+    from benchmarks.common import device_slug, results_dir  # the same folder write_results uses
+
+    return results_dir(None) / "linear_sl" / f"fits{name[len(RESULT_NAME):]}_{device_slug()}.json"
+
+
+def resumable_fits(setting: str, path: Path) -> list[dict]:
+    """The fits of the record at ``path`` (a run of ``setting`` stopped early) if it was made with the same
+    settings; a ``ValueError`` naming the difference otherwise."""
+    rec = json.loads(path.read_text())
+    was = {k: v for k, v in rec["settings"].items() if k in SETTINGS[setting]}
+    if was != SETTINGS[setting]:
+        diff = sorted(k for k in set(was) | set(SETTINGS[setting]) if was.get(k) != SETTINGS[setting].get(k))
+        raise ValueError(f"{path} was made with other settings ({', '.join(diff)}); cannot resume from it")
+    return rec["fits"]
 
 
 def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RESULT_NAME) -> Path:
     """Write the closed loop: one flat row per target (the table of ``benchmarks/results/README.md``) with the
     budget and diagnostics in ``meta``, and the whole record (settings, every mock's fit) beside it in
     ``benchmarks/results/linear_sl/fits_<device>.json``."""
-    from benchmarks.common import device_slug, results_dir  # the same folder write_results uses
-
-    folder = results_dir(None) / "linear_sl"
-    folder.mkdir(parents=True, exist_ok=True)
-    fits = folder / f"fits{name[len(RESULT_NAME):]}_{device_slug()}.json"
+    fits = fits_path(name)
+    fits.parent.mkdir(parents=True, exist_ok=True)
     fits.write_text(json.dumps(rec, indent=1, default=float))
     rows = []
     for n, t in rec["targets"].items():
@@ -237,11 +269,15 @@ def write_record(rec: dict, wall_s: float, partial: bool = False, name: str = RE
 
 
 if __name__ == "__main__":
-    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected", "--compressed", "--adjusted"))
+    flags = script_flags(__doc__, ("--quick", "--refine", "--corrected", "--compressed", "--adjusted", "--resume"))
+    resume = "--resume" in flags
+    flags = [f for f in flags if f != "--resume"]
     quick, refine = "--quick" in flags, "--refine" in flags
     alone = [f for f in ("--corrected", "--compressed", "--adjusted") if f in flags]
     if alone and (len(flags) > 1):
         raise SystemExit(f"{alone[0]} runs the full closed loop alone")
+    if resume and quick:
+        raise SystemExit("--quick writes no record to resume from")
     setting = (alone[0][2:] if alone else ("quick" if quick else "full") if not refine
                else ("quick_refined" if quick else "refined"))
     name = RESULT_NAME + ("" if setting == "full" else f"_{setting}")  # (quick runs write no record)
@@ -251,7 +287,16 @@ if __name__ == "__main__":
         """Write the mocks done so far (a long run that stops early keeps them)."""
         write_record(rec, time.perf_counter() - t_start, partial=True, name=name)
 
-    recs = run(setting, None if quick else checkpoint)
+    done = None
+    if resume:
+        if not fits_path(name).exists():
+            raise SystemExit(f"--resume: no record at {fits_path(name)}")
+        try:
+            done = resumable_fits(setting, fits_path(name))
+        except ValueError as err:
+            raise SystemExit(f"--resume: {err}") from None
+        print(f"resuming after {len(done)} mocks of {fits_path(name)}", flush=True)
+    recs = run(setting, None if quick else checkpoint, done)
     if quick:
         print(json.dumps(recs[0]["budget"]))
     else:

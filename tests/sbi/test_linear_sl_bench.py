@@ -9,6 +9,7 @@ linearisations x K x (1 + 2 x 12)), every posterior sigma is finite, positive an
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -34,6 +35,25 @@ def test_quick_closed_loop_counts_its_budget_and_is_bounded_by_the_prior():
         if name in prior_sd:
             assert t["sigma_mean"] <= 1.1 * prior_sd[name], (name, t)
         assert t["truth_in_68"] in (0.0, 0.5, 1.0) and t["truth_in_68"] <= t["truth_in_95"]
+
+    # --resume: from the record of the first mock, the second is fitted again and the record is the same
+    resumed = closed_loop("quick", done=json.loads(json.dumps(rec["fits"][:1])))
+    assert [f["mock"] for f in resumed["fits"]] == [0, 1]
+    assert resumed["targets"] == rec["targets"]
+    assert resumed["fits"][1]["targets"] == rec["fits"][1]["targets"]
+
+
+def test_resume_refuses_a_record_of_other_settings_or_without_percentiles(tmp_path):
+    from benchmarks.bench_linear_sl import SETTINGS, closed_loop, resumable_fits
+
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps({"settings": {**SETTINGS["compressed"], "n_particles": 1}, "fits": []}))
+    with pytest.raises(ValueError, match="slope_adjustment"):
+        resumable_fits("adjusted", path)
+    assert resumable_fits("compressed", path) == []
+    old = [{"mock": 0, "targets": {"log10_m200": {"median": 12.0, "sd": 0.1}}}]  # a record from before --resume
+    with pytest.raises(ValueError, match="percentiles"):
+        closed_loop("quick", done=old)
 
 
 def test_quick_refined_closed_loop_adds_the_refinement_to_its_budget():
