@@ -29,10 +29,20 @@ import numpy as np
 from .inference.variables import describe_variable
 from .likelihoods.reflex import ReflexModel
 
-__all__ = ["OKABE_ITO", "apex_sky_plot", "corner_plot", "healpix_sky_plot", "profile_plot", "vtravel_profile_plot", "fisher_ellipse_plot"]
+__all__ = ["OKABE_ITO", "apex_sky_plot", "corner_plot", "healpix_sky_plot", "profile_plot", "vtravel_profile_plot", "fisher_ellipse_plot",
+           "save_figure"]
 
 #: The Okabe & Ito (2008) colour-blind-safe palette (black first).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+
+
+def save_figure(fig, path, dpi: int = 100) -> None:
+    """Write ``fig`` to ``path`` (format from the suffix) at ``dpi`` and close it, so that commands run one after
+    another in one process (a notebook, a test session, a pipeline) keep no figure open."""
+    try:
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def _label(name: str) -> str:

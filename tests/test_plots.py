@@ -94,3 +94,14 @@ def test_apex_truth_and_corner_legend():
     assert len(stars) == 1 and stars[0].get_label() == "truth"  # one cloud, one truth
     fig = corner_plot({"v_travel": l, "vr": b}, ["v_travel", "vr"], truths={"v_travel": 290.0, "vr": -30.0})
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["posterior (dashed: 16, 50, 84 %)", "truth"]
+
+
+def test_save_figure_writes_and_closes(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from jaxhalo.plots import save_figure
+
+    fig = corner_plot({"a": np.arange(50.0), "b": np.arange(50.0) ** 0.5}, ["a", "b"])
+    save_figure(fig, tmp_path / "c.png", 50)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)

@@ -15,7 +15,7 @@ def write_corner(path: Path, post: dict[str, np.ndarray], names: Sequence[str], 
     """corner.png of the parameters ``names`` and, where ``derived`` holds them, log10 M_MW(<50 kpc) and
     log10 M_LMC(<50 kpc) (draws with a non-finite value left out); ``post`` maps every name to its draws."""
     # deferred: matplotlib loads only when a figure is drawn
-    from ..plots import corner_plot
+    from ..plots import corner_plot, save_figure
 
     plot_post = {n: np.asarray(post[n]).reshape(-1) for n in names}
     plot_names = list(names)
@@ -25,4 +25,4 @@ def write_corner(path: Path, post: dict[str, np.ndarray], names: Sequence[str], 
             plot_names.append("log10_" + k)
     finite = np.all(np.isfinite(np.column_stack([plot_post[n] for n in plot_names])), axis=1)
     fig = corner_plot({n: plot_post[n][finite] for n in plot_names}, plot_names)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi)

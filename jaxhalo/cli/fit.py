@@ -449,7 +449,7 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
 
     from ..inference.results import derived_quantities, physical_parameters
     from ..jax_utils import RUN_ONCE_COMPILER_OPTIONS
-    from ..plots import apex_sky_plot, corner_plot, vtravel_profile_plot
+    from ..plots import apex_sky_plot, corner_plot, save_figure, vtravel_profile_plot
 
     truth = None
     if truth_path is not None and Path(truth_path).exists():
@@ -465,10 +465,10 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
         phys_names = [n for n in phys_names if n.startswith(("v_travel", "apex_"))]
     if corner != "none":
         fig = corner_plot(post, phys_names, truths=phys_truth)
-        fig.savefig(out / "corner.png", dpi=80)
+        save_figure(fig, out / "corner.png", 80)
     r_data = np.asarray(data.r_gal)[np.asarray(data.weight) > 0]
     fig = vtravel_profile_plot(spec, res.samples, truth=truth, r_data=r_data)
-    fig.savefig(out / "vtravel_profile.png", dpi=120)
+    save_figure(fig, out / "vtravel_profile.png", 120)
     apex = {f"r = {R:g} kpc": (post[f"apex_l_r{R:g}"], post[f"apex_b_r{R:g}"]) for R in (50.0, 100.0)}
     apex_truth = None
     if truth is not None:
@@ -477,4 +477,4 @@ def _write_plots(out: Path, res, spec, data, truth_path, corner: str = "reflex")
         d = derived(spec, {k: jnp.asarray(v) for k, v in truth.items()}, (50.0, 100.0))
         apex_truth = {f"r = {R:g} kpc": (float(d[f"apex_l_r{R:g}"]), float(d[f"apex_b_r{R:g}"])) for R in (50.0, 100.0)}
     fig = apex_sky_plot(apex, truth=apex_truth)
-    fig.savefig(out / "apex_sky.png", dpi=120)
+    save_figure(fig, out / "apex_sky.png", 120)

@@ -189,13 +189,14 @@ def _forecast(args: argparse.Namespace, out: Path) -> int:
     if not args.no_plots:
         from ..plots import (
             fisher_ellipse_plot,  # deferred: matplotlib loads only when a figure is drawn
+            save_figure,
         )
 
         idx = [PARAMETER_NAMES.index(n) for n in PLOTTED]
         scale = np.array([1e-11 if n == "m_lmc" else 1.0 for n in PLOTTED])  # M_LMC drawn in 1e11 Msun
         labels = [("m_lmc [1e11 Msun]" if n == "m_lmc" else f"{n} [{units[n]}]") if units[n] else n for n in PLOTTED]
         fig = fisher_ellipse_plot(F.theta0[idx] * scale, F.covariance[np.ix_(idx, idx)] * np.outer(scale, scale), labels)
-        fig.savefig(out / "forecast.png", dpi=90)
+        save_figure(fig, out / "forecast.png", 90)
         _log(f"plot: {Path(args.out) / 'forecast.png'}")
     info = {
         "survey": dataclasses.asdict(survey),

@@ -227,10 +227,10 @@ def run_profiles(
     idata.to_netcdf(out / "profile.nc")
 
     # ---- figures -------------------------------------------------------------------------
-    from ..plots import healpix_sky_plot, profile_plot  # deferred: matplotlib loads only when a figure is drawn
+    from ..plots import healpix_sky_plot, profile_plot, save_figure  # deferred: matplotlib loads only when a figure is drawn
 
     plot_rows = np.arange(n_bins)[1:] if (li_layout and n_bins > 1) else np.arange(n_bins)
-    profile_plot(model, K, q, ranges, valid, plot_rows).savefig(out / "profiles.png", dpi=110)
+    save_figure(profile_plot(model, K, q, ranges, valid, plot_rows), out / "profiles.png", 110)
 
     # ---- HEALPix sigma_r map (Han et al. Fig. 6) ---------------------------------------
     in_range = good & (kin["r_gc"] >= ranges[:, 0].min()) & (kin["r_gc"] <= ranges[:, 1].max())
@@ -251,7 +251,7 @@ def run_profiles(
                  "sigma_r_p16": han["quantiles"][0, :, 0], "sigma_r_p50": han["quantiles"][1, :, 0],
                  "sigma_r_p84": han["quantiles"][2, :, 0], "beta_p50": han["quantiles"][1, :, 3]})
     sky.write(out / "sky_sigma_r.csv", format="ascii.csv", overwrite=True)
-    healpix_sky_plot(han["quantiles"][1, :, 0], nside).savefig(out / "sky_sigma_r.png", dpi=110)
+    save_figure(healpix_sky_plot(han["quantiles"][1, :, 0], nside), out / "sky_sigma_r.png", 110)
 
     diag = {"n_stars": len(cat), "n_bins": n_bins, "bins": ranges.tolist(), "counts": counts.tolist(),
             "empty_bins": empty, "model": model, "warmup": warmup, "samples": samples, "seed": seed,

@@ -182,6 +182,7 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
     from ..sbi.derived import derived_masses
     from ..sbi.npe import posterior_inference_data
     from ..sbi.store import SuiteStore, SuiteStoreError
+    from ..plots import save_figure
     from ..sbi.tarp import plot_tarp, tarp_coverage
 
     names = list(model.parameter_names)
@@ -226,7 +227,7 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
             cs = model.sample(k_cov, xs, args.coverage_samples)  # (M, N, P)
             res = tarp_coverage(cs, th, key=k_ref)
             fig = plot_tarp(res)
-            fig.savefig(out / "coverage.png", dpi=100)
+            save_figure(fig, out / "coverage.png", 100)
             summary["coverage"] = {**res.as_dict(), "n_samples_per_sim": args.coverage_samples,
                                    "wall_s": time.perf_counter() - t0}
             info(f"[jaxhalo sbi] TARP on {th.shape[0]} held-out simulations: ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.3f}, "

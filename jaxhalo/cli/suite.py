@@ -105,7 +105,7 @@ def cmd_suite_info(args: argparse.Namespace) -> int:
     print(f"prior         {info['prior']['name']}  ({info['prior'].get('description', '')})")
     print(f"seed          {info['seed']}")
     print(f"parameters    {', '.join(info['parameter_names'])}")
-    print(f"outputs       " + ", ".join(f"{k} {tuple(v['shape'])} {v['dtype']}" for k, v in info["outputs"].items()))
+    print("outputs       " + ", ".join(f"{k} {tuple(v['shape'])} {v['dtype']}" for k, v in info["outputs"].items()))
     print(f"progress      {info['simulations_done']}/{info['n_total']} simulations, "
           f"{info['chunks_done']}/{info['n_chunks']} chunks of {info['chunk_size']}")
     if info["missing_ranges"]:

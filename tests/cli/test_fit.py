@@ -21,9 +21,13 @@ def test_fit_end_to_end(tmp_path, capsys):
     path = tmp_path / "small.ecsv"
     write_catalog(cat, path)
     out = tmp_path / "fit"
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
     rc = main(["fit", str(path), "--model", "constant", "--apex", "galactic", "--chains", "2", "--warmup", "150",
                "--samples", "150", "--n-clip", "2", "--no-progress", "--no-cache", "--out", str(out)])
     assert rc == 0
+    assert plt.get_fignums() == open_before  # its three figures written and closed
     for f in ("posterior.nc", "summary.csv", "summary.md", "corner.png", "vtravel_profile.png", "apex_sky.png", "diagnostics.json"):
         assert (out / f).stat().st_size > 0, f
     diag = json.loads((out / "diagnostics.json").read_text())
