@@ -179,10 +179,10 @@ def _infer_products(out: Path, args: argparse.Namespace, model, header: dict, sa
     """Write the posterior samples, corner plot, TARP coverage and summary.json of ``sbi infer`` into ``out``."""
     import jax  # deferred: loaded by cmd_sbi_infer already
 
+    from ..plots import save_figure
     from ..sbi.derived import derived_masses
     from ..sbi.npe import posterior_inference_data
     from ..sbi.store import SuiteStore, SuiteStoreError
-    from ..plots import save_figure
     from ..sbi.tarp import plot_tarp, tarp_coverage
 
     names = list(model.parameter_names)

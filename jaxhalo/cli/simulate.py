@@ -233,7 +233,7 @@ def _plots(out: Path, sim, obs, summ, times, np) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: matplotlib loads only when a figure is drawn
 
-    from ..plots import OKABE_ITO
+    from ..plots import OKABE_ITO, save_figure
     from ..simulation.summaries import plot_brooks_summaries, plot_sky_map, sky_grid, vgsr_sky_map
 
     tr = sim.track
@@ -250,11 +250,12 @@ def _plots(out: Path, sim, obs, summ, times, np) -> None:
         a.set_xlabel("xyz"[i] + " [kpc]"); a.set_ylabel("xyz"[j] + " [kpc]"); a.set_aspect("equal", "datalim")
     ax[1].legend(frameon=False, fontsize=8)
     fig.suptitle("MW-LMC past orbit (inertial frame = Galactocentric today)")
-    fig.tight_layout(); fig.savefig(out / "lmc_orbit.png", dpi=90); plt.close(fig)
+    fig.tight_layout()
+    save_figure(fig, out / "lmc_orbit.png", 90)
 
     gl, gb = sky_grid(72, 36)
     m, mean = vgsr_sky_map(obs, gl, gb)
     fig = plot_sky_map(gl, gb, m, title=r"$\langle v_{\rm GSR}\rangle$ (sky mean %+.1f km/s removed), 50-100 kpc" % float(mean))
-    fig.savefig(out / "vgsr_sky_map.png", dpi=90); plt.close(fig)
+    save_figure(fig, out / "vgsr_sky_map.png", 90)
     fig = plot_brooks_summaries(summ)
-    fig.savefig(out / "brooks_summaries.png", dpi=90); plt.close(fig)
+    save_figure(fig, out / "brooks_summaries.png", 90)
